@@ -1,9 +1,25 @@
-"""looptime_tasks: periodic background tasks, a virtual-time event loop, and tools to test them."""
+"""looptime_tasks: periodic background tasks, a virtual-time event loop, and tools to test them.
+
+Layout: `_schedule` is pure schedule arithmetic (no asyncio, no clock); `_backoff` the reconnect
+backoff law; `_loop` the `Loop` task and its `@loop` decorator; `_observer` the events a `Loop`
+reports; `_clock` and `_virtual_loop` the virtual-time event loop, which knows nothing of `Loop`.
+`pytest_plugin` and `simulation` build on the public names below only.
+"""
 
 from __future__ import annotations
 
 import importlib.metadata
 
+from ._loop import Loop, loop
+from ._observer import EventKind, LoopEvent, observe
+
 __version__ = importlib.metadata.version("looptime-tasks")
 
-__all__ = ("__version__",)
+__all__ = (
+    "EventKind",
+    "Loop",
+    "LoopEvent",
+    "__version__",
+    "loop",
+    "observe",
+)

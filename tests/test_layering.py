@@ -1,0 +1,80 @@
+"""The import graph keeps the layers apart (see CONTRIBUTING.md, "Layout")."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "src" / "looptime_tasks"
+
+
+def imported_modules(module: str) -> set[str]:
+    """Every module name a package module imports, relative imports resolved."""
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = f"looptime_tasks.{base}" if base else "looptime_tasks"
+            names.add(base)
+            if node.level and not node.module:
+                names.update(f"looptime_tasks.{alias.name}" for alias in node.names)
+    return names
+
+
+@pytest.mark.parametrize("module", ["_schedule", "_backoff"])
+def test_pure_modules_import_no_asyncio(module: str) -> None:
+    assert not {name for name in imported_modules(module) if name.split(".")[0] == "asyncio"}
+
+
+@pytest.mark.parametrize("module", ["_schedule", "_backoff"])
+def test_pure_modules_import_nothing_of_the_package_but_pure_modules(module: str) -> None:
+    ours = {name for name in imported_modules(module) if name.startswith("looptime_tasks")}
+
+    assert ours <= {"looptime_tasks._schedule"}
+
+
+def test_schedule_reads_no_clock() -> None:
+    source = (PACKAGE / "_schedule.py").read_text(encoding="utf-8")
+    clock_reads = r"\.now\(|\.utcnow\(|\.today\(|(?<!date)time\.(time|monotonic|perf_counter)"
+
+    assert re.findall(clock_reads, source) == []
+
+
+def test_virtual_loop_knows_nothing_of_loop() -> None:
+    ours = imported_modules("_virtual_loop") | imported_modules("_clock")
+
+    assert not ours & {"looptime_tasks._loop", "looptime_tasks._observer", "looptime_tasks"}
+
+
+def test_loop_does_not_import_the_virtual_loop() -> None:
+    ours = imported_modules("_loop")
+
+    assert not ours & {"looptime_tasks._virtual_loop", "looptime_tasks._clock"}
+
+
+def test_loop_reads_the_wall_clock_only_in_its_system_clock_function() -> None:
+    source = (PACKAGE / "_loop.py").read_text(encoding="utf-8")
+
+    assert source.count("datetime.now(") == 1
+    assert "time.time(" not in source
+    assert "time.monotonic(" not in source
+
+
+@pytest.mark.parametrize("module", ["pytest_plugin", "simulation"])
+def test_tools_import_only_the_public_package(module: str) -> None:
+    if not (PACKAGE / f"{module}.py").exists():
+        pytest.skip(f"{module}.py does not exist yet")
+    private = {
+        name
+        for name in imported_modules(module)
+        if name.startswith("looptime_tasks.") and name.split(".")[1].startswith("_")
+    }
+
+    assert private == set()
