@@ -108,13 +108,6 @@ def _retrieve_exception(task: asyncio.Task[None]) -> None:
         task.exception()
 
 
-def _latest_due(schedule: TimeSchedule, slot: datetime, now: datetime) -> datetime:
-    """Coalesce missed slots: from a due *slot*, the latest scheduled instant at or before *now*."""
-    while (following := schedule.next_slot_after(slot)) <= now:
-        slot = following
-    return slot
-
-
 def _check_hook(coro: object) -> None:
     if not inspect.iscoroutinefunction(coro):
         raise TypeError(f"Expected coroutine function, received {type(coro).__name__!r}.")
@@ -406,8 +399,8 @@ class Loop(Generic[P, R]):
                             elapsed = event_loop.time() - last_monotonic
                             last_wall = wall - timedelta(seconds=elapsed)
                         target_wall = schedule.next_slot_after(last_wall)
-                        if target_wall <= wall:
-                            target_wall = _latest_due(schedule, target_wall, wall)
+                        if target_wall <= wall:  # missed slots coalesce into one late run
+                            target_wall = schedule.last_slot_at_or_before(wall)
                     self._next_monotonic, self._next_wall = None, target_wall
                     if self._run_observers:
                         self._emit_scheduled(event_loop, wall_now, None, target_wall)
