@@ -10,16 +10,25 @@ from __future__ import annotations
 
 import importlib.metadata
 
+from ._backoff import ExponentialBackoff
+from ._clock import VirtualClock
 from ._loop import Loop, loop
 from ._observer import EventKind, LoopEvent, observe
+from ._virtual_loop import DeadlockError, StallError, VirtualEventLoop, run
 
 __version__ = importlib.metadata.version("looptime-tasks")
 
 __all__ = (
+    "DeadlockError",
     "EventKind",
+    "ExponentialBackoff",
     "Loop",
     "LoopEvent",
+    "StallError",
+    "VirtualClock",
+    "VirtualEventLoop",
     "__version__",
     "loop",
     "observe",
+    "run",
 )

@@ -172,6 +172,7 @@ class Loop(Generic[P, R]):
         self._current_loop = 0
         self._next_monotonic: float | None = None
         self._next_wall: datetime | None = None
+        self._running_slot: datetime | None = None  # the time= slot whose body runs
         self._waiters: set[asyncio.Future[None]] = set()
         self._bodies: set[asyncio.Task[None]] = set()
         self._body_failure: BaseException | None = None
@@ -342,7 +343,7 @@ class Loop(Generic[P, R]):
                 )
             raise
         finally:
-            self._next_monotonic = self._next_wall = None
+            self._next_monotonic = self._next_wall = self._running_slot = None
             try:
                 if self._after_loop is not None:
                     await self._after_loop(*prefix)
@@ -421,6 +422,11 @@ class Loop(Generic[P, R]):
             if anchor is None:
                 anchor, index = slot_monotonic, 0  # a relative grid starts at its first slot
             last_monotonic, last_wall = slot_monotonic, slot_wall
+            # While the body runs, the next iteration is the nominal next slot.
+            if isinstance(schedule, RelativeSchedule):
+                self._next_monotonic = slot_monotonic + schedule.interval
+            else:
+                self._next_wall, self._running_slot = None, slot_wall
             iteration = self._current_loop
             scheduled = slot_wall
             if scheduled is None and self._run_observers:
@@ -487,6 +493,8 @@ class Loop(Generic[P, R]):
                     exception=exc,
                 )
                 deadline = event_loop.time() + delay
+                if self._overlap is False:
+                    self._next_monotonic, self._next_wall = deadline, None
                 while not self._stop_requested and event_loop.time() < deadline:
                     await self._sleep_until(event_loop, deadline)
                 if self._stop_requested:
@@ -814,13 +822,18 @@ class Loop(Generic[P, R]):
         task = self._task
         if task is None or task.done() or self._stop_requested:
             return None
-        if self._next_wall is not None:
-            return self._next_wall
-        if self._next_monotonic is None:
-            return None
         event_loop = task.get_loop()
-        offset = timedelta(seconds=self._next_monotonic - event_loop.time())
-        return _wall_clock_of(event_loop)() + offset
+        now = _wall_clock_of(event_loop)()
+        if self._next_wall is not None:
+            due = self._next_wall
+        elif self._next_monotonic is not None:
+            due = now + timedelta(seconds=self._next_monotonic - event_loop.time())
+        elif self._running_slot is not None and isinstance(self._schedule, TimeSchedule):
+            due = self._schedule.next_slot_after(self._running_slot)
+        else:
+            return None
+        # An overdue iteration (a body overran) is due now, not in the past.
+        return max(due, now)
 
     def get_task(self) -> asyncio.Task[None] | None:
         """The task of the latest run (finished or not), or None if never started."""
