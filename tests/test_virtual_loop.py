@@ -517,7 +517,9 @@ def test_virtual_time_flows_at_real_speed_while_a_thread_works() -> None:
         await asyncio.to_thread(time.sleep, 0.05)
         return asyncio.get_running_loop().time()
 
-    assert 0.05 <= run(main()) < 1.0
+    # Only the real time the loop spends waiting counts, not its own work before the wait, so
+    # a busy machine may see a little less than the thread's 50 ms.
+    assert 0.025 <= run(main()) < 1.0
 
 
 def test_worker_thread_waiting_on_a_sleeping_coroutine_completes_without_real_waiting() -> None:
