@@ -6,6 +6,7 @@ import asyncio
 import math
 import time
 from datetime import UTC, date, datetime, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -317,3 +318,12 @@ def test_jump_wall_rejects_seconds() -> None:
             event_loop.clock.jump_wall(5)  # type: ignore[arg-type]
     finally:
         event_loop.close()
+
+
+def test_two_concurrent_advances_to_the_same_target_both_return() -> None:
+    async def main() -> float:
+        clock = cast(VirtualEventLoop, asyncio.get_running_loop()).clock
+        await asyncio.gather(clock.advance(10), clock.advance(10))
+        return clock.monotonic()
+
+    assert run(main()) == 10.0

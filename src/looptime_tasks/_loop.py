@@ -68,7 +68,7 @@ def _wall_clock_of(event_loop: asyncio.AbstractEventLoop) -> Callable[[], dateti
     """The wall clock an event loop lives by: its ``clock.now`` if it has one."""
     now = getattr(getattr(event_loop, "clock", None), "now", None)
     if callable(now):
-        return cast(Callable[[], datetime], now)
+        return cast("Callable[[], datetime]", now)
     return _system_wall_clock
 
 
@@ -162,6 +162,8 @@ class Loop(Generic[P, R]):
         self._instance: tuple[object, ...] = ()  # (instance,) once bound to one
         self._bound: weakref.WeakKeyDictionary[Any, Loop[Any, R]] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._event_loop: asyncio.AbstractEventLoop | None = None  # of the latest run
+        self._wall_now: Callable[[], datetime] = _system_wall_clock  # that event loop's
         self._failed = False
         self._restart_with: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._reset_run_state()
@@ -176,6 +178,7 @@ class Loop(Generic[P, R]):
         self._waiters: set[asyncio.Future[None]] = set()
         self._bodies: set[asyncio.Task[None]] = set()
         self._body_failure: BaseException | None = None
+        self._failing_iteration: int | None = None
         self._scoped: tuple[Observer, ...] = ()
         self._run_observers: tuple[Observer, ...] = ()
 
@@ -265,6 +268,8 @@ class Loop(Generic[P, R]):
             raise RuntimeError("Task is already launched and is not completed.")
         self._failed = False
         self._reset_run_state()
+        self._event_loop = event_loop
+        self._wall_now = _wall_clock_of(event_loop)
         self._scoped = scoped_observers()
         self._run_observers = (*self._observers, *self._scoped)
         self._handled = self._resolve_exception_types()
@@ -328,19 +333,14 @@ class Loop(Generic[P, R]):
             outcome = "cancelled"
             self._cancelling = True
             await self._cancel_bodies()
+            failure = self._body_failure
+            if isinstance(failure, Exception):
+                # An overlapping body failed just before the cancel: still report it, once.
+                await self._report_failure(prefix, failure)
             raise
         except Exception as exc:
-            self._failed = True
-            self._emit(EventKind.ERROR, exception=exc)
             await self._cancel_bodies()
-            if self._error is not None:
-                await self._error(*prefix, exc)
-            else:
-                _logger.error(
-                    "Unhandled exception in internal background task %r.",
-                    self.coro.__name__,
-                    exc_info=exc,
-                )
+            await self._report_failure(prefix, exc)
             raise
         finally:
             self._next_monotonic = self._next_wall = self._running_slot = None
@@ -351,11 +351,24 @@ class Loop(Generic[P, R]):
                 self._emit(EventKind.ENDED, iteration=self._current_loop, outcome=outcome)
                 self._reset_run_state()
 
+    async def _report_failure(self, prefix: tuple[object, ...], exc: Exception) -> None:
+        """Mark the run failed and hand *exc* to the error hook (by default, a log record)."""
+        self._failed = True
+        self._emit(EventKind.ERROR, iteration=self._failing_iteration, exception=exc)
+        if self._error is not None:
+            await self._error(*prefix, exc)
+        else:
+            _logger.error(
+                "Unhandled exception in internal background task %r.",
+                self.coro.__name__,
+                exc_info=exc,
+            )
+
     async def _iterate(
         self, event_loop: asyncio.AbstractEventLoop, body_args: tuple[Any, ...], kwargs: Any
     ) -> str:
         """Run iterations until stopped or `count` is reached; return how it ended."""
-        wall_now = _wall_clock_of(event_loop)
+        wall_now = self._wall_now
         backoff = ExponentialBackoff(random=_random_of(event_loop), clock=event_loop.time)
         version = -1  # the schedule version the targets below were computed for
         last_monotonic: float | None = None  # when the last slot run was due
@@ -384,7 +397,7 @@ class Loop(Generic[P, R]):
                         target_monotonic = anchor + index * schedule.interval
                     self._next_monotonic, self._next_wall = target_monotonic, None
                     if self._run_observers:
-                        self._emit_scheduled(event_loop, wall_now, target_monotonic, None)
+                        self._emit_scheduled(event_loop, target_monotonic, None)
                 if target_monotonic > now:
                     await self._sleep_until(event_loop, target_monotonic)
                     yielded = True
@@ -404,7 +417,7 @@ class Loop(Generic[P, R]):
                             target_wall = schedule.last_slot_at_or_before(wall)
                     self._next_monotonic, self._next_wall = None, target_wall
                     if self._run_observers:
-                        self._emit_scheduled(event_loop, wall_now, None, target_wall)
+                        self._emit_scheduled(event_loop, None, target_wall)
                 if target_wall > wall:
                     delay = (target_wall - wall).total_seconds()
                     await self._sleep_until(event_loop, event_loop.time() + delay)
@@ -428,24 +441,32 @@ class Loop(Generic[P, R]):
             else:
                 self._next_wall, self._running_slot = None, slot_wall
             iteration = self._current_loop
-            scheduled = slot_wall
-            if scheduled is None and self._run_observers:
-                scheduled = wall_now() - timedelta(seconds=event_loop.time() - slot_monotonic)
-            run = (event_loop, backoff, body_args, kwargs, iteration, scheduled)
-            if self._overlap is False:
-                if not await self._run_body(*run):
-                    break
-                self._current_loop = iteration + 1
-            else:
-                limit = None if self._overlap is True else self._overlap
-                while limit is not None and len(self._bodies) >= limit:
+            overlap = self._overlap
+            if overlap is not False and overlap is not True:
+                while len(self._bodies) >= overlap:  # no free place: this slot waits for one
                     await self._wait_for_wake(event_loop)
                     if self._body_failure is not None:
                         raise self._body_failure
                     if self._stopping():
                         return await self._drain_bodies(event_loop)
+            scheduled = slot_wall
+            if self._run_observers:
+                started = wall_now()
+                if scheduled is None:
+                    scheduled = started - timedelta(seconds=event_loop.time() - slot_monotonic)
+                self._emit(
+                    EventKind.ITERATION_STARTED,
+                    iteration=iteration,
+                    scheduled=scheduled,
+                    wall=started,
+                )
+            run = (event_loop, backoff, body_args, kwargs, iteration, scheduled)
+            if overlap is False:
+                if not await self._run_body(*run):
+                    break
+            else:
                 self._spawn_body(*run)
-                self._current_loop = iteration + 1
+            self._current_loop = iteration + 1
             if self._current_loop == self._count:
                 if self._overlap is False:
                     return "completed"
@@ -464,9 +485,6 @@ class Loop(Generic[P, R]):
         scheduled: datetime | None,
     ) -> bool:
         """Run one iteration's body, retrying handled failures; False if stopped meanwhile."""
-        observed = bool(self._run_observers)
-        if observed:
-            self._emit(EventKind.ITERATION_STARTED, iteration=iteration, scheduled=scheduled)
         while True:
             try:
                 await self.coro(*body_args, **kwargs)
@@ -477,6 +495,8 @@ class Loop(Generic[P, R]):
                     or isinstance(exc, asyncio.CancelledError)
                     or not isinstance(exc, self._handled)
                 ):
+                    if self._failing_iteration is None:
+                        self._failing_iteration = iteration
                     raise
                 delay = backoff.delay()
                 _logger.error(
@@ -500,7 +520,7 @@ class Loop(Generic[P, R]):
                 if self._stop_requested:
                     return False
         backoff.reset()
-        if observed:
+        if self._run_observers:
             self._emit(EventKind.ITERATION_FINISHED, iteration=iteration, scheduled=scheduled)
         return True
 
@@ -616,15 +636,16 @@ class Loop(Generic[P, R]):
     def _emit_scheduled(
         self,
         event_loop: asyncio.AbstractEventLoop,
-        wall_now: Callable[[], datetime],
         target_monotonic: float | None,
         target_wall: datetime | None,
     ) -> None:
+        wall = self._wall_now()
         if target_wall is None:
             assert target_monotonic is not None
-            offset = timedelta(seconds=target_monotonic - event_loop.time())
-            target_wall = wall_now() + offset
-        self._emit(EventKind.SCHEDULED, iteration=self._current_loop, scheduled=target_wall)
+            target_wall = wall + timedelta(seconds=target_monotonic - event_loop.time())
+        self._emit(
+            EventKind.SCHEDULED, iteration=self._current_loop, scheduled=target_wall, wall=wall
+        )
 
     def _emit(
         self,
@@ -635,16 +656,18 @@ class Loop(Generic[P, R]):
         retry_delay: float | None = None,
         exception: BaseException | None = None,
         outcome: str | None = None,
+        wall: datetime | None = None,
     ) -> None:
+        """Tell the run's observers of an event; *wall* saves a clock read when known."""
         observers = self._run_observers
-        if not observers or self._task is None:
+        event_loop = self._event_loop
+        if not observers or event_loop is None:
             return
-        event_loop = self._task.get_loop()
         event = LoopEvent(
             kind,
             self,
             event_loop.time(),
-            _wall_clock_of(event_loop)(),
+            self._wall_now() if wall is None else wall,
             iteration,
             scheduled,
             retry_delay,
@@ -805,6 +828,11 @@ class Loop(Generic[P, R]):
     # State -------------------------------------------------------------------------------------
 
     @property
+    def name(self) -> str:
+        """The name of the loop's tasks: ``name=``, or ``"looptime-tasks: <qualname>"``."""
+        return self._name
+
+    @property
     def current_loop(self) -> int:
         """The index of the running iteration (0-based); inside an overlapping body, its own."""
         entry = _body_iteration.get()
@@ -823,7 +851,7 @@ class Loop(Generic[P, R]):
         if task is None or task.done() or self._stop_requested:
             return None
         event_loop = task.get_loop()
-        now = _wall_clock_of(event_loop)()
+        now = self._wall_now()
         if self._next_wall is not None:
             due = self._next_wall
         elif self._next_monotonic is not None:

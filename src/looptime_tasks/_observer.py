@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import dataclasses
 import enum
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from ._loop import Loop
@@ -49,16 +48,16 @@ class EventKind(enum.Enum):
     """The run is over and its state is reset; `outcome` says how it ended."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class LoopEvent:
-    """One event of one run of a `Loop`.
+class LoopEvent(NamedTuple):
+    """One event of one run of a `Loop` (immutable; a named tuple, because it is built often).
 
     Attributes:
         kind: What happened.
         loop: The `Loop` it happened to (for a cog, the per-instance copy).
         monotonic: The event loop's clock at the event, in seconds (`event_loop.time()`).
         wall: The wall clock at the event (aware, UTC), read through the event loop.
-        iteration: The iteration index the event concerns (0-based), when it concerns one.
+        iteration: The iteration index the event concerns (0-based), when it concerns one. For
+            `ERROR`, the iteration whose body raised (None if ``before_loop`` raised).
         scheduled: The scheduled instant of that iteration's slot (aware, UTC), when known.
         retry_delay: For `HANDLED_FAILURE`, the backoff before the retry, in seconds.
         exception: For `HANDLED_FAILURE` and `ERROR`, the exception raised.

@@ -117,6 +117,9 @@ _REAL_SLICE: Final = 0.05
 
 _NS_PER_SECOND: Final = 1_000_000_000
 
+_SETTLE_PASSES: Final = 100
+"""Most loop passes `clock.advance()` yields, once at its target, to let woken work run."""
+
 _EPOLL: Any = getattr(select, "epoll", None)  # Linux only
 
 _HORIZON: Final = float(2**33)
@@ -905,8 +908,11 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
                 self._update_jump_limit()
         # Timers due at the target may have woken tasks that have not run yet (their steps are
         # queued behind ours): yield until nothing else is ready, so advance() returns with
-        # everything due at or before the target settled.
-        while self._ready:
+        # everything due at or before the target settled. Bounded, because another task that
+        # settles the same way (a second advance() to the same target) is always ready too.
+        for _ in range(_SETTLE_PASSES):
+            if not self._ready:
+                break
             await asyncio.sleep(0)
 
     def _update_jump_limit(self) -> None:

@@ -1,0 +1,120 @@
+"""What recording costs: a year of a one-minute loop, with and without the simulation harness.
+
+Runs the same `@loop(minutes=1)` for DAYS virtual days (525,600 iterations for a year) three
+ways, best of N each, and prints the times and ratios:
+
+1. bare: on `looptime_tasks.run`, nobody observing (the baseline);
+2. no-op observer: the same, inside `looptime_tasks.observe(lambda event: None)`, so the loop
+   builds and reports every event but nothing is kept (the cost of the Loop's event emission);
+3. harness: `looptime_tasks.simulation.simulate`, which records every event.
+
+The goal is harness / bare <= 2.0. The difference between (3) and (2) is the recorder's own
+cost. It also times the README's main simulation, simulations/bot_week.py (7 days).
+
+Usage: python benchmarks/bench_simulation.py [--days N] [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import looptime_tasks
+from looptime_tasks import LoopEvent
+from looptime_tasks.simulation import Simulation, load_script, run_script, simulate
+
+BOT_WEEK = Path(__file__).resolve().parent.parent / "simulations" / "bot_week.py"
+
+
+def make_loop() -> looptime_tasks.Loop[[], None]:
+    """A fresh one-minute loop with an empty body."""
+
+    @looptime_tasks.loop(minutes=1)
+    async def tick() -> None:
+        pass
+
+    return tick
+
+
+def run_bare(days: float, observer: Callable[[LoopEvent], None] | None) -> float:
+    """Seconds (real) to run the loop for *days* on a bare virtual event loop."""
+    tick = make_loop()
+    window = timedelta(days=days) - timedelta(microseconds=1)
+
+    async def main() -> None:
+        if observer is None:
+            tick.start()
+        else:
+            with looptime_tasks.observe(observer):
+                tick.start()
+        await asyncio.sleep(window.total_seconds())
+        tick.cancel()
+        task = tick.get_task()
+        assert task is not None
+        await asyncio.gather(task, return_exceptions=True)
+
+    began = time.perf_counter()
+    looptime_tasks.run(main())
+    return time.perf_counter() - began
+
+
+def run_harness(days: float) -> float:
+    """Seconds (real) to run the loop for *days* through `simulate`, recording every event."""
+    tick = make_loop()
+
+    async def setup(sim: Simulation) -> None:
+        tick.start()
+
+    began = time.perf_counter()
+    timeline = simulate(setup, duration=timedelta(days=days))
+    elapsed = time.perf_counter() - began
+    expected = round(days * 1440)
+    assert len(timeline.runs()) == expected, (len(timeline.runs()), expected)
+    return elapsed
+
+
+def main() -> None:
+    """Measure and print."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--days", type=float, default=365.0, help="virtual days (default 365)")
+    parser.add_argument("--repeat", type=int, default=3, help="best of N runs (default 3)")
+    args = parser.parse_args()
+
+    def noop(event: LoopEvent) -> None:
+        pass
+
+    # Interleaved, so that a machine whose load drifts affects the three alike.
+    measures: dict[str, Callable[[], float]] = {
+        "bare": lambda: run_bare(args.days, None),
+        "emitting": lambda: run_bare(args.days, noop),
+        "harness": lambda: run_harness(args.days),
+    }
+    times: dict[str, list[float]] = {name: [] for name in measures}
+    for _ in range(args.repeat):
+        for name, measure in measures.items():
+            times[name].append(measure())
+    bare, emitting, harness = (min(times[name]) for name in measures)
+    iterations = round(args.days * 1440)
+    print(
+        f"one-minute loop, {args.days:g} virtual days ({iterations:,} iterations), best of "
+        f"{args.repeat}:"
+    )
+    print(f"  bare:            {bare:7.2f} s  ({bare / iterations * 1e6:5.1f} us/iteration)")
+    print(f"  no-op observer:  {emitting:7.2f} s  ratio {emitting / bare:.2f}  (Loop emission)")
+    print(f"  harness:         {harness:7.2f} s  ratio {harness / bare:.2f}  (goal <= 2.00)")
+    print(
+        f"  recorder alone:  {harness - emitting:7.2f} s  "
+        f"({(harness - emitting) / bare:.0%} of bare)"
+    )
+
+    script = load_script(BOT_WEEK)
+    week = min(run_script(script).real_seconds for _ in range(args.repeat))
+    print(f"simulations/bot_week.py, 7 days: {week:.3f} s (simulate only, best of {args.repeat})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,328 @@
+"""The fake bot: readiness on virtual time, channels that record, guilds, presence, cogs.
+
+Async tests run on the virtual-time event loop (see conftest.py), which starts at
+2024-01-01T00:00:00Z.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+import looptime_tasks
+from looptime_tasks.fakebot import (
+    Cog,
+    FakeBot,
+    FakeChannel,
+    FakeGuild,
+    FakeUser,
+    Game,
+    PresenceChange,
+    SentMessage,
+)
+
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+class Recorder(Cog):
+    """A cog that records its load and unload calls (plain methods)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def cog_load(self) -> None:
+        self.calls.append("load")
+
+    def cog_unload(self) -> None:
+        self.calls.append("unload")
+
+
+class AsyncRecorder(Cog):
+    """A cog whose load and unload hooks are coroutine functions."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def cog_load(self) -> None:
+        self.calls.append("load")
+
+    async def cog_unload(self) -> None:
+        self.calls.append("unload")
+
+
+# Readiness -------------------------------------------------------------------------------------
+
+
+async def test_wait_until_ready_returns_ready_after_seconds_after_creation() -> None:
+    bot = FakeBot(ready_after=5)
+
+    await bot.wait_until_ready()
+
+    assert now() == 5.0
+
+
+async def test_wait_until_ready_returns_at_once_when_ready() -> None:
+    bot = FakeBot(ready_after=5)
+    await asyncio.sleep(10)
+
+    await bot.wait_until_ready()
+
+    assert now() == 10.0
+
+
+async def test_is_ready_is_false_before_the_delay_and_true_after() -> None:
+    bot = FakeBot(ready_after=5)
+    before = bot.is_ready()
+    await asyncio.sleep(5)
+
+    assert (before, bot.is_ready()) == (False, True)
+
+
+def test_readiness_counts_from_first_use_for_a_bot_made_outside_an_event_loop() -> None:
+    bot = FakeBot(ready_after=3)
+
+    async def main() -> float:
+        await asyncio.sleep(100)
+        await bot.wait_until_ready()
+        return asyncio.get_running_loop().time()
+
+    assert looptime_tasks.run(main()) == 103.0
+
+
+@pytest.mark.parametrize("value", [-1, math.nan, math.inf])
+def test_ready_after_must_be_finite_and_not_negative(value: float) -> None:
+    with pytest.raises(ValueError, match=r"^ready_after must be a finite number >= 0 \(got "):
+        FakeBot(ready_after=value)
+
+
+def test_ready_after_rejects_bools() -> None:
+    with pytest.raises(TypeError, match=r"^ready_after must be a finite number >= 0 \(got True\)$"):
+        FakeBot(ready_after=True)
+
+
+async def test_start_calls_the_on_ready_handler_once_ready() -> None:
+    bot = FakeBot(ready_after=2)
+    seen: list[float] = []
+
+    @bot.event
+    async def on_ready() -> None:
+        seen.append(now())
+
+    await bot.start()
+
+    assert seen == [2.0]
+
+
+def test_event_rejects_a_plain_function() -> None:
+    bot = FakeBot()
+
+    def on_ready() -> None: ...
+
+    with pytest.raises(TypeError, match=r"^event handlers must be coroutine functions"):
+        bot.event(on_ready)  # type: ignore[type-var]
+
+
+# Channels and guilds ---------------------------------------------------------------------------
+
+
+async def test_send_records_the_message_at_the_virtual_wall_time() -> None:
+    channel = FakeChannel(7, "general")
+    await asyncio.sleep(90)
+
+    message = await channel.send("hello")
+
+    assert message == SentMessage(START + timedelta(seconds=90), 7, "general", None, "hello")
+    assert channel.messages == [message]
+
+
+async def test_send_records_other_arguments_and_a_missing_text() -> None:
+    channel = FakeChannel(7)
+
+    message = await channel.send(embed="card")
+
+    assert (message.content, dict(message.extras)) == (None, {"embed": "card"})
+
+
+async def test_send_names_the_guild_of_the_channel() -> None:
+    channel = FakeChannel(7, "general")
+    FakeGuild("Alpha", channels=[channel])
+
+    message = await channel.send(42)
+
+    assert (message.guild, message.content) == ("Alpha", "42")
+
+
+def test_get_channel_finds_guild_channels_and_extra_channels() -> None:
+    in_guild, direct = FakeChannel(1), FakeChannel(2)
+    bot = FakeBot(guilds=[FakeGuild("Alpha", channels=[in_guild])], channels=[direct])
+
+    assert (bot.get_channel(1), bot.get_channel(2), bot.get_channel(3)) == (in_guild, direct, None)
+
+
+def test_system_channel_is_one_of_the_guild_channels() -> None:
+    system = FakeChannel(5, "announcements")
+
+    guild = FakeGuild("Beta", member_count=45, system_channel=system)
+
+    assert (guild.channels, system.guild, guild.get_channel(5)) == ([system], guild, system)
+
+
+def test_channels_and_guilds_get_distinct_ids_when_none_is_given() -> None:
+    assert FakeChannel().id != FakeChannel().id
+    assert FakeGuild("a").id != FakeGuild("b").id
+
+
+async def test_bot_messages_collect_every_channel_in_send_order() -> None:
+    first, second = FakeChannel(1), FakeChannel(2)
+    bot = FakeBot(guilds=[FakeGuild("Alpha", channels=[first, second])])
+    await second.send("one")
+    await asyncio.sleep(1)
+    await first.send("two")
+
+    assert [message.content for message in bot.messages] == ["one", "two"]
+
+
+async def test_on_send_is_told_of_every_message() -> None:
+    seen: list[SentMessage] = []
+    channel = FakeChannel(1)
+    FakeBot(guilds=[FakeGuild("Alpha", channels=[channel])], on_send=seen.append)
+
+    message = await channel.send("hi")
+
+    assert seen == [message]
+
+
+def test_get_guild_by_id() -> None:
+    guild = FakeGuild("Alpha", id=10)
+    bot = FakeBot(guilds=[guild])
+
+    assert (bot.get_guild(10), bot.get_guild(11)) == (guild, None)
+
+
+# Presence and users ----------------------------------------------------------------------------
+
+
+async def test_change_presence_is_recorded_with_the_virtual_wall_time() -> None:
+    bot = FakeBot()
+    await asyncio.sleep(60)
+
+    await bot.change_presence(activity=Game(name="with 3 users"))
+
+    change = PresenceChange(START + timedelta(minutes=1), Game("with 3 users"), None)
+    assert bot.presences == [change]
+    assert bot.activity == Game("with 3 users")
+
+
+def test_game_prints_as_its_name() -> None:
+    assert str(Game(name="chess")) == "chess"
+
+
+async def test_fetch_user_names_known_users() -> None:
+    bot = FakeBot(users={1: "ada"})
+
+    assert (await bot.fetch_user(1), await bot.fetch_user(2)) == (
+        FakeUser(1, "ada"),
+        FakeUser(2, "user-2"),
+    )
+
+
+# Cogs ------------------------------------------------------------------------------------------
+
+
+async def test_add_cog_calls_a_plain_cog_load() -> None:
+    bot, cog = FakeBot(), Recorder()
+
+    await bot.add_cog(cog)
+
+    assert (cog.calls, bot.get_cog("Recorder")) == (["load"], cog)
+
+
+async def test_add_cog_awaits_a_coroutine_cog_load() -> None:
+    bot, cog = FakeBot(), AsyncRecorder()
+
+    await bot.add_cog(cog)
+
+    assert cog.calls == ["load"]
+
+
+async def test_remove_cog_calls_a_plain_cog_unload() -> None:
+    bot, cog = FakeBot(), Recorder()
+    await bot.add_cog(cog)
+
+    removed = await bot.remove_cog("Recorder")
+
+    assert (removed, cog.calls, bot.cogs) == (cog, ["load", "unload"], {})
+
+
+async def test_remove_cog_awaits_a_coroutine_cog_unload() -> None:
+    bot, cog = FakeBot(), AsyncRecorder()
+    await bot.add_cog(cog)
+
+    await bot.remove_cog("AsyncRecorder")
+
+    assert cog.calls == ["load", "unload"]
+
+
+async def test_remove_cog_of_an_unknown_name_returns_none() -> None:
+    assert await FakeBot().remove_cog("Nope") is None
+
+
+async def test_add_cog_twice_raises() -> None:
+    bot = FakeBot()
+    await bot.add_cog(Recorder())
+
+    with pytest.raises(ValueError, match=r"^Cog named 'Recorder' already loaded$"):
+        await bot.add_cog(Recorder())
+
+
+async def test_add_cog_with_override_unloads_the_old_one() -> None:
+    bot, old, new = FakeBot(), Recorder(), Recorder()
+    await bot.add_cog(old)
+
+    await bot.add_cog(new, override=True)
+
+    assert (old.calls, bot.get_cog("Recorder")) == (["load", "unload"], new)
+
+
+async def test_add_cog_rejects_other_objects() -> None:
+    with pytest.raises(TypeError, match=r"^cogs must derive from Cog"):
+        await FakeBot().add_cog(object())  # type: ignore[arg-type]
+
+
+async def test_close_unloads_every_cog() -> None:
+    bot, cog = FakeBot(), AsyncRecorder()
+    await bot.add_cog(cog)
+
+    await bot.close()
+
+    assert (cog.calls, bot.cogs, bot.is_closed()) == (["load", "unload"], {}, True)
+
+
+async def test_cog_loops_started_in_cog_init_are_cancelled_by_cog_unload() -> None:
+    class Ticker(Cog):
+        def __init__(self) -> None:
+            self.ticks = 0
+            self.tick.start()
+
+        @looptime_tasks.loop(seconds=10)
+        async def tick(self) -> None:
+            self.ticks += 1
+
+        def cog_unload(self) -> None:
+            self.tick.cancel()
+
+    bot, cog = FakeBot(), Ticker()
+    await bot.add_cog(cog)
+    await asyncio.sleep(25)
+
+    await bot.remove_cog("Ticker")
+    await asyncio.sleep(0)
+
+    assert (cog.ticks, cog.tick.is_running()) == (3, False)
