@@ -710,16 +710,25 @@ def utc(hour: int, minute: int = 0, second: int = 0) -> dt_time:
     return dt_time(hour, minute, second, tzinfo=UTC)
 
 
-async def test_time_loop_runs_at_each_time_of_day() -> None:
-    runs: list[datetime] = []
+async def run_times(
+    times: dt_time | list[dt_time], count: int, since: datetime = START
+) -> list[str]:
+    """Start a `time=` loop at *since* and return the wall instants of its *count* runs."""
+    runs: list[str] = []
 
-    @tasks.loop(time=[utc(9), utc(12), utc(18)], count=6)
+    @tasks.loop(time=times, count=count)
     async def body() -> None:
-        runs.append(wall())
+        runs.append(wall().isoformat())
 
+    await clock().advance_to(since)
     await body.start()
+    return runs
 
-    assert [run.isoformat() for run in runs] == [
+
+async def test_time_loop_runs_at_each_time_of_day() -> None:
+    runs = await run_times([utc(9), utc(12), utc(18)], count=6)
+
+    assert runs == [
         "2024-01-01T09:00:00+00:00",
         "2024-01-01T12:00:00+00:00",
         "2024-01-01T18:00:00+00:00",
@@ -730,45 +739,23 @@ async def test_time_loop_runs_at_each_time_of_day() -> None:
 
 
 async def test_time_loop_started_exactly_on_a_slot_runs_it() -> None:
-    runs: list[datetime] = []
-
-    @tasks.loop(time=utc(0), count=1)
-    async def body() -> None:
-        runs.append(wall())
-
-    await body.start()
-
-    assert runs == [START]
+    assert await run_times(utc(0), count=1) == ["2024-01-01T00:00:00+00:00"]
 
 
 async def test_mixed_time_zones_run_in_true_time_order() -> None:
-    runs: list[datetime] = []
     tokyo = timezone(timedelta(hours=9))
 
-    @tasks.loop(time=[utc(23), dt_time(9, tzinfo=tokyo)], count=2)
-    async def body() -> None:
-        runs.append(wall())
+    runs = await run_times([utc(23), dt_time(9, tzinfo=tokyo)], 2, START + timedelta(hours=22))
 
-    await clock().advance(22 * 3600)
-    await body.start()
-
-    assert [run.isoformat() for run in runs] == [
-        "2024-01-01T23:00:00+00:00",
-        "2024-01-02T00:00:00+00:00",
-    ]
+    assert runs == ["2024-01-01T23:00:00+00:00", "2024-01-02T00:00:00+00:00"]
 
 
 async def test_time_in_a_dst_gap_runs_once_shifted_by_the_gap() -> None:
-    runs: list[datetime] = []
+    new_york = dt_time(2, 30, tzinfo=ZoneInfo("America/New_York"))
 
-    @tasks.loop(time=dt_time(2, 30, tzinfo=ZoneInfo("America/New_York")), count=3)
-    async def body() -> None:
-        runs.append(wall())
+    runs = await run_times(new_york, 3, datetime(2024, 3, 9, 12, tzinfo=UTC))
 
-    await clock().advance_to(datetime(2024, 3, 9, 12, tzinfo=UTC))
-    await body.start()
-
-    assert [run.isoformat() for run in runs] == [
+    assert runs == [
         "2024-03-10T07:30:00+00:00",
         "2024-03-11T06:30:00+00:00",
         "2024-03-12T06:30:00+00:00",
@@ -776,19 +763,11 @@ async def test_time_in_a_dst_gap_runs_once_shifted_by_the_gap() -> None:
 
 
 async def test_ambiguous_time_runs_once_at_the_later_occurrence() -> None:
-    runs: list[datetime] = []
+    new_york = dt_time(1, 30, tzinfo=ZoneInfo("America/New_York"))
 
-    @tasks.loop(time=dt_time(1, 30, tzinfo=ZoneInfo("America/New_York")), count=2)
-    async def body() -> None:
-        runs.append(wall())
+    runs = await run_times(new_york, 2, datetime(2024, 11, 2, 12, tzinfo=UTC))
 
-    await clock().advance_to(datetime(2024, 11, 2, 12, tzinfo=UTC))
-    await body.start()
-
-    assert [run.isoformat() for run in runs] == [
-        "2024-11-03T06:30:00+00:00",
-        "2024-11-04T06:30:00+00:00",
-    ]
+    assert runs == ["2024-11-03T06:30:00+00:00", "2024-11-04T06:30:00+00:00"]
 
 
 async def test_time_loop_overrun_runs_the_missed_slot_once_late() -> None:
