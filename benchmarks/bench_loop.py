@@ -17,10 +17,10 @@ default) because discord.py reads ``datetime.now()``.
 Every figure is the best of ``--repeat`` runs, and the runs of all candidates are interleaved, so
 each ratio is measured within one invocation of this script on one machine. Memory is the
 tracemalloc peak while our loop runs (a day, then a year: a constant peak means no growth with the
-number of iterations). ``--profile`` prints the hottest functions of our relative loop (cProfile).
+number of iterations). ``--profile`` prints the hottest functions of our two loops (cProfile).
 
-Run it with ``.venv/bin/python benchmarks/bench_loop.py`` (about a minute and a half with the
-default 5 repeats; ``--quick`` runs a tenth of the iterations and 2 repeats).
+Run it with ``.venv/bin/python benchmarks/bench_loop.py`` (three to four minutes with the default
+5 repeats on a 2-core machine; ``--quick`` runs a tenth of the iterations and 2 repeats).
 """
 
 from __future__ import annotations
@@ -204,16 +204,17 @@ def peak_memory(iterations: int) -> int:
         event_loop.close()
 
 
-def profile(iterations: int, top: int = 15) -> None:
+def profile(program: Program, iterations: int, top: int = 12) -> None:
+    """Print the hottest functions (own time) while our *program* runs."""
     event_loop = VirtualEventLoop()
     profiler = cProfile.Profile()
     try:
         profiler.enable()
-        event_loop.run_until_complete(ours_every_minute(iterations))
+        event_loop.run_until_complete(program(iterations))
         profiler.disable()
     finally:
         event_loop.close()
-    print(f"\ncProfile of our every-minute loop, {iterations:,} iterations (tottime order):")
+    print(f"\ncProfile of {program.__name__}, {iterations:,} iterations (own-time order):")
     pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
 
 
@@ -254,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--repeat", type=int, default=5, help="runs per candidate (best of)")
     parser.add_argument("--quick", action="store_true", help="a tenth of the iterations")
-    parser.add_argument("--profile", action="store_true", help="cProfile our relative loop")
+    parser.add_argument("--profile", action="store_true", help="cProfile our loops")
     options = parser.parse_args(argv)
     repeat = 2 if options.quick and options.repeat == 5 else options.repeat
     scale = 0.1 if options.quick else 1.0
@@ -269,7 +270,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     for iterations, peak in peaks:
         print(f"  {iterations:>9,} iterations: {peak / 1024:8.1f} KiB")
     if options.profile:
-        profile(round(100_000 * scale))
+        profile(ours_every_minute, round(100_000 * scale))
+        profile(ours_three_times_a_day, round(20_000 * scale))
 
 
 if __name__ == "__main__":

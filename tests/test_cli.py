@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from looptime_tasks import _cli, simulation
+from looptime_tasks import _cli, _script, simulation
 
 SCRIPT = '''\
 """Every ten minutes for an hour."""
@@ -272,7 +272,7 @@ def test_a_progress_bar_is_drawn_only_on_a_terminal(
 
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    monkeypatch.setattr(simulation, "_PROGRESS_DELAY", 0.0)
+    monkeypatch.setattr(_script, "_PROGRESS_DELAY", 0.0)
 
     assert run("simulate", script, "--hours", "500") == 0
     assert "simulating [" in terminal.getvalue()
@@ -282,7 +282,7 @@ def test_a_progress_bar_is_drawn_only_on_a_terminal(
 def test_no_progress_bar_when_stderr_is_not_a_terminal(
     script: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(simulation, "_PROGRESS_DELAY", 0.0)
+    monkeypatch.setattr(_script, "_PROGRESS_DELAY", 0.0)
 
     assert run("simulate", script, "--hours", "500") == 0
     assert capsys.readouterr().err == ""

@@ -1429,3 +1429,74 @@ async def test_failing_observer_is_logged_and_the_loop_goes_on(
         await body.start()
 
     assert (len(finished.times), caplog.records[0].getMessage().startswith("Observer")) == (2, True)
+
+
+# Found by the state machine (tests/test_loop_state_machine.py) ----------------------------------
+
+
+async def test_cancel_right_after_start_still_runs_after_loop() -> None:
+    calls: list[str] = []
+
+    @tasks.loop(seconds=10)
+    async def body() -> None: ...
+
+    @body.after_loop
+    async def done() -> None:
+        calls.append("after_loop")
+
+    task = body.start()
+    body.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+    assert calls == ["after_loop"]
+
+
+async def test_cancel_right_after_start_leaves_is_being_cancelled_false_after_the_end() -> None:
+    @tasks.loop(seconds=10)
+    async def body() -> None: ...
+
+    task = body.start()
+    body.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+    assert (task.cancelled(), body.is_being_cancelled()) == (True, False)
+
+
+async def test_overlapping_bodies_failing_at_once_all_reach_the_error_hook() -> None:
+    reported: list[str] = []
+    durations = [25, 15]  # iteration 0 starts at 0 and 1 at 10: both fail at 25
+
+    @tasks.loop(seconds=10, count=2, overlap=True)
+    async def body() -> None:
+        iteration = body.current_loop
+        await asyncio.sleep(durations[iteration])
+        raise ValueError(f"body {iteration}")
+
+    @body.error
+    async def on_error(error: Exception) -> None:
+        leaves = error.exceptions if isinstance(error, ExceptionGroup) else (error,)
+        reported.extend(str(leaf) for leaf in leaves)
+
+    await asyncio.gather(body.start(), return_exceptions=True)
+
+    assert sorted(reported) == ["body 0", "body 1"]
+
+
+def test_a_slot_due_within_the_clock_resolution_runs_while_another_task_polls() -> None:
+    async def main() -> list[float]:
+        runs: list[float] = []
+
+        @tasks.loop(seconds=10, count=2)
+        async def body() -> None:
+            runs.append(asyncio.get_running_loop().time())
+
+        task = body.start()
+        await asyncio.sleep(10 - 5e-7)  # within the clock resolution of the second slot
+        while len(runs) < 2:  # a poller: the ready queue is never empty
+            await asyncio.sleep(0)
+        await task
+        return runs
+
+    runs = tasks.run(main(), stall_limit=10_000)
+
+    assert len(runs) == 2

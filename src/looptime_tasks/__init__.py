@@ -3,7 +3,8 @@
 Layout: `_schedule` is pure schedule arithmetic (no asyncio, no clock); `_backoff` the reconnect
 backoff law; `_loop` the `Loop` task and its `@loop` decorator; `_observer` the events a `Loop`
 reports; `_clock` and `_virtual_loop` the virtual-time event loop, which knows nothing of `Loop`.
-`pytest_plugin` and `simulation` build on the public names below only.
+`pytest_plugin`, `fakebot` and `simulation` (with its private `_simulation`, `_timeline`,
+`_report` and `_script`) build on the public names below only.
 """
 
 from __future__ import annotations

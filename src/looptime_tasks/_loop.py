@@ -101,13 +101,6 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-def _retrieve_exception(task: asyncio.Task[None]) -> None:
-    # The exception was already reported once, through the error hook (by default a log
-    # record); reading it here spares users asyncio's second "never retrieved" report.
-    if not task.cancelled():
-        task.exception()
-
-
 def _check_hook(coro: object) -> None:
     if not inspect.iscoroutinefunction(coro):
         raise TypeError(f"Expected coroutine function, received {type(coro).__name__!r}.")
@@ -177,8 +170,9 @@ class Loop(Generic[P, R]):
         self._running_slot: datetime | None = None  # the time= slot whose body runs
         self._waiters: set[asyncio.Future[None]] = set()
         self._bodies: set[asyncio.Task[None]] = set()
-        self._body_failure: BaseException | None = None
-        self._failing_iteration: int | None = None
+        self._run_started = False  # whether _run has taken its first step
+        # Unhandled exceptions of bodies, with their iterations, in the order they happened.
+        self._body_failures: list[tuple[BaseException, int]] = []
         self._scoped: tuple[Observer, ...] = ()
         self._run_observers: tuple[Observer, ...] = ()
 
@@ -274,8 +268,18 @@ class Loop(Generic[P, R]):
         self._run_observers = (*self._observers, *self._scoped)
         self._handled = self._resolve_exception_types()
         self._task = event_loop.create_task(self._run(event_loop, args, kwargs), name=self._name)
-        self._task.add_done_callback(_retrieve_exception)
+        self._task.add_done_callback(self._task_done)
         return self._task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled():
+            # The exception was already reported once, through the error hook (by default a
+            # log record); reading it here spares users asyncio's second "never retrieved".
+            task.exception()
+        elif task is self._task and not self._run_started:
+            # Cancelled from outside (task.cancel()) before its first step: _run never ran, so
+            # neither did its clean-up.
+            self._reset_run_state()
 
     def stop(self) -> None:
         """End the loop gracefully: at once if it sleeps, right after the body if one runs.
@@ -296,7 +300,10 @@ class Loop(Generic[P, R]):
             return
         self._cancelling = True
         self._emit(EventKind.CANCEL_REQUESTED)
-        task.cancel()
+        if self._run_started:
+            task.cancel()
+        # else: the run has not taken its first step; it sees _cancelling there and ends as
+        # cancelled through its usual path, after_loop included.
 
     def restart(self, *args: P.args, **kwargs: P.kwargs) -> None:
         """Cancel the loop and start it again with these arguments once it has finished.
@@ -324,8 +331,11 @@ class Loop(Generic[P, R]):
     ) -> None:
         prefix = self._instance
         outcome = "failed"
+        self._run_started = True
         self._emit(EventKind.STARTED)
         try:
+            if self._cancelling:  # cancel() came before this first step
+                raise asyncio.CancelledError
             if self._before_loop is not None:
                 await self._before_loop(*prefix)
             outcome = await self._iterate(event_loop, (*prefix, *args), kwargs)
@@ -333,14 +343,12 @@ class Loop(Generic[P, R]):
             outcome = "cancelled"
             self._cancelling = True
             await self._cancel_bodies()
-            failure = self._body_failure
-            if isinstance(failure, Exception):
-                # An overlapping body failed just before the cancel: still report it, once.
-                await self._report_failure(prefix, failure)
+            # Overlapping bodies may have failed just before the cancel: still report them.
+            await self._report_failures(prefix, None)
             raise
         except Exception as exc:
             await self._cancel_bodies()
-            await self._report_failure(prefix, exc)
+            await self._report_failures(prefix, exc)
             raise
         finally:
             self._next_monotonic = self._next_wall = self._running_slot = None
@@ -351,18 +359,30 @@ class Loop(Generic[P, R]):
                 self._emit(EventKind.ENDED, iteration=self._current_loop, outcome=outcome)
                 self._reset_run_state()
 
-    async def _report_failure(self, prefix: tuple[object, ...], exc: Exception) -> None:
-        """Mark the run failed and hand *exc* to the error hook (by default, a log record)."""
-        self._failed = True
-        self._emit(EventKind.ERROR, iteration=self._failing_iteration, exception=exc)
-        if self._error is not None:
-            await self._error(*prefix, exc)
-        else:
-            _logger.error(
-                "Unhandled exception in internal background task %r.",
-                self.coro.__name__,
-                exc_info=exc,
-            )
+    async def _report_failures(self, prefix: tuple[object, ...], raised: Exception | None) -> None:
+        """Mark the run failed and hand each failure to the error hook (by default, a log).
+
+        Args:
+            prefix: The bound instance, if any, for the hook.
+            raised: The exception that ends the run, if one does; every body failure recorded
+                besides it is reported too, each once, in the order they happened.
+        """
+        failures: list[tuple[BaseException, int | None]] = list(self._body_failures)
+        if raised is not None and all(exc is not raised for exc, _ in failures):
+            failures.insert(0, (raised, None))  # not a body's: before_loop's, for one
+        for exc, iteration in failures:
+            if not isinstance(exc, Exception):
+                continue  # KeyboardInterrupt and the like end the run without the error hook
+            self._failed = True
+            self._emit(EventKind.ERROR, iteration=iteration, exception=exc)
+            if self._error is not None:
+                await self._error(*prefix, exc)
+            else:
+                _logger.error(
+                    "Unhandled exception in internal background task %r.",
+                    self.coro.__name__,
+                    exc_info=exc,
+                )
 
     async def _iterate(
         self, event_loop: asyncio.AbstractEventLoop, body_args: tuple[Any, ...], kwargs: Any
@@ -379,8 +399,8 @@ class Loop(Generic[P, R]):
         target_wall: datetime | None = None
         yielded = False
         while not self._stop_requested:
-            if self._body_failure is not None:
-                raise self._body_failure
+            if self._body_failures:
+                raise self._body_failures[0][0]
             if version != self._schedule_version:
                 # First pass, or change_interval(): the new schedule counts from the last slot.
                 version = self._schedule_version
@@ -445,8 +465,8 @@ class Loop(Generic[P, R]):
             if overlap is not False and overlap is not True:
                 while len(self._bodies) >= overlap:  # no free place: this slot waits for one
                     await self._wait_for_wake(event_loop)
-                    if self._body_failure is not None:
-                        raise self._body_failure
+                    if self._body_failures:
+                        raise self._body_failures[0][0]
                     if self._stopping():
                         return await self._drain_bodies(event_loop)
             scheduled = slot_wall
@@ -495,8 +515,7 @@ class Loop(Generic[P, R]):
                     or isinstance(exc, asyncio.CancelledError)
                     or not isinstance(exc, self._handled)
                 ):
-                    if self._failing_iteration is None:
-                        self._failing_iteration = iteration
+                    self._body_failures.append((exc, iteration))
                     raise
                 delay = backoff.delay()
                 _logger.error(
@@ -557,10 +576,10 @@ class Loop(Generic[P, R]):
             await self._run_body(event_loop, backoff, body_args, kwargs, iteration, scheduled)
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:
-            # The loop's own task raises it, so it takes the same error path as a sequential body.
-            if self._body_failure is None:
-                self._body_failure = exc
+        except BaseException:
+            # _run_body recorded it; the loop's own task raises it, so it takes the same error
+            # path as a sequential body's.
+            pass
 
     def _body_done(self, task: asyncio.Task[None]) -> None:
         self._bodies.discard(task)
@@ -570,10 +589,10 @@ class Loop(Generic[P, R]):
         """Wait for the running bodies to finish (after stop() or the last counted iteration)."""
         while self._bodies:
             await self._wait_for_wake(event_loop)
-            if self._body_failure is not None:
-                raise self._body_failure
-        if self._body_failure is not None:
-            raise self._body_failure
+            if self._body_failures:
+                raise self._body_failures[0][0]
+        if self._body_failures:
+            raise self._body_failures[0][0]
         return "stopped" if self._stop_requested else "completed"
 
     async def _cancel_bodies(self) -> None:

@@ -1,0 +1,524 @@
+"""Simulation scripts and the command line: the script contract, loading, `main`.
+
+A script is a Python file with ``async def setup(sim)`` and optional constants and hooks (see
+`SCRIPT_CONTRACT`). `load_script` executes and checks it, `run_script` simulates it, and `main`
+is ``looptime-tasks simulate`` and ``python SCRIPT.py``: arguments, a progress bar on a terminal,
+the summary, the exports and the script's ``check``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import inspect
+import math
+import os
+import re
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from types import ModuleType
+from typing import IO, TYPE_CHECKING, Any, Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from looptime_tasks._simulation import (
+    DEFAULT_DURATION,
+    DEFAULT_SEED,
+    DEFAULT_START,
+    SetupFunction,
+    simulate,
+)
+
+if TYPE_CHECKING:
+    from looptime_tasks._timeline import Timeline
+
+__all__ = (
+    "SCRIPT_CONTRACT",
+    "Script",
+    "ScriptError",
+    "load_script",
+    "main",
+    "parse_duration",
+    "parse_start",
+    "parse_zone",
+    "run_script",
+)
+
+SCRIPT_CONTRACT: Final = """\
+A simulation script is a Python file that defines:
+
+  async def setup(sim) -> None   required. Runs on the virtual event loop at the start instant:
+                                 start loops, add cogs to a fake bot (sim.fake_bot(...)), plan
+                                 actions (sim.at(when, action)). The simulation then goes on
+                                 until the end of the window, where every loop is cancelled.
+  START = datetime(...)          optional start instant (aware datetime or ISO-8601 string);
+                                 default 2024-01-01T00:00:00+00:00
+  DURATION = timedelta(...)      optional virtual duration; default 7 days
+  SEED = 0                       optional seed of the event loop's random generator; default 0
+  TZ = "Europe/London"           optional time zone of the printed timeline; default UTC
+  def check(timeline) -> None    optional: raise AssertionError when the schedule is wrong
+  def report(timeline) -> str    optional: extra text printed after the summary
+
+and ends with
+
+  if __name__ == "__main__":
+      raise SystemExit(looptime_tasks.simulation.main(__file__))
+
+so that `python SCRIPT.py [options]` runs it too. Command-line options override the constants.
+The window is half-open: [start, start + duration).
+
+Exit status: 0 when the simulation ran and check() passed; 1 when check() failed or the
+simulation raised; 2 for bad arguments or a script that cannot be loaded."""
+"""The simulation script contract, as ``looptime-tasks simulate --help`` prints it."""
+
+
+# Scripts -------------------------------------------------------------------------------------
+
+
+class ScriptError(Exception):
+    """A simulation script cannot be loaded: missing, not Python, or breaking the contract."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Script:
+    """A loaded simulation script (see `SCRIPT_CONTRACT`).
+
+    Attributes:
+        path: The file.
+        module: The executed module.
+        setup: Its ``setup(sim)`` coroutine function.
+        check: Its ``check(timeline)``, or None.
+        report: Its ``report(timeline)``, or None.
+        start: Its ``START``, or `DEFAULT_START`.
+        duration: Its ``DURATION``, or `DEFAULT_DURATION`.
+        seed: Its ``SEED``, or `DEFAULT_SEED`.
+        tz: Its ``TZ`` (the zone the timeline is shown in), or UTC.
+    """
+
+    path: Path
+    module: ModuleType
+    setup: SetupFunction
+    check: Callable[[Timeline], object] | None
+    report: Callable[[Timeline], object] | None
+    start: datetime
+    duration: timedelta
+    seed: int | None
+    tz: tzinfo
+
+    @property
+    def description(self) -> str:
+        """The first paragraph of the script's docstring (empty if it has none)."""
+        return (self.module.__doc__ or "").strip().split("\n\n")[0].strip()
+
+
+def _same_file(left: Path, right: object) -> bool:
+    if not isinstance(right, str):
+        return False
+    try:
+        return left.resolve() == Path(right).resolve()
+    except OSError:
+        return False
+
+
+def _failing_line(exc: BaseException, path: Path) -> str:
+    """``PATH:LINE`` of the innermost frame of *exc*'s traceback in the script, else ``PATH``."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    for frame in reversed(frames):
+        if _same_file(path, frame.filename):
+            return f"{path}:{frame.lineno}"
+    return str(path)
+
+
+def _execute(path: Path) -> ModuleType:
+    main_module = sys.modules.get("__main__")
+    if main_module is not None and _same_file(path, getattr(main_module, "__file__", None)):
+        return main_module  # `python script.py`: it is already running; don't run it twice
+    if not path.exists():
+        raise ScriptError(f"no such simulation script: {str(path)!r}")
+    if not path.is_file():
+        raise ScriptError(f"not a file: {str(path)!r}")
+    name = "looptime_tasks_script_" + re.sub(r"\W", "_", path.stem)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ScriptError(f"cannot load {str(path)!r} as a Python module (is it a .py file?)")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and typing look modules up while they execute
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        del sys.modules[name]
+        raise ScriptError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from exc
+    except Exception as exc:
+        del sys.modules[name]
+        raise ScriptError(
+            f"{_failing_line(exc, path)}: the script raised while loading: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    return module
+
+
+def load_script(path: str | os.PathLike[str]) -> Script:
+    """Load (execute) a simulation script and check it follows `SCRIPT_CONTRACT`.
+
+    When *path* is the script Python is running as ``__main__``, that module is used as is.
+
+    Raises:
+        ScriptError: If the file is missing, has a syntax error, raises while loading, has no
+            ``setup`` coroutine function, or a constant or function has the wrong type.
+    """
+    file = Path(path)
+    module = _execute(file)
+    setup = getattr(module, "setup", None)
+    if setup is None:
+        raise ScriptError(
+            f"{file} defines no setup function; a simulation script needs "
+            "`async def setup(sim) -> None` (see `looptime-tasks simulate --help`)"
+        )
+    if not inspect.iscoroutinefunction(setup):
+        raise ScriptError(
+            f"{file}: setup must be a coroutine function, `async def setup(sim) -> None` "
+            f"(got {setup!r})"
+        )
+    check = getattr(module, "check", None)
+    report = getattr(module, "report", None)
+    for label, function in (("check", check), ("report", report)):
+        if function is not None and not callable(function):
+            raise ScriptError(
+                f"{file}: {label} must be a function of the timeline (got {function!r})"
+            )
+    start = getattr(module, "START", DEFAULT_START)
+    if isinstance(start, str):
+        try:
+            start = parse_start(start)
+        except ValueError as exc:
+            raise ScriptError(f"{file}: START: {exc}") from None
+    if not isinstance(start, datetime) or start.utcoffset() is None:
+        raise ScriptError(
+            f"{file}: START must be an aware datetime or ISO-8601 string (got {start!r})"
+        )
+    duration = getattr(module, "DURATION", DEFAULT_DURATION)
+    if not isinstance(duration, timedelta) or duration <= timedelta(0):
+        raise ScriptError(f"{file}: DURATION must be a positive timedelta (got {duration!r})")
+    seed = getattr(module, "SEED", DEFAULT_SEED)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ScriptError(f"{file}: SEED must be an int or None (got {seed!r})")
+    tz = getattr(module, "TZ", UTC)
+    if isinstance(tz, str):
+        try:
+            tz = parse_zone(tz)
+        except ValueError as exc:
+            raise ScriptError(f"{file}: TZ: {exc}") from None
+    if not isinstance(tz, tzinfo):
+        raise ScriptError(f"{file}: TZ must be a zone name or a tzinfo (got {tz!r})")
+    return Script(file, module, setup, check, report, start, duration, seed, tz)
+
+
+def run_script(
+    script: Script | str | os.PathLike[str],
+    *,
+    start: datetime | None = None,
+    duration: timedelta | None = None,
+    seed: int | Literal["script"] | None = "script",
+    progress: Callable[[float], None] | None = None,
+) -> Timeline:
+    """Run a simulation script's ``setup`` and return the timeline (``check`` is not called).
+
+    Args:
+        script: A loaded `Script` or the path of one.
+        start: Overrides the script's ``START``.
+        duration: Overrides the script's ``DURATION``.
+        seed: Overrides the script's ``SEED`` (``"script"`` keeps it).
+        progress: Called with the fraction of the window done (see `simulate`).
+    """
+    loaded = script if isinstance(script, Script) else load_script(script)
+    return simulate(
+        loaded.setup,
+        start=loaded.start if start is None else start,
+        duration=loaded.duration if duration is None else duration,
+        seed=loaded.seed if seed == "script" else seed,
+        progress=progress,
+    )
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse an ISO-8601 duration in weeks, days, hours, minutes and seconds.
+
+    ``P7D``, ``PT36H``, ``P1DT2H30M``, ``P2W``, ``PT0.5S``. Years and months are refused: they
+    have no fixed length.
+
+    Raises:
+        ValueError: If *text* is not such a duration, or it is zero.
+    """
+    normal = text.strip().upper()
+    match = _DURATION.fullmatch(normal)
+    if match is None or not any(match.groups()) or normal.endswith("T"):
+        if re.fullmatch(r"P[^T\n]*[YM].*", normal):  # years or months before any T
+            raise ValueError(
+                f"durations in years or months have no fixed length; use days, e.g. P30D "
+                f"(got {text!r})"
+            )
+        raise ValueError(f"not an ISO-8601 duration such as P7D, PT36H or P1DT12H (got {text!r})")
+    weeks, days, hours, minutes, seconds = (
+        float(part.replace(",", ".")) if part else 0.0 for part in match.groups()
+    )
+    value = timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+    if value <= timedelta(0):
+        raise ValueError(f"the duration must be longer than zero (got {text!r})")
+    return value
+
+
+_NUMBER = r"(\d+(?:[.,]\d+)?)"
+_DURATION: Final = re.compile(
+    rf"P(?:{_NUMBER}W)?(?:{_NUMBER}D)?(?:T(?:{_NUMBER}H)?(?:{_NUMBER}M)?(?:{_NUMBER}S)?)?"
+)
+
+
+def parse_start(text: str) -> datetime:
+    """Parse an ISO-8601 instant; without an offset it means UTC (``2024-03-09`` is midnight).
+
+    Raises:
+        ValueError: If *text* is not ISO-8601.
+    """
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"not an ISO-8601 date or instant such as 2024-03-09 or 2024-03-09T12:00+01:00 "
+            f"(got {text!r})"
+        ) from None
+    return moment if moment.utcoffset() is not None else moment.replace(tzinfo=UTC)
+
+
+def parse_zone(name: str) -> tzinfo:
+    """The zone of that IANA name (``UTC``, ``Europe/London``…).
+
+    Raises:
+        ValueError: If no such zone exists.
+    """
+    if name.upper() in ("UTC", "Z"):
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r}; use an IANA name such as Europe/London"
+        ) from None
+
+
+# Command line --------------------------------------------------------------------------------
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0 (got {text!r})") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0 (got {text!r})")
+    return value
+
+
+def _argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def _make_parser(prog: str | None, *, with_path: bool) -> argparse.ArgumentParser:
+    """The parser of ``looptime-tasks simulate`` (and of ``python SCRIPT.py``)."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Run a simulation script on virtual time and print its timeline.",
+        epilog=SCRIPT_CONTRACT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    if with_path:
+        parser.add_argument("path", metavar="PATH", help="the simulation script to run")
+    parser.add_argument(
+        "--start",
+        metavar="ISO",
+        type=_argument_type(parse_start),
+        help="start instant, e.g. 2024-03-09 or 2024-03-09T12:00+01:00 (no offset: UTC); "
+        "overrides START",
+    )
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--days", metavar="N", type=_positive_number, help="simulate N days")
+    length.add_argument("--hours", metavar="N", type=_positive_number, help="simulate N hours")
+    length.add_argument(
+        "--duration",
+        metavar="ISO8601",
+        type=_argument_type(parse_duration),
+        help="simulate this long, e.g. P7D, PT36H, P1DT12H; overrides DURATION",
+    )
+    parser.add_argument(
+        "--seed", metavar="N", type=int, help="seed of the event loop's random generator"
+    )
+    parser.add_argument(
+        "--tz",
+        metavar="ZONE",
+        type=_argument_type(parse_zone),
+        help="show times in this zone, e.g. Europe/London (default: the script's TZ, or UTC)",
+    )
+    parser.add_argument(
+        "--show",
+        metavar="N",
+        type=int,
+        default=10,
+        help="list the first N and last N runs (default: 10)",
+    )
+    parser.add_argument("--json", metavar="FILE", help="write the timeline as JSON")
+    parser.add_argument("--csv", metavar="FILE", help="write one CSV row per run")
+    parser.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="draw the timeline as a PNG (needs: pip install 'looptime-tasks[plot]')",
+    )
+    return parser
+
+
+_PROGRESS_DELAY = 0.5
+"""Real seconds a command-line simulation runs before its progress bar appears (on a TTY)."""
+
+
+class _ProgressBar:
+    """A one-line progress bar on a terminal, drawn only once a run has taken a while."""
+
+    _WIDTH: Final = 30
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self._began = time.perf_counter()
+        self._delay = _PROGRESS_DELAY
+        self._last = 0.0
+        self._drawn = False
+
+    def __call__(self, fraction: float) -> None:
+        now = time.perf_counter()
+        if now - self._began < self._delay or now - self._last < 0.1:
+            return
+        self._last = now
+        filled = round(fraction * self._WIDTH)
+        bar = "#" * filled + "-" * (self._WIDTH - filled)
+        self._stream.write(f"\rsimulating [{bar}] {fraction:4.0%}")
+        self._stream.flush()
+        self._drawn = True
+
+    def close(self) -> None:
+        if self._drawn:
+            self._stream.write("\r" + " " * (self._WIDTH + 20) + "\r")
+            self._stream.flush()
+            self._drawn = False
+
+
+def _run_command(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, path: str | os.PathLike[str]
+) -> int:
+    try:
+        script = load_script(path)
+    except ScriptError as exc:
+        parser.error(str(exc))
+    duration: timedelta | None = args.duration
+    if args.days is not None:
+        duration = timedelta(days=args.days)
+    elif args.hours is not None:
+        duration = timedelta(hours=args.hours)
+    tz: tzinfo = args.tz if args.tz is not None else script.tz
+    bar = _ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    try:
+        timeline = run_script(
+            script,
+            start=args.start,
+            duration=duration,
+            seed=script.seed if args.seed is None else args.seed,
+            progress=bar,
+        )
+    except Exception as exc:
+        if bar is not None:
+            bar.close()
+        traceback.print_exc()
+        print(
+            f"error: the simulation raised ({_failing_line(exc, script.path)}): "
+            f"{type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    if bar is not None:
+        bar.close()
+    if script.description:
+        print(script.description, end="\n\n")
+    print(timeline.summary(tz=tz, show=max(args.show, 0)))
+    try:
+        if script.report is not None:
+            extra = script.report(timeline)
+            if extra:
+                print()
+                print(extra)
+        for option, write in (
+            (args.json, timeline.write_json),
+            (args.csv, timeline.write_csv),
+            (args.plot, lambda target: timeline.plot(target, tz=tz)),
+        ):
+            if option is not None:
+                print(f"wrote {write(option)}")
+        if script.check is not None:
+            script.check(timeline)
+    except AssertionError as exc:
+        message = str(exc) or "assertion failed"
+        print(f"check failed ({_failing_line(exc, script.path)}): {message}", file=sys.stderr)
+        return 1
+    except (ImportError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        traceback.print_exc()
+        print(
+            f"error: the script's check or report raised ({_failing_line(exc, script.path)}): "
+            f"{type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    if script.check is not None:
+        print("check passed")
+    return 0
+
+
+def main(
+    script: str | os.PathLike[str] | None = None,
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str | None = None,
+) -> int:
+    """Run a simulation script from the command line; return the exit status.
+
+    A script ends with ``raise SystemExit(looptime_tasks.simulation.main(__file__))``; the
+    ``looptime-tasks simulate`` command calls it with no *script* (the path is then the first
+    argument).
+
+    Args:
+        script: The script's path, or None to take it from the arguments.
+        argv: The arguments (default ``sys.argv[1:]``).
+        prog: The program name shown in usage and errors.
+
+    Returns:
+        0 if the simulation ran and the script's check passed; 1 if the check failed or the
+        simulation raised. Bad arguments and unloadable scripts exit with status 2 (SystemExit).
+    """
+    if prog is None and script is not None:
+        prog = f"python {script}"
+    parser = _make_parser(prog, with_path=script is None)
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        return _run_command(parser, args, script if script is not None else args.path)
+    except BrokenPipeError:
+        # `... | head`: the reader left. Say nothing more (Python would report it at exit).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
