@@ -18,8 +18,10 @@ from looptime_tasks._schedule import (
     RelativeSchedule,
     TimeSchedule,
     coalesced_grid_index,
+    from_epoch_ns,
     make_schedule,
     resolve_local,
+    to_epoch_ns,
     validate_count,
     validate_overlap,
 )
@@ -775,3 +777,60 @@ def test_grid_index_is_monotone_in_now(
     earlier = coalesced_grid_index(anchor, interval, last_index, now)
 
     assert earlier <= coalesced_grid_index(anchor, interval, last_index, now + later_by)
+
+
+# Integer-nanosecond slots (the hot path of time= loops) -------------------------------------
+
+# Any instant in the strategies' range, with nanoseconds that a datetime cannot hold.
+sub_microseconds = st.integers(0, 999)
+
+
+def as_ns(moment: datetime, extra_ns: int) -> int:
+    return to_epoch_ns(moment) + extra_ns
+
+
+@CHEAP
+@given(strategies.time_lists(), strategies.start_instants(), sub_microseconds)
+def test_next_slot_after_ns_agrees_with_the_datetime_version(
+    times: list[time], start: datetime, extra_ns: int
+) -> None:
+    schedule = make_schedule(time=times)
+    assert isinstance(schedule, TimeSchedule)
+    instant = as_ns(start, extra_ns)
+
+    assert schedule.next_slot_after_ns(instant) == to_epoch_ns(schedule.next_slot_after(start))
+
+
+@CHEAP
+@given(strategies.time_lists(), strategies.start_instants(), sub_microseconds)
+def test_first_slot_at_or_after_ns_is_the_earliest_slot_not_before_the_instant(
+    times: list[time], start: datetime, extra_ns: int
+) -> None:
+    schedule = make_schedule(time=times)
+    assert isinstance(schedule, TimeSchedule)
+    instant = as_ns(start, extra_ns)
+    expected = schedule.first_slot_at_or_after(start)
+    if extra_ns and expected == start:  # the slot at `start` lies just before the instant
+        expected = schedule.next_slot_after(start)
+
+    assert schedule.first_slot_at_or_after_ns(instant) == to_epoch_ns(expected)
+
+
+@CHEAP
+@given(strategies.time_lists(), strategies.start_instants(), sub_microseconds)
+def test_last_slot_at_or_before_ns_agrees_with_the_datetime_version(
+    times: list[time], start: datetime, extra_ns: int
+) -> None:
+    schedule = make_schedule(time=times)
+    assert isinstance(schedule, TimeSchedule)
+    instant = as_ns(start, extra_ns)
+
+    assert schedule.last_slot_at_or_before_ns(instant) == to_epoch_ns(
+        schedule.last_slot_at_or_before(start)
+    )
+
+
+def test_epoch_ns_round_trips_whole_microseconds() -> None:
+    moment = datetime(2024, 2, 29, 23, 59, 59, 999_999, tzinfo=UTC)
+
+    assert from_epoch_ns(to_epoch_ns(moment)) == moment

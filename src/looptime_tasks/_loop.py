@@ -27,8 +27,9 @@ import random
 import sys
 import weakref
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from datetime import time as dt_time
+from time import time_ns as _system_wall_ns
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, cast, overload
 
 from ._backoff import ExponentialBackoff
@@ -38,6 +39,7 @@ from ._schedule import (
     Schedule,
     TimeSchedule,
     coalesced_grid_index,
+    from_epoch_ns,
     make_schedule,
     validate_count,
     validate_overlap,
@@ -59,17 +61,16 @@ _body_iteration: contextvars.ContextVar[tuple[object, int] | None] = contextvars
 )
 
 
-def _system_wall_clock() -> datetime:
-    # A stock event loop has no wall clock of its own: the system's is the one it lives by.
-    return datetime.now(UTC)
+def _wall_clock_of(event_loop: asyncio.AbstractEventLoop) -> Callable[[], int]:
+    """The wall clock an event loop lives by, in integer nanoseconds since the Unix epoch.
 
-
-def _wall_clock_of(event_loop: asyncio.AbstractEventLoop) -> Callable[[], datetime]:
-    """The wall clock an event loop lives by: its ``clock.now`` if it has one."""
-    now = getattr(getattr(event_loop, "clock", None), "now", None)
-    if callable(now):
-        return cast("Callable[[], datetime]", now)
-    return _system_wall_clock
+    An event loop with a ``clock`` that has ``wall_epoch_ns()`` (`VirtualEventLoop`) supplies
+    its own; a stock event loop has none, and lives by the system's.
+    """
+    wall_epoch_ns = getattr(getattr(event_loop, "clock", None), "wall_epoch_ns", None)
+    if callable(wall_epoch_ns):
+        return cast("Callable[[], int]", wall_epoch_ns)
+    return _system_wall_ns
 
 
 def _random_of(event_loop: asyncio.AbstractEventLoop) -> random.Random | None:
@@ -156,7 +157,7 @@ class Loop(Generic[P, R]):
         self._bound: weakref.WeakKeyDictionary[Any, Loop[Any, R]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._event_loop: asyncio.AbstractEventLoop | None = None  # of the latest run
-        self._wall_now: Callable[[], datetime] = _system_wall_clock  # that event loop's
+        self._wall_ns: Callable[[], int] = _system_wall_ns  # that event loop's wall clock
         self._failed = False
         self._restart_with: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._reset_run_state()
@@ -166,8 +167,8 @@ class Loop(Generic[P, R]):
         self._cancelling = False
         self._current_loop = 0
         self._next_monotonic: float | None = None
-        self._next_wall: datetime | None = None
-        self._running_slot: datetime | None = None  # the time= slot whose body runs
+        self._next_wall: int | None = None  # epoch ns, like every time= slot below
+        self._running_slot: int | None = None  # the time= slot whose body runs
         self._waiters: set[asyncio.Future[None]] = set()
         self._bodies: set[asyncio.Task[None]] = set()
         self._run_started = False  # whether _run has taken its first step
@@ -263,7 +264,7 @@ class Loop(Generic[P, R]):
         self._failed = False
         self._reset_run_state()
         self._event_loop = event_loop
-        self._wall_now = _wall_clock_of(event_loop)
+        self._wall_ns = _wall_clock_of(event_loop)
         self._scoped = scoped_observers()
         self._run_observers = (*self._observers, *self._scoped)
         self._handled = self._resolve_exception_types()
@@ -387,16 +388,20 @@ class Loop(Generic[P, R]):
     async def _iterate(
         self, event_loop: asyncio.AbstractEventLoop, body_args: tuple[Any, ...], kwargs: Any
     ) -> str:
-        """Run iterations until stopped or `count` is reached; return how it ended."""
-        wall_now = self._wall_now
+        """Run iterations until stopped or `count` is reached; return how it ended.
+
+        Relative slots are event-loop instants (float seconds); `time=` slots are wall instants
+        in integer nanoseconds since the epoch, so the hot path compares integers.
+        """
+        wall_ns = self._wall_ns
         backoff = ExponentialBackoff(random=_random_of(event_loop), clock=event_loop.time)
         version = -1  # the schedule version the targets below were computed for
         last_monotonic: float | None = None  # when the last slot run was due
-        last_wall: datetime | None = None  # the same, as a wall instant, for time= slots
+        last_wall: int | None = None  # the same, as a wall instant, for time= slots
         anchor: float | None = None  # relative grid: slot k is due at anchor + k * interval
         index = 0
         target_monotonic: float | None = None
-        target_wall: datetime | None = None
+        target_wall: int | None = None
         yielded = False
         while not self._stop_requested:
             if self._body_failures:
@@ -413,8 +418,12 @@ class Loop(Generic[P, R]):
                     if anchor is None:
                         target_monotonic = now
                     else:
-                        index = coalesced_grid_index(anchor, schedule.interval, index, now)
-                        target_monotonic = anchor + index * schedule.interval
+                        interval = schedule.interval
+                        index += 1
+                        target_monotonic = anchor + index * interval
+                        if target_monotonic < now:  # an overrun: missed slots coalesce
+                            index = coalesced_grid_index(anchor, interval, index - 1, now)
+                            target_monotonic = anchor + index * interval
                     self._next_monotonic, self._next_wall = target_monotonic, None
                     if self._run_observers:
                         self._emit_scheduled(event_loop, target_monotonic, None)
@@ -424,27 +433,26 @@ class Loop(Generic[P, R]):
                     continue
                 slot_monotonic, slot_wall = target_monotonic, None
             else:
-                wall = wall_now()
+                wall = wall_ns()
                 if target_wall is None:
                     if last_monotonic is None:
-                        target_wall = schedule.first_slot_at_or_after(wall)
+                        target_wall = schedule.first_slot_at_or_after_ns(wall)
                     else:
                         if last_wall is None:  # the last slot ran on a relative schedule
-                            elapsed = event_loop.time() - last_monotonic
-                            last_wall = wall - timedelta(seconds=elapsed)
-                        target_wall = schedule.next_slot_after(last_wall)
+                            last_wall = wall - round((event_loop.time() - last_monotonic) * 1e9)
+                        target_wall = schedule.next_slot_after_ns(last_wall)
                         if target_wall <= wall:  # missed slots coalesce into one late run
-                            target_wall = schedule.last_slot_at_or_before(wall)
+                            target_wall = schedule.last_slot_at_or_before_ns(wall)
                     self._next_monotonic, self._next_wall = None, target_wall
                     if self._run_observers:
                         self._emit_scheduled(event_loop, None, target_wall)
                 if target_wall > wall:
-                    delay = (target_wall - wall).total_seconds()
-                    await self._sleep_until(event_loop, event_loop.time() + delay)
+                    deadline = event_loop.time() + (target_wall - wall) / 1e9
+                    await self._sleep_until(event_loop, deadline)
                     yielded = True
                     continue  # the wall clock is read again: it may have stepped meanwhile
                 slot_wall = target_wall
-                slot_monotonic = event_loop.time() - (wall - target_wall).total_seconds()
+                slot_monotonic = event_loop.time() - (wall - target_wall) / 1e9
             if not yielded:
                 # Due at once (first run, overrun, zero interval): still let others run first.
                 yielded = True
@@ -469,26 +477,28 @@ class Loop(Generic[P, R]):
                         raise self._body_failures[0][0]
                     if self._stopping():
                         return await self._drain_bodies(event_loop)
-            scheduled = slot_wall
+            scheduled = None
             if self._run_observers:
-                started = wall_now()
-                if scheduled is None:
-                    scheduled = started - timedelta(seconds=event_loop.time() - slot_monotonic)
+                started = wall_ns()
+                if slot_wall is None:
+                    slot_wall = started - round((event_loop.time() - slot_monotonic) * 1e9)
+                scheduled = from_epoch_ns(slot_wall)
                 self._emit(
                     EventKind.ITERATION_STARTED,
                     iteration=iteration,
                     scheduled=scheduled,
-                    wall=started,
+                    wall=from_epoch_ns(started),
                 )
-            run = (event_loop, backoff, body_args, kwargs, iteration, scheduled)
             if overlap is False:
-                if not await self._run_body(*run):
+                if not await self._run_body(
+                    event_loop, backoff, body_args, kwargs, iteration, scheduled
+                ):
                     break
             else:
-                self._spawn_body(*run)
+                self._spawn_body(event_loop, backoff, body_args, kwargs, iteration, scheduled)
             self._current_loop = iteration + 1
             if self._current_loop == self._count:
-                if self._overlap is False:
+                if overlap is False:
                     return "completed"
                 return await self._drain_bodies(event_loop)
         if self._overlap is not False:
@@ -656,14 +666,17 @@ class Loop(Generic[P, R]):
         self,
         event_loop: asyncio.AbstractEventLoop,
         target_monotonic: float | None,
-        target_wall: datetime | None,
+        target_wall: int | None,
     ) -> None:
-        wall = self._wall_now()
+        wall = self._wall_ns()
         if target_wall is None:
             assert target_monotonic is not None
-            target_wall = wall + timedelta(seconds=target_monotonic - event_loop.time())
+            target_wall = wall + round((target_monotonic - event_loop.time()) * 1e9)
         self._emit(
-            EventKind.SCHEDULED, iteration=self._current_loop, scheduled=target_wall, wall=wall
+            EventKind.SCHEDULED,
+            iteration=self._current_loop,
+            scheduled=from_epoch_ns(target_wall),
+            wall=from_epoch_ns(wall),
         )
 
     def _emit(
@@ -686,7 +699,7 @@ class Loop(Generic[P, R]):
             kind,
             self,
             event_loop.time(),
-            self._wall_now() if wall is None else wall,
+            from_epoch_ns(self._wall_ns()) if wall is None else wall,
             iteration,
             scheduled,
             retry_delay,
@@ -870,17 +883,17 @@ class Loop(Generic[P, R]):
         if task is None or task.done() or self._stop_requested:
             return None
         event_loop = task.get_loop()
-        now = self._wall_now()
+        now = self._wall_ns()
         if self._next_wall is not None:
             due = self._next_wall
         elif self._next_monotonic is not None:
-            due = now + timedelta(seconds=self._next_monotonic - event_loop.time())
+            due = now + round((self._next_monotonic - event_loop.time()) * 1e9)
         elif self._running_slot is not None and isinstance(self._schedule, TimeSchedule):
-            due = self._schedule.next_slot_after(self._running_slot)
+            due = self._schedule.next_slot_after_ns(self._running_slot)
         else:
             return None
         # An overdue iteration (a body overran) is due now, not in the past.
-        return max(due, now)
+        return from_epoch_ns(max(due, now))
 
     def get_task(self) -> asyncio.Task[None] | None:
         """The task of the latest run (finished or not), or None if never started."""

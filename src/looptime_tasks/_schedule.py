@@ -26,12 +26,13 @@ Design decisions recorded here (the user-facing version is ``docs/scheduling.md`
 
 from __future__ import annotations
 
+import bisect
 import datetime
 import math
 import numbers
 import zoneinfo
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeAlias
 
 __all__ = (
@@ -41,8 +42,10 @@ __all__ = (
     "Schedule",
     "TimeSchedule",
     "coalesced_grid_index",
+    "from_epoch_ns",
     "make_schedule",
     "resolve_local",
+    "to_epoch_ns",
     "validate_count",
     "validate_overlap",
 )
@@ -53,6 +56,20 @@ UTC = datetime.UTC
 REFERENCE_DATE = datetime.date(2000, 1, 1)
 
 _MICROSECONDS_PER_DAY = 86_400 * 1_000_000
+_NS_PER_DAY = 86_400 * 1_000_000_000
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = datetime.timedelta(microseconds=1)
+
+
+def to_epoch_ns(moment: datetime.datetime) -> int:
+    """An aware datetime as integer nanoseconds since the Unix epoch (exact)."""
+    return (moment - _EPOCH) // _MICROSECOND * 1000
+
+
+def from_epoch_ns(ns: int) -> datetime.datetime:
+    """Integer nanoseconds since the Unix epoch as an aware UTC datetime (floored to the µs)."""
+    return _EPOCH + datetime.timedelta(microseconds=ns // 1000)
+
 
 # Local dates examined around an instant, relative to the instant's own local date. Two days
 # either way: a gap can push a wall time of one date into the next (Pacific/Apia skipped a
@@ -104,6 +121,48 @@ class TimeSchedule:
     """
 
     times: tuple[datetime.time, ...]
+    # When every time has a fixed UTC offset, their UTC times of day in ns, sorted: slots are
+    # then found by bisection on integers, the hot path of a `time=` loop.
+    _fixed_ns: tuple[int, ...] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fixed = None
+        if all(_is_fixed(t) for t in self.times):
+            fixed = tuple(sorted({_utc_microseconds_of_day(t) * 1000 for t in self.times}))
+        object.__setattr__(self, "_fixed_ns", fixed)
+
+    def first_slot_at_or_after_ns(self, now_ns: int) -> int:
+        """`first_slot_at_or_after` in integer nanoseconds since the Unix epoch."""
+        fixed = self._fixed_ns
+        if fixed is None:  # slots fall on whole microseconds: round up, never past one
+            return to_epoch_ns(self.first_slot_at_or_after(from_epoch_ns(now_ns + 999)))
+        day, time_of_day = divmod(now_ns, _NS_PER_DAY)
+        index = bisect.bisect_left(fixed, time_of_day)
+        if index < len(fixed):
+            return day * _NS_PER_DAY + fixed[index]
+        return (day + 1) * _NS_PER_DAY + fixed[0]
+
+    def next_slot_after_ns(self, instant_ns: int) -> int:
+        """`next_slot_after` in integer nanoseconds since the Unix epoch."""
+        fixed = self._fixed_ns
+        if fixed is None:  # slots fall on whole microseconds: flooring skips none
+            return to_epoch_ns(self.next_slot_after(from_epoch_ns(instant_ns)))
+        day, time_of_day = divmod(instant_ns, _NS_PER_DAY)
+        index = bisect.bisect_right(fixed, time_of_day)
+        if index < len(fixed):
+            return day * _NS_PER_DAY + fixed[index]
+        return (day + 1) * _NS_PER_DAY + fixed[0]
+
+    def last_slot_at_or_before_ns(self, instant_ns: int) -> int:
+        """`last_slot_at_or_before` in integer nanoseconds since the Unix epoch."""
+        fixed = self._fixed_ns
+        if fixed is None:
+            return to_epoch_ns(self.last_slot_at_or_before(from_epoch_ns(instant_ns)))
+        day, time_of_day = divmod(instant_ns, _NS_PER_DAY)
+        index = bisect.bisect_right(fixed, time_of_day) - 1
+        if index >= 0:
+            return day * _NS_PER_DAY + fixed[index]
+        return (day - 1) * _NS_PER_DAY + fixed[-1]
 
     def first_slot_at_or_after(self, now: datetime.datetime) -> datetime.datetime:
         """Return the earliest scheduled instant at or after ``now``.
