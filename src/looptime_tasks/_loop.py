@@ -3,9 +3,10 @@
 Design decisions (docs/loop.md lists every deviation from discord.py 2.7):
 
 - One source of time. A run reads monotonic time from the running event loop (`event_loop.time()`)
-  and the wall clock through it: an event loop that carries a ``clock`` with ``now()`` (such as
-  `VirtualEventLoop`) supplies its own, a stock event loop lives by the system's. Randomness
-  (backoff jitter) comes from ``event_loop.random`` when it has one. No other clock is read.
+  and the wall clock through it: an event loop that carries a ``clock`` with ``wall_epoch_ns()``
+  (such as `VirtualEventLoop`) supplies its own, a stock event loop lives by the system's.
+  Randomness (backoff jitter) comes from ``event_loop.random`` when it has one. No other clock
+  is read. Wall instants are integer nanoseconds inside, datetimes only at the edge.
 - Relative loops run on a fixed grid of monotonic instants from the first run; `time=` loops on
   the wall clock, re-checked after every wake-up so that an early wake-up or a wall-clock step can
   never run a slot early or twice. Missed slots coalesce into one late run.
