@@ -56,6 +56,12 @@ _P2 = ParamSpec("_P2")
 _S = TypeVar("_S")
 _HookT = TypeVar("_HookT", bound=Callable[..., Coroutine[Any, Any, Any]])
 
+# asyncio fires a timer up to its clock resolution (VirtualEventLoop: 1 us) before the deadline.
+# A slot that close counts as due: re-arming the same deadline would only fire early again, and
+# on virtual time, where nothing moves the clock while callbacks are ready, forever.
+_EARLY = 1e-6
+_EARLY_NS = 1_000
+
 #: Inside a body started with ``overlap``, the loop and the iteration that body runs.
 _body_iteration: contextvars.ContextVar[tuple[object, int] | None] = contextvars.ContextVar(
     "looptime_tasks.body_iteration", default=None
@@ -428,7 +434,7 @@ class Loop(Generic[P, R]):
                     self._next_monotonic, self._next_wall = target_monotonic, None
                     if self._run_observers:
                         self._emit_scheduled(event_loop, target_monotonic, None)
-                if target_monotonic > now:
+                if target_monotonic - now > _EARLY:
                     await self._sleep_until(event_loop, target_monotonic)
                     yielded = True
                     continue
@@ -447,7 +453,7 @@ class Loop(Generic[P, R]):
                     self._next_monotonic, self._next_wall = None, target_wall
                     if self._run_observers:
                         self._emit_scheduled(event_loop, None, target_wall)
-                if target_wall > wall:
+                if target_wall - wall > _EARLY_NS:
                     deadline = event_loop.time() + (target_wall - wall) / 1e9
                     await self._sleep_until(event_loop, deadline)
                     yielded = True

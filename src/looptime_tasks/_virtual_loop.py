@@ -322,17 +322,6 @@ class _VirtualSelector(selectors.BaseSelector):
                 # fire late, so apply the latency here too (a zero-delay timer is a wake-up).
                 loop._jump_to(loop._scheduled[0]._when)
                 return ready
-            scheduled = loop._scheduled
-            if scheduled:
-                # asyncio fires a timer up to _clock_resolution before its deadline. Real time
-                # would pass meanwhile; virtual time must not stand still, or code that re-arms
-                # the same deadline (as a Loop does) would spin. So an early timer moves the
-                # clock to its deadline: in virtual time, nothing fires early.
-                when = scheduled[0]._when
-                now = loop._now_ns / 1e9
-                if now < when < now + loop._clock_resolution:
-                    loop._move_to(_ns_at_or_after(when))
-                    return ready
             # Something is ready to run, so asyncio must not wait and time must not move. Count
             # it: a long unbroken run of these is a busy-wait (see StallError).
             count = loop._stall_count + 1
