@@ -6,4 +6,14 @@ Every async test of this project runs on virtual time through our own plugin: se
 
 from __future__ import annotations
 
+import os
+
+from hypothesis import settings
+
 pytest_plugins = ["pytester"]
+
+# CI must not fail by chance: there, Hypothesis replays the same examples on every run and never
+# times an example out (a loaded 2-core machine is slow). Developers keep exploring at random.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
