@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -29,3 +31,18 @@ def test_ci_runs_the_readme_test_command_exactly() -> None:
 
 def test_quickstart_main_command_runs_a_simulation() -> None:
     assert "looptime-tasks simulate simulations/" in quickstart_commands()[0]
+
+
+def section_code(title: str) -> str:
+    """The first Python block of the README section *title*."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert block is not None
+    return block.group(1)
+
+
+def test_virtual_time_example_prints_the_next_day(capsys: pytest.CaptureFixture[str]) -> None:
+    exec(compile(section_code("Virtual time"), "README.md", "exec"), {})
+
+    assert capsys.readouterr().out == "2024-01-02 00:00:00+00:00\n"
