@@ -1352,6 +1352,20 @@ async def test_overlap_current_loop_inside_a_body_is_its_own_iteration() -> None
     assert seen == [0, 1, 2]
 
 
+async def test_overlap_body_cancelled_from_outside_does_not_end_the_loop() -> None:
+    body_fn, _, starts = concurrency_probe()
+    body = tasks.loop(seconds=10, count=3, overlap=True)(body_fn)
+
+    task = body.start()
+    await asyncio.sleep(1)
+    for other in asyncio.all_tasks():
+        if other.get_name().endswith("[iteration 0]"):
+            other.cancel()
+    await task
+
+    assert (starts, task.cancelled()) == ([0.0, 10.0, 20.0], False)
+
+
 def _as_hook(record: Recorder) -> Callable[[], Any]:
     async def hook() -> None:
         record()

@@ -526,12 +526,10 @@ class Loop(Generic[P, R]):
             try:
                 await self.coro(*body_args, **kwargs)
                 break
+            except asyncio.CancelledError:
+                raise
             except BaseException as exc:
-                if (
-                    not self.reconnect
-                    or isinstance(exc, asyncio.CancelledError)
-                    or not isinstance(exc, self._handled)
-                ):
+                if not self.reconnect or not isinstance(exc, self._handled):
                     self._body_failures.append((exc, iteration))
                     raise
                 delay = backoff.delay()
