@@ -484,17 +484,16 @@ class Loop(Generic[P, R]):
                         raise self._body_failures[0][0]
                     if self._stopping():
                         return await self._drain_bodies(event_loop)
-            scheduled = None
+            scheduled = slot_wall
             if self._run_observers:
                 started = wall_ns()
-                if slot_wall is None:
-                    slot_wall = started - round((event_loop.time() - slot_monotonic) * 1e9)
-                scheduled = from_epoch_ns(slot_wall)
+                if scheduled is None:
+                    scheduled = started - round((event_loop.time() - slot_monotonic) * 1e9)
                 self._emit(
                     EventKind.ITERATION_STARTED,
                     iteration=iteration,
                     scheduled=scheduled,
-                    wall=from_epoch_ns(started),
+                    wall=started,
                 )
             if overlap is False:
                 if not await self._run_body(
@@ -519,7 +518,7 @@ class Loop(Generic[P, R]):
         body_args: tuple[Any, ...],
         kwargs: dict[str, Any],
         iteration: int,
-        scheduled: datetime | None,
+        scheduled: int | None,
     ) -> bool:
         """Run one iteration's body, retrying handled failures; False if stopped meanwhile."""
         while True:
@@ -567,7 +566,7 @@ class Loop(Generic[P, R]):
         body_args: tuple[Any, ...],
         kwargs: dict[str, Any],
         iteration: int,
-        scheduled: datetime | None,
+        scheduled: int | None,
     ) -> None:
         context = contextvars.copy_context()
         context.run(_body_iteration.set, (self, iteration))
@@ -585,7 +584,7 @@ class Loop(Generic[P, R]):
         body_args: tuple[Any, ...],
         kwargs: dict[str, Any],
         iteration: int,
-        scheduled: datetime | None,
+        scheduled: int | None,
     ) -> None:
         try:
             await self._run_body(event_loop, backoff, body_args, kwargs, iteration, scheduled)
@@ -678,10 +677,7 @@ class Loop(Generic[P, R]):
             assert target_monotonic is not None
             target_wall = wall + round((target_monotonic - event_loop.time()) * 1e9)
         self._emit(
-            EventKind.SCHEDULED,
-            iteration=self._current_loop,
-            scheduled=from_epoch_ns(target_wall),
-            wall=from_epoch_ns(wall),
+            EventKind.SCHEDULED, iteration=self._current_loop, scheduled=target_wall, wall=wall
         )
 
     def _emit(
@@ -689,11 +685,11 @@ class Loop(Generic[P, R]):
         kind: EventKind,
         *,
         iteration: int | None = None,
-        scheduled: datetime | None = None,
+        scheduled: int | None = None,
         retry_delay: float | None = None,
         exception: BaseException | None = None,
         outcome: str | None = None,
-        wall: datetime | None = None,
+        wall: int | None = None,
     ) -> None:
         """Tell the run's observers of an event; *wall* saves a clock read when known."""
         observers = self._run_observers
@@ -704,7 +700,7 @@ class Loop(Generic[P, R]):
             kind,
             self,
             event_loop.time(),
-            from_epoch_ns(self._wall_ns()) if wall is None else wall,
+            self._wall_ns() if wall is None else wall,
             iteration,
             scheduled,
             retry_delay,

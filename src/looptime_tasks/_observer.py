@@ -16,13 +16,15 @@ import contextlib
 import contextvars
 import enum
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from ._loop import Loop
 
 __all__ = ("EventKind", "LoopEvent", "Observer", "observe")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class EventKind(enum.Enum):
@@ -51,14 +53,18 @@ class EventKind(enum.Enum):
 class LoopEvent(NamedTuple):
     """One event of one run of a `Loop` (immutable; a named tuple, because it is built often).
 
+    Instants are integer nanoseconds since the Unix epoch, read through the event loop; `wall`
+    and `scheduled` give them as aware UTC datetimes (to the microsecond).
+
     Attributes:
         kind: What happened.
         loop: The `Loop` it happened to (for a cog, the per-instance copy).
         monotonic: The event loop's clock at the event, in seconds (`event_loop.time()`).
-        wall: The wall clock at the event (aware, UTC), read through the event loop.
+        wall_ns: The wall clock at the event, in nanoseconds since the Unix epoch.
         iteration: The iteration index the event concerns (0-based), when it concerns one. For
             `ERROR`, the iteration whose body raised (None if ``before_loop`` raised).
-        scheduled: The scheduled instant of that iteration's slot (aware, UTC), when known.
+        scheduled_ns: The scheduled instant of that iteration's slot, in nanoseconds since the
+            Unix epoch, when known.
         retry_delay: For `HANDLED_FAILURE`, the backoff before the retry, in seconds.
         exception: For `HANDLED_FAILURE` and `ERROR`, the exception raised.
         outcome: For `ENDED`: ``"completed"`` (count reached), ``"stopped"``, ``"cancelled"``
@@ -68,12 +74,24 @@ class LoopEvent(NamedTuple):
     kind: EventKind
     loop: Loop[..., Any]
     monotonic: float
-    wall: datetime
+    wall_ns: int
     iteration: int | None = None
-    scheduled: datetime | None = None
+    scheduled_ns: int | None = None
     retry_delay: float | None = None
     exception: BaseException | None = None
     outcome: str | None = None
+
+    @property
+    def wall(self) -> datetime:
+        """The wall clock at the event, as an aware UTC datetime."""
+        return _EPOCH + timedelta(microseconds=self.wall_ns // 1000)
+
+    @property
+    def scheduled(self) -> datetime | None:
+        """The scheduled instant of the iteration's slot, as an aware UTC datetime, if known."""
+        if self.scheduled_ns is None:
+            return None
+        return _EPOCH + timedelta(microseconds=self.scheduled_ns // 1000)
 
 
 Observer = Callable[[LoopEvent], None]

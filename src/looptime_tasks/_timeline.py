@@ -63,6 +63,7 @@ copy), a list of those, or None for all of them."""
 
 ONE_MICROSECOND: Final = timedelta(microseconds=1)
 NS_PER_MICROSECOND: Final = 1_000
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _DEFAULT_TASK_PREFIX: Final = "looptime-tasks: "
 
 _SCHEDULED: Final = EventKind.SCHEDULED
@@ -269,7 +270,7 @@ class Recorder:
         self.iterations = array("q")
         self.monotonic = array("d")
         self.wall_ns = array("q")  # virtual wall clock, nanoseconds since the start instant
-        self.scheduled: list[datetime | None] = []
+        self.scheduled: list[int | None] = []  # slots, nanoseconds since the Unix epoch
         self.extras: dict[int, tuple[float | None, BaseException | None, str | None]] = {}
         self.started_loops: dict[Loop[..., Any], None] = {}  # an ordered set
         self.task_names: dict[str, Loop[..., Any]] = {}
@@ -284,7 +285,7 @@ class Recorder:
         self.iterations.append(-1 if iteration is None else iteration)
         self.monotonic.append(event.monotonic)
         self.wall_ns.append(self._clock_wall_ns())
-        self.scheduled.append(event.scheduled)
+        self.scheduled.append(event.scheduled_ns)
         if kind is not _ITERATION_STARTED and kind is not _ITERATION_FINISHED:
             self.extras[len(self.kinds) - 1] = (event.retry_delay, event.exception, event.outcome)
             if kind is _STARTED:
@@ -485,6 +486,10 @@ class Timeline:
         def wall(index: int) -> datetime:
             return start_utc + timedelta(microseconds=wall_ns[index] // NS_PER_MICROSECOND)
 
+        def slot(index: int) -> datetime | None:
+            ns = scheduled[index]
+            return None if ns is None else _EPOCH + timedelta(microseconds=ns // NS_PER_MICROSECOND)
+
         for index, kind in enumerate(kinds):
             builder = builders[loops[index]]
             if kind is _ITERATION_STARTED:
@@ -492,7 +497,7 @@ class Timeline:
                 builder.open[iteration] = (
                     index,
                     _OpenRun(
-                        iteration, builder.session, scheduled[index], wall(index), monotonic[index]
+                        iteration, builder.session, slot(index), wall(index), monotonic[index]
                     ),
                 )
             elif kind is _ITERATION_FINISHED:
