@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from datetime import time as dt_time
@@ -1514,3 +1515,99 @@ def test_a_slot_due_within_the_clock_resolution_runs_while_another_task_polls() 
     runs = tasks.run(main(), stall_limit=10_000)
 
     assert len(runs) == 2
+
+
+# Settings, names, observers --------------------------------------------------------------------
+
+
+def test_count_can_be_changed_but_only_to_a_valid_value() -> None:
+    @tasks.loop(seconds=1, count=2)
+    async def body() -> None: ...
+
+    body.count = 5
+    with pytest.raises(ValueError, match=r"^count must be greater than 0 or None"):
+        body.count = 0
+
+    assert body.count == 5
+
+
+def test_overlap_can_be_changed_but_only_to_a_valid_value() -> None:
+    @tasks.loop(seconds=1)
+    async def body() -> None: ...
+
+    body.overlap = 3
+    with pytest.raises(TypeError, match=r"^overlap must be a bool or an int >= 1"):
+        body.overlap = 2.0  # type: ignore[assignment]
+
+    assert body.overlap == 3
+
+
+def test_name_is_the_task_name() -> None:
+    @tasks.loop(seconds=1)
+    async def body() -> None: ...
+
+    assert body.name == "looptime-tasks: test_name_is_the_task_name.<locals>.body"
+
+
+def test_repr_shows_name_schedule_and_state() -> None:
+    @tasks.loop(time=[utc(9), utc(18)], name="reminder")
+    async def body() -> None: ...
+
+    assert repr(body) == "<Loop 'reminder' at 09:00:00+00:00, 18:00:00+00:00 running=False>"
+
+
+def test_add_observer_rejects_a_non_callable() -> None:
+    @tasks.loop(seconds=1)
+    async def body() -> None: ...
+
+    with pytest.raises(TypeError, match=r"^observer must be a callable taking a LoopEvent"):
+        body.add_observer(42)  # type: ignore[arg-type]
+
+
+async def test_removed_observer_is_told_nothing_more() -> None:
+    events: list[LoopEvent] = []
+
+    @tasks.loop(seconds=10, count=1)
+    async def body() -> None: ...
+
+    body.add_observer(events.append)
+    body.remove_observer(events.append)
+    await body.start()
+
+    assert events == []
+
+
+# On a stock event loop (production) ---------------------------------------------------------------
+
+
+@pytest.mark.virtual_time(False)
+async def test_on_a_stock_event_loop_events_carry_the_system_wall_clock() -> None:
+    walls: list[int] = []
+
+    @tasks.loop(seconds=0, count=2)
+    async def body() -> None: ...
+
+    body.add_observer(lambda event: walls.append(event.wall_ns))
+    before = time.time_ns()
+    await body.start()
+    after = time.time_ns()
+
+    assert type(asyncio.get_running_loop()) is not VirtualEventLoop
+    assert walls
+    assert all(before <= wall <= after for wall in walls)
+
+
+@pytest.mark.virtual_time(False)
+async def test_on_a_stock_event_loop_next_iteration_follows_the_system_wall_clock() -> None:
+    @tasks.loop(hours=1)
+    async def body() -> None: ...
+
+    body.start()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    expected = datetime.now(UTC) + timedelta(hours=1)
+    next_iteration = body.next_iteration
+    body.cancel()
+
+    assert next_iteration is not None
+    assert abs(next_iteration - expected) < timedelta(seconds=5)
