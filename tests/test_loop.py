@@ -1611,3 +1611,31 @@ async def test_on_a_stock_event_loop_next_iteration_follows_the_system_wall_cloc
 
     assert next_iteration is not None
     assert abs(next_iteration - expected) < timedelta(seconds=5)
+
+
+# With discord.py itself ---------------------------------------------------------------------------
+
+
+async def test_loop_in_a_real_discord_py_cog_runs_per_instance_and_stops_on_unload() -> None:
+    from discord.ext import commands
+
+    class Reminders(commands.Cog):
+        def __init__(self) -> None:
+            self.runs: list[float] = []
+            self.remind.start()
+
+        async def cog_unload(self) -> None:
+            self.remind.cancel()
+
+        @tasks.loop(minutes=1)
+        async def remind(self) -> None:
+            self.runs.append(now())
+
+    first, second = Reminders(), Reminders()
+    await asyncio.sleep(150)
+    await first.cog_unload()
+    await asyncio.sleep(60)
+    await second.cog_unload()
+    await settle()
+
+    assert (first.runs, second.runs) == ([0.0, 60.0, 120.0], [0.0, 60.0, 120.0, 180.0])
