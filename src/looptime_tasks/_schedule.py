@@ -31,7 +31,7 @@ import datetime
 import math
 import numbers
 import zoneinfo
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -136,22 +136,14 @@ class TimeSchedule:
         fixed = self._fixed_ns
         if fixed is None:  # slots fall on whole microseconds: round up, never past one
             return to_epoch_ns(self.first_slot_at_or_after(from_epoch_ns(now_ns + 999)))
-        day, time_of_day = divmod(now_ns, _NS_PER_DAY)
-        index = bisect.bisect_left(fixed, time_of_day)
-        if index < len(fixed):
-            return day * _NS_PER_DAY + fixed[index]
-        return (day + 1) * _NS_PER_DAY + fixed[0]
+        return _next_fixed(fixed, now_ns, bisect.bisect_left)
 
     def next_slot_after_ns(self, instant_ns: int) -> int:
         """`next_slot_after` in integer nanoseconds since the Unix epoch."""
         fixed = self._fixed_ns
         if fixed is None:  # slots fall on whole microseconds: flooring skips none
             return to_epoch_ns(self.next_slot_after(from_epoch_ns(instant_ns)))
-        day, time_of_day = divmod(instant_ns, _NS_PER_DAY)
-        index = bisect.bisect_right(fixed, time_of_day)
-        if index < len(fixed):
-            return day * _NS_PER_DAY + fixed[index]
-        return (day + 1) * _NS_PER_DAY + fixed[0]
+        return _next_fixed(fixed, instant_ns, bisect.bisect_right)
 
     def last_slot_at_or_before_ns(self, instant_ns: int) -> int:
         """`last_slot_at_or_before` in integer nanoseconds since the Unix epoch."""
@@ -235,6 +227,18 @@ class TimeSchedule:
 
 
 Schedule: TypeAlias = RelativeSchedule | TimeSchedule
+
+
+def _next_fixed(
+    fixed: tuple[int, ...], instant_ns: int, bisect_day: Callable[[tuple[int, ...], int], int]
+) -> int:
+    """The first fixed-offset slot from ``instant_ns`` on: ``bisect_left`` includes a slot at the
+    instant, ``bisect_right`` excludes it. ``fixed`` holds UTC times of day in ns, sorted."""
+    day, time_of_day = divmod(instant_ns, _NS_PER_DAY)
+    index = bisect_day(fixed, time_of_day)
+    if index < len(fixed):
+        return day * _NS_PER_DAY + fixed[index]
+    return (day + 1) * _NS_PER_DAY + fixed[0]
 
 
 def _as_utc(instant: datetime.datetime) -> datetime.datetime:
