@@ -2,9 +2,9 @@
 
 Layout: `_schedule` is pure schedule arithmetic (no asyncio, no clock), with `_slots` (daily
 slots in ns, the next n slots of any schedule) and `_cron` (cron schedules) beside it;
-`_upcoming` the public `upcoming()`; `_backoff` the reconnect backoff law; `_loop` the `Loop`
-task and its `@loop` decorator; `_observer` the events a `Loop` reports; `_clock` and
-`_virtual_loop` the virtual-time event loop, which knows nothing of `Loop`.
+`_upcoming` the public `upcoming()`; `_store` the persistent stores; `_backoff` the reconnect
+backoff law; `_loop` the `Loop` task and its `@loop` decorator; `_observer` the events a `Loop`
+reports; `_clock` and `_virtual_loop` the virtual-time event loop, which knows nothing of `Loop`.
 `pytest_plugin`, `fakebot` and `simulation` (with its private `_simulation`, `_timeline`,
 `_report` and `_script`) build on the public names below only.
 """
@@ -17,6 +17,7 @@ from ._backoff import ExponentialBackoff
 from ._clock import VirtualClock
 from ._loop import Loop, loop
 from ._observer import EventKind, LoopEvent, observe
+from ._store import MemoryStore, PostgresStore, SQLiteStore, Store, StoreError
 from ._upcoming import upcoming
 from ._virtual_loop import DeadlockError, StallError, VirtualEventLoop, run
 
@@ -28,7 +29,12 @@ __all__ = (
     "ExponentialBackoff",
     "Loop",
     "LoopEvent",
+    "MemoryStore",
+    "PostgresStore",
+    "SQLiteStore",
     "StallError",
+    "Store",
+    "StoreError",
     "VirtualClock",
     "VirtualEventLoop",
     "__version__",
