@@ -31,7 +31,7 @@ from typing import Protocol
 
 from ._schedule import UTC, RelativeSchedule, TimeSchedule, resolve_local, to_epoch_ns
 
-__all__ = ("DailySlots", "SlotStream", "is_fixed_zone", "upcoming_ns")
+__all__ = ("DailySlots", "EpochGrid", "SlotStream", "is_fixed_zone", "upcoming_ns")
 
 _NS_PER_SECOND = 1_000_000_000
 _NS_PER_DAY = 86_400 * _NS_PER_SECOND
@@ -350,3 +350,44 @@ def upcoming_ns(
         deduplicated = (slot for slot, _ in itertools.groupby(merged))
         return list(itertools.islice(deduplicated, n))
     return list(itertools.islice(schedule.slots_from(start_ns), n))
+
+
+class EpochGrid:
+    """Every ``interval_ns`` since the Unix epoch: the slots of a relative loop with a store.
+
+    Every process and every restart agrees on these instants (``minutes=15`` gives :00, :15,
+    :30 and :45 UTC), which is what lets a store tell a slot that ran from one that was missed.
+    The methods mirror :class:`~looptime_tasks._schedule.TimeSchedule`'s ``*_ns`` ones.
+
+    Args:
+        interval_ns: The spacing, in ns (> 0).
+    """
+
+    __slots__ = ("interval_ns",)
+
+    def __init__(self, interval_ns: int) -> None:
+        if interval_ns <= 0:
+            raise ValueError(f"interval_ns must be > 0 (got {interval_ns!r}).")
+        self.interval_ns = interval_ns
+
+    def __repr__(self) -> str:
+        return f"EpochGrid(interval_ns={self.interval_ns})"
+
+    def first_slot_at_or_after_ns(self, now_ns: int) -> int:
+        """The earliest slot at or after ``now_ns``."""
+        return -(-now_ns // self.interval_ns) * self.interval_ns
+
+    def next_slot_after_ns(self, instant_ns: int) -> int:
+        """The earliest slot strictly after ``instant_ns``."""
+        return (instant_ns // self.interval_ns + 1) * self.interval_ns
+
+    def last_slot_at_or_before_ns(self, instant_ns: int) -> int:
+        """The latest slot at or before ``instant_ns``."""
+        return instant_ns // self.interval_ns * self.interval_ns
+
+    def slots_from(self, start_ns: int) -> Iterator[int]:
+        """Every slot at or after ``start_ns``, in order."""
+        slot = self.first_slot_at_or_after_ns(start_ns)
+        while True:
+            yield slot
+            slot += self.interval_ns
