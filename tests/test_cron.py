@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from looptime_tasks import strategies
 from looptime_tasks._cron import CronSchedule, make_cron_schedule, validate_tz
-from looptime_tasks._schedule import TimeSchedule, from_epoch_ns, resolve_local, to_epoch_ns
+from looptime_tasks._schedule import TimeSchedule, resolve_local
+from looptime_tasks._units import from_epoch_ns, to_epoch_ns
 
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
 LONDON = zoneinfo.ZoneInfo("Europe/London")

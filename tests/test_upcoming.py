@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 import looptime_tasks as tasks
 from looptime_tasks import strategies
-from looptime_tasks._schedule import TimeSchedule, make_schedule, to_epoch_ns
+from looptime_tasks._schedule import TimeSchedule, make_schedule
 from looptime_tasks._slots import upcoming_ns
+from looptime_tasks._units import to_epoch_ns
 
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
 START = datetime.datetime(2024, 3, 8, 12, tzinfo=UTC)

@@ -23,19 +23,13 @@ from collections.abc import Callable, Iterator
 
 from cronsim import CronSim, CronSimError
 
-from ._schedule import (
-    UTC,
-    RelativeSchedule,
-    Schedule,
-    from_epoch_ns,
-    make_schedule,
-    to_epoch_ns,
-)
+from ._schedule import UTC, RelativeSchedule, Schedule, make_schedule
 from ._slots import DailySlots
+from ._units import NS_PER_SECOND, from_epoch_ns, to_epoch_ns
 
 __all__ = ("CronSchedule", "make_cron_schedule", "make_loop_schedule", "validate_tz")
 
-_NS_PER_MINUTE = 60_000_000_000
+_NS_PER_MINUTE = 60 * NS_PER_SECOND
 
 _FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
 _ACCEPTED = {

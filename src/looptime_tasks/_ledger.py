@@ -26,8 +26,8 @@ import socket
 import uuid
 from typing import Protocol
 
-from ._schedule import from_epoch_ns
 from ._store import Store, StoreError
+from ._units import from_epoch_ns
 
 __all__ = ("Ledger", "WallSlots")
 

@@ -29,22 +29,20 @@ import zoneinfo
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
-from ._schedule import UTC, RelativeSchedule, TimeSchedule, resolve_local, to_epoch_ns
+from ._schedule import UTC, RelativeSchedule, TimeSchedule, resolve_local
+from ._units import NS_PER_DAY, NS_PER_MICROSECOND, NS_PER_SECOND, from_epoch_ns, to_epoch_ns
 
 __all__ = ("DailySlots", "EpochGrid", "SlotStream", "is_fixed_zone", "upcoming_ns")
 
-_NS_PER_SECOND = 1_000_000_000
-_NS_PER_DAY = 86_400 * _NS_PER_SECOND
 _ONE_DAY = datetime.timedelta(days=1)
 _EPOCH_DATE = datetime.date(1970, 1, 1)
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = datetime.timedelta(microseconds=1)
 
 # Local dates examined on either side of an instant's own date, as for time= loops: a gap can
 # push a wall time of one date into the next (Pacific/Apia skipped a whole day in 2011).
 _NEIGHBOUR_DAYS = 2
 # UTC offsets in the zone database stay within -12 h and +15 h: the day bounds below use 26 h.
-_MAX_OFFSET_NS = 26 * 3600 * _NS_PER_SECOND
+_MAX_OFFSET_NS = 26 * 3600 * NS_PER_SECOND
 # Days scanned for a matching one before giving up: the calendar repeats every 400 years.
 _MAX_SCAN_DAYS = 400 * 366
 # Days whose slots are kept (a lookup touches about five; streams do not cache).
@@ -96,7 +94,7 @@ class DailySlots:
         if is_fixed_zone(tz):
             delta = tz.utcoffset(None)
             assert delta is not None  # is_fixed_zone guarantees it
-            offset = delta // _MICROSECOND * 1000
+            offset = delta // _MICROSECOND * NS_PER_MICROSECOND
         self._fixed_offset_ns = offset
         self._day_cache: dict[int, tuple[int, ...]] = {}
         self._offset_cache: dict[tuple[datetime.date, datetime.date], int | None] = {}
@@ -189,8 +187,8 @@ class DailySlots:
         """The local date of ``instant_ns``, as days since 1970-01-01."""
         offset = self._fixed_offset_ns
         if offset is not None:
-            return (instant_ns + offset) // _NS_PER_DAY
-        local = (_EPOCH + datetime.timedelta(microseconds=instant_ns // 1000)).astimezone(self.tz)
+            return (instant_ns + offset) // NS_PER_DAY
+        local = from_epoch_ns(instant_ns).astimezone(self.tz)
         return (local.date() - _EPOCH_DATE).days
 
     def _day_slots(self, day: int) -> tuple[int, ...]:
@@ -218,14 +216,16 @@ class DailySlots:
             if offset is None:
                 offset = self._steady_offset_ns(date, date + _ONE_DAY)
         if offset is not None:
-            base = day * _NS_PER_DAY - offset
+            base = day * NS_PER_DAY - offset
             return tuple(base + t for t in self._times_ns)
         # An offset changes on this date: resolve each wall time by the rules of time= loops.
         instants: set[int] = set()
         for t in self._times_ns:
-            seconds, ns = divmod(t, _NS_PER_SECOND)
+            seconds, ns = divmod(t, NS_PER_SECOND)
             minutes, second = divmod(seconds, 60)
-            wall = datetime.time(minutes // 60, minutes % 60, second, ns // 1000, tzinfo=self.tz)
+            wall = datetime.time(
+                minutes // 60, minutes % 60, second, ns // NS_PER_MICROSECOND, tzinfo=self.tz
+            )
             try:
                 instants.add(to_epoch_ns(resolve_local(date, wall)))
             except OverflowError:
@@ -254,7 +254,7 @@ class DailySlots:
         else:
             before = tz.utcoffset(start_wall)
             if before is not None and tz.utcoffset(end_wall) == before:
-                result = before // _MICROSECOND * 1000
+                result = before // _MICROSECOND * NS_PER_MICROSECOND
         if len(cache) >= _CACHE_PERIODS:
             cache.clear()
         cache[key] = result
@@ -273,13 +273,13 @@ def _earliest_of_day(day: int) -> int:
 
     Gaps only ever move a wall time later, and an ambiguous one resolves to its later instant.
     """
-    return day * _NS_PER_DAY - _MAX_OFFSET_NS
+    return day * NS_PER_DAY - _MAX_OFFSET_NS
 
 
 def _latest_of_day(day: int) -> int:
     """A bound above every instant of local date ``day``: its end, less the most negative
     offset, plus the longest gap (Pacific/Apia skipped a whole day)."""
-    return (day + 1) * _NS_PER_DAY + _MAX_OFFSET_NS + _NS_PER_DAY
+    return (day + 1) * NS_PER_DAY + _MAX_OFFSET_NS + NS_PER_DAY
 
 
 # The next n run instants of any schedule ------------------------------------------------------
@@ -304,7 +304,7 @@ def time_schedule_slots(schedule: TimeSchedule) -> list[DailySlots]:
         key = getattr(tz, "key", None) or tz
         _, walls = by_zone.setdefault(key, (tz, []))
         seconds = (wall.hour * 60 + wall.minute) * 60 + wall.second
-        walls.append(seconds * _NS_PER_SECOND + wall.microsecond * 1000)
+        walls.append(seconds * NS_PER_SECOND + wall.microsecond * NS_PER_MICROSECOND)
     return [DailySlots(tz, walls) for tz, walls in by_zone.values()]
 
 
@@ -329,7 +329,7 @@ def upcoming_ns(
             clock).
     """
     if isinstance(schedule, RelativeSchedule):
-        interval_ns = round(schedule.interval * _NS_PER_SECOND)
+        interval_ns = round(schedule.interval * NS_PER_SECOND)
         if interval_ns <= 0:
             raise ValueError(
                 "upcoming() needs an interval above 0: with an interval of 0 the runs follow"

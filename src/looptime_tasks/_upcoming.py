@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from time import time_ns as _system_wall_ns
 
 from ._cron import make_loop_schedule
-from ._schedule import from_epoch_ns, to_epoch_ns
 from ._slots import upcoming_ns
+from ._units import from_epoch_ns, to_epoch_ns
 
 __all__ = ("upcoming", "validate_after", "validate_n")
 
