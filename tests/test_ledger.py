@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import looptime_tasks as tasks
+from looptime_tasks._cron import make_cron_schedule
 from looptime_tasks._ledger import Ledger
 from looptime_tasks._slots import EpochGrid
 
@@ -18,16 +19,7 @@ DAY = 24 * HOUR
 MIDNIGHT = 1_700_006_400 * SECOND  # 2023-11-15 00:00 UTC
 
 
-class Daily:
-    """Every day at 09:00 UTC."""
-
-    def first_slot_at_or_after_ns(self, now_ns: int) -> int:
-        return -(-(now_ns - 9 * HOUR) // DAY) * DAY + 9 * HOUR
-
-    def last_slot_at_or_before_ns(self, instant_ns: int) -> int:
-        return (instant_ns - 9 * HOUR) // DAY * DAY + 9 * HOUR
-
-
+DAILY = make_cron_schedule("0 9 * * *")
 SLOT = MIDNIGHT + 9 * HOUR  # 2023-11-15 09:00 UTC
 
 
@@ -41,7 +33,7 @@ async def test_missed_slot_within_catch_up_runs_at_once() -> None:
     store = tasks.MemoryStore()
     await store.claim_slot("daily", SLOT - DAY)
 
-    assert await ledger(store).first_slot(Daily(), SLOT + 20 * MINUTE) == SLOT
+    assert await ledger(store).first_slot(DAILY, SLOT + 20 * MINUTE) == SLOT
 
 
 async def test_missed_slot_older_than_catch_up_is_skipped_and_logged(
@@ -51,7 +43,7 @@ async def test_missed_slot_older_than_catch_up_is_skipped_and_logged(
     await store.claim_slot("daily", SLOT - DAY)
 
     with caplog.at_level(logging.WARNING, "looptime_tasks"):
-        first = await ledger(store).first_slot(Daily(), SLOT + 40 * MINUTE)
+        first = await ledger(store).first_slot(DAILY, SLOT + 40 * MINUTE)
 
     assert first == SLOT + DAY
     assert caplog.messages == [
@@ -65,18 +57,18 @@ async def test_slot_that_ran_is_not_caught_up() -> None:
     store = tasks.MemoryStore()
     await store.claim_slot("daily", SLOT)
 
-    assert await ledger(store).first_slot(Daily(), SLOT + MINUTE) == SLOT + DAY
+    assert await ledger(store).first_slot(DAILY, SLOT + MINUTE) == SLOT + DAY
 
 
 async def test_without_catch_up_a_missed_slot_is_skipped() -> None:
     store = tasks.MemoryStore()
     await store.claim_slot("daily", SLOT - DAY)
 
-    assert await ledger(store, catch_up=None).first_slot(Daily(), SLOT + MINUTE) == SLOT + DAY
+    assert await ledger(store, catch_up=None).first_slot(DAILY, SLOT + MINUTE) == SLOT + DAY
 
 
 async def test_start_exactly_on_a_slot_runs_it() -> None:
-    assert await ledger(tasks.MemoryStore()).first_slot(Daily(), SLOT) == SLOT
+    assert await ledger(tasks.MemoryStore()).first_slot(DAILY, SLOT) == SLOT
 
 
 async def test_plain_loop_runs_every_slot_and_records_it() -> None:
@@ -140,7 +132,7 @@ async def test_unreadable_store_at_start_means_no_catch_up_and_a_log(
 ) -> None:
     store = corrupt_store(tmp_path)
 
-    first = await ledger(store).first_slot(Daily(), SLOT + MINUTE)
+    first = await ledger(store).first_slot(DAILY, SLOT + MINUTE)
 
     assert first == SLOT + DAY
     assert caplog.messages == [

@@ -24,25 +24,17 @@ import logging
 import os
 import socket
 import uuid
-from typing import Protocol
 
+from ._slots import WallSchedule
 from ._store import Store, StoreError
 from ._units import from_epoch_ns
 
-__all__ = ("Ledger", "WallSlots")
+__all__ = ("Ledger",)
 
 _logger = logging.getLogger("looptime_tasks")
 
 # (store name, loop name) -> the ledger of the running loop that uses them.
 _running: dict[tuple[str, str], Ledger] = {}
-
-
-class WallSlots(Protocol):
-    """Slots on the wall clock, in epoch ns (time=, cron and store-backed relative schedules)."""
-
-    def first_slot_at_or_after_ns(self, now_ns: int) -> int: ...
-
-    def last_slot_at_or_before_ns(self, instant_ns: int) -> int: ...
 
 
 def _iso(ns: int) -> str:
@@ -98,7 +90,7 @@ class Ledger:
         if _running.get(self._key) is self:
             del _running[self._key]
 
-    async def first_slot(self, schedule: WallSlots, now_ns: int) -> int:
+    async def first_slot(self, schedule: WallSchedule, now_ns: int) -> int:
         """The first slot of the run: the missed latest slot if it may still run, else the next.
 
         A result at or before ``now_ns`` runs at once.

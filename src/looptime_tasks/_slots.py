@@ -27,12 +27,19 @@ import itertools
 import math
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ._schedule import UTC, RelativeSchedule, TimeSchedule, resolve_local
 from ._units import NS_PER_DAY, NS_PER_MICROSECOND, NS_PER_SECOND, from_epoch_ns, to_epoch_ns
 
-__all__ = ("DailySlots", "EpochGrid", "SlotStream", "is_fixed_zone", "upcoming_ns")
+__all__ = (
+    "DailySlots",
+    "EpochGrid",
+    "SlotStream",
+    "WallSchedule",
+    "is_fixed_zone",
+    "upcoming_ns",
+)
 
 _ONE_DAY = datetime.timedelta(days=1)
 _EPOCH_DATE = datetime.date(1970, 1, 1)
@@ -285,6 +292,17 @@ def _latest_of_day(day: int) -> int:
 # The next n run instants of any schedule ------------------------------------------------------
 
 
+class WallSchedule(Protocol):
+    """Slots on the wall clock, in epoch ns: ``time=``, cron, and relative loops with a store."""
+
+    def first_slot_at_or_after_ns(self, now_ns: int) -> int: ...
+
+    def next_slot_after_ns(self, instant_ns: int) -> int: ...
+
+    def last_slot_at_or_before_ns(self, instant_ns: int) -> int: ...
+
+
+@runtime_checkable
 class SlotStream(Protocol):
     """A schedule that streams its own slots (a cron schedule)."""
 
@@ -309,7 +327,7 @@ def time_schedule_slots(schedule: TimeSchedule) -> list[DailySlots]:
 
 
 def upcoming_ns(
-    schedule: RelativeSchedule | TimeSchedule | SlotStream,
+    schedule: RelativeSchedule | TimeSchedule | SlotStream | WallSchedule,
     start_ns: int,
     n: int,
     *,
@@ -349,7 +367,16 @@ def upcoming_ns(
         # Two times can fall on one instant: it is one slot.
         deduplicated = (slot for slot, _ in itertools.groupby(merged))
         return list(itertools.islice(deduplicated, n))
-    return list(itertools.islice(schedule.slots_from(start_ns), n))
+    if isinstance(schedule, SlotStream):
+        return list(itertools.islice(schedule.slots_from(start_ns), n))
+    slots: list[int] = []
+    if n:
+        slot = schedule.first_slot_at_or_after_ns(start_ns)
+        slots.append(slot)
+        while len(slots) < n:
+            slot = schedule.next_slot_after_ns(slot)
+            slots.append(slot)
+    return slots
 
 
 class EpochGrid:
