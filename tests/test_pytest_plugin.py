@@ -887,8 +887,10 @@ def pytest_asyncio_loop_factories(config, item):
 """
 
 
-def collected_ids(result: pytest.RunResult) -> list[str]:
-    """The test ids that ``--collect-only -q`` printed."""
+def collected_ids(pytester: pytest.Pytester, **files: str) -> list[str]:
+    """The test ids that ``pytest --collect-only`` finds in the test modules ``files``."""
+    pytester.makepyfile(**files)
+    result = pytester.runpytest("--collect-only", "-q")
     return [line for line in result.stdout.lines if "::" in line]
 
 
@@ -969,7 +971,8 @@ def test_users_factories_collapse_to_the_virtual_one_for_tests_on_virtual_time(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makeconftest(FACTORIES_CONFTEST)
-    pytester.makepyfile(
+    ids = collected_ids(
+        pytester,
         test_vt_ids="""
         import pytest
 
@@ -981,12 +984,10 @@ def test_users_factories_collapse_to_the_virtual_one_for_tests_on_virtual_time(
 
         async def test_unmarked():
             pass
-    """
+    """,
     )
 
-    result = pytester.runpytest("--collect-only", "-q")
-
-    assert collected_ids(result) == [
+    assert ids == [
         "test_vt_ids.py::test_marked",
         "test_vt_ids.py::test_unmarked[custom]",
         "test_vt_ids.py::test_unmarked[stock]",
@@ -1103,14 +1104,15 @@ def test_broken_user_hook_is_reported_as_pytest_asyncio_reports_it(
 
 
 @pytest.mark.parametrize(
-    ("seeds", "ids"),
-    [("3", "012"), ("range(5, 8)", "567"), ("[42, 7]", ["42", "7"])],
+    ("seeds", "expected"),
+    [("3", [0, 1, 2]), ("range(5, 8)", [5, 6, 7]), ("[42, 7]", [42, 7])],
     ids=["count", "range", "list"],
 )
 def test_seeds_run_the_test_once_per_seed_with_seed_ids(
-    pytester: pytest.Pytester, seeds: str, ids: str | list[str]
+    pytester: pytest.Pytester, seeds: str, expected: list[int]
 ) -> None:
-    pytester.makepyfile(
+    ids = collected_ids(
+        pytester,
         test_vt_seeds=f"""
         import pytest
 
@@ -1118,12 +1120,10 @@ def test_seeds_run_the_test_once_per_seed_with_seed_ids(
         @pytest.mark.virtual_time(seeds={seeds})
         async def test_x():
             pass
-    """
+    """,
     )
 
-    result = pytester.runpytest("--collect-only", "-q")
-
-    assert collected_ids(result) == [f"test_vt_seeds.py::test_x[seed={seed}]" for seed in ids]
+    assert ids == [f"test_vt_seeds.py::test_x[seed={seed}]" for seed in expected]
 
 
 @pytest.mark.parametrize("loop_scope", ["function", "module"])
@@ -1148,7 +1148,8 @@ def test_each_run_is_on_a_loop_seeded_with_its_seed(
 
 
 def test_seed_ids_come_after_the_other_parameters(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
+    ids = collected_ids(
+        pytester,
         test_vt_seeds="""
         import pytest
 
@@ -1157,12 +1158,10 @@ def test_seed_ids_come_after_the_other_parameters(pytester: pytest.Pytester) -> 
         @pytest.mark.parametrize("day", ["mon", "tue"])
         async def test_x(day):
             pass
-    """
+    """,
     )
 
-    result = pytester.runpytest("--collect-only", "-q")
-
-    assert collected_ids(result) == [
+    assert ids == [
         "test_vt_seeds.py::test_x[mon-seed=0]",
         "test_vt_seeds.py::test_x[mon-seed=1]",
         "test_vt_seeds.py::test_x[tue-seed=0]",
@@ -1192,7 +1191,8 @@ def test_failed_run_names_its_seed_and_how_to_rerun_it(pytester: pytest.Pytester
 
 
 def test_closer_marker_wins_between_seed_and_seeds(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
+    ids = collected_ids(
+        pytester,
         test_vt_seeds="""
         import pytest
 
@@ -1210,12 +1210,10 @@ def test_closer_marker_wins_between_seed_and_seeds(pytester: pytest.Pytester) ->
             @pytest.mark.virtual_time(seeds=2)
             async def test_two_seeds(self):
                 pass
-    """
+    """,
     )
 
-    result = pytester.runpytest("--collect-only", "-q")
-
-    assert collected_ids(result) == [
+    assert ids == [
         "test_vt_seeds.py::test_one_seed",
         "test_vt_seeds.py::TestSeeds::test_two_seeds[seed=0]",
         "test_vt_seeds.py::TestSeeds::test_two_seeds[seed=1]",
@@ -1223,7 +1221,8 @@ def test_closer_marker_wins_between_seed_and_seeds(pytester: pytest.Pytester) ->
 
 
 def test_seeds_leave_sync_tests_alone(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
+    ids = collected_ids(
+        pytester,
         test_vt_seeds="""
         import pytest
 
@@ -1232,12 +1231,10 @@ def test_seeds_leave_sync_tests_alone(pytester: pytest.Pytester) -> None:
 
         def test_sync():
             pass
-    """
+    """,
     )
 
-    result = pytester.runpytest("--collect-only", "-q")
-
-    assert collected_ids(result) == ["test_vt_seeds.py::test_sync"]
+    assert ids == ["test_vt_seeds.py::test_sync"]
 
 
 @pytest.mark.parametrize(
@@ -1318,6 +1315,7 @@ def test_seeds_spread_over_pytest_xdist_workers(pytester: pytest.Pytester) -> No
 
     result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
 
+    result.stdout.fnmatch_lines(["2 workers [[]4 items[]]"])
     result.assert_outcomes(passed=3, failed=1)
     assert (
         "seed=2: rerun this seed alone with: pytest 'test_vt_seeds.py::test_x[seed=2]'"
