@@ -41,6 +41,11 @@ EXPECTED: dict[str, list[str]] = {
         "  sequential       max 1 at once; starts 0 15 30 45 60 75 90 105",
         "  at_most_two_25s  max 2 at once; starts 0 10 25 35 50 60 75 85 100 110",
     ],
+    "cron_weekdays": [
+        "  Fri 2024-03-29 09:00 GMT = 09:00 UTC  ran",
+        "  -- Europe/London clocks go forward: 01:00 GMT -> 02:00 BST at 2024-03-31 01:00 UTC",
+        "  Mon 2024-04-01 09:00 BST = 08:00 UTC  ran",
+    ],
     "change_interval": [
         "  00:10:10  beat            #16     ok, 2 s late for 00:10:08",
         "  20:00:00  daily           #3      ok",
