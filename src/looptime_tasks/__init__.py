@@ -2,13 +2,13 @@
 
 Layout: `_units` holds the time units (epoch, nanoseconds, datetimes); `_schedule` is pure
 schedule arithmetic (no asyncio, no clock), with `_slots` (daily slots in ns, the next n slots
-of any schedule) and `_cron` (cron schedules) beside it; `_upcoming` the public `upcoming()`;
-`_store` the persistent stores and `_ledger` what a run asks of them; `_backoff` the reconnect
-backoff law; `_loop` the `Loop` task, its `@loop` decorator and the event-loop-aware
-`ExponentialBackoff`; `_observer` the events a `Loop` reports; `_clock` and `_virtual_loop` the
-virtual-time event loop, which knows nothing of `Loop`. `pytest_plugin`, `fakebot` and
-`simulation` (with its private `_simulation`, `_timeline`, `_report` and `_script`) build on the
-public names below only.
+of any schedule) and `_cron` (cron schedules) beside it; `_store` the persistent stores and
+`_ledger` what a run asks of them; `_backoff` the reconnect backoff law; `_loop` the `Loop`
+task, its `@loop` decorator, `upcoming()` and the event-loop-aware `ExponentialBackoff`;
+`_observer` the events a `Loop` reports; `_clock` and `_virtual_loop` the virtual-time event
+loop, which knows nothing of `Loop`. `pytest_plugin`, `fakebot` and `simulation` (with its
+private `_simulation`, `_timeline`, `_report` and `_script`) build on the public names below
+only.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from __future__ import annotations
 import importlib.metadata
 
 from ._clock import VirtualClock
-from ._loop import ExponentialBackoff, Loop, loop
+from ._loop import ExponentialBackoff, Loop, loop, upcoming
 from ._observer import EventKind, LoopEvent, observe
 from ._store import MemoryStore, PostgresStore, SQLiteStore, Store, StoreError
-from ._upcoming import upcoming
 from ._virtual_loop import DeadlockError, StallError, VirtualEventLoop, run
 
 __version__ = importlib.metadata.version("looptime-tasks")

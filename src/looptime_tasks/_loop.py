@@ -52,12 +52,11 @@ from ._schedule import (
     validate_count,
     validate_overlap,
 )
-from ._slots import EpochGrid, WallSchedule, upcoming_ns
+from ._slots import EpochGrid, WallSchedule, upcoming_ns, validate_after, validate_n
 from ._store import Store, as_store
 from ._units import NS_PER_SECOND, from_epoch_ns, resolve, seconds_to_ns
-from ._upcoming import validate_after, validate_n
 
-__all__ = ("ExponentialBackoff", "Loop", "loop")
+__all__ = ("ExponentialBackoff", "Loop", "loop", "upcoming")
 
 _logger = logging.getLogger("looptime_tasks")
 
@@ -1161,25 +1160,25 @@ class Loop(Generic[LF]):
 
     @property
     def seconds(self) -> float | None:
-        """The ``seconds`` of a relative schedule, or None for a `time=` schedule."""
+        """The ``seconds`` of a relative schedule, or None for a `time=` or cron schedule."""
         schedule = self._schedule
         return schedule.seconds if isinstance(schedule, RelativeSchedule) else None
 
     @property
     def minutes(self) -> float | None:
-        """The ``minutes`` of a relative schedule, or None for a `time=` schedule."""
+        """The ``minutes`` of a relative schedule, or None for a `time=` or cron schedule."""
         schedule = self._schedule
         return schedule.minutes if isinstance(schedule, RelativeSchedule) else None
 
     @property
     def hours(self) -> float | None:
-        """The ``hours`` of a relative schedule, or None for a `time=` schedule."""
+        """The ``hours`` of a relative schedule, or None for a `time=` or cron schedule."""
         schedule = self._schedule
         return schedule.hours if isinstance(schedule, RelativeSchedule) else None
 
     @property
     def time(self) -> list[dt_time] | None:
-        """A copy of the times of day of a `time=` schedule, or None for a relative one."""
+        """A copy of the times of day of a `time=` schedule, or None for another kind."""
         schedule = self._schedule
         return list(schedule.times) if isinstance(schedule, TimeSchedule) else None
 
@@ -1372,3 +1371,45 @@ def loop(
         )
 
     return decorator
+
+
+def upcoming(
+    n: int = 5,
+    *,
+    after: datetime | None = None,
+    seconds: float | None = None,
+    minutes: float | None = None,
+    hours: float | None = None,
+    time: dt_time | Sequence[dt_time] | None = None,
+    cron: str | None = None,
+    tz: tzinfo | str | None = None,
+) -> list[datetime]:
+    """The next ``n`` run instants of the schedule ``loop()`` would get from these arguments.
+
+    A relative schedule counts from ``after``, as a loop started then would (its first run is
+    at once). ``time=`` and cron schedules follow the rules of docs/scheduling.md, DST included.
+
+    Args:
+        n: How many instants (an int >= 0).
+        after: Count from this aware instant (a slot exactly then is included); None means now,
+            read from the running event loop's wall clock when it has one, else the system's.
+        seconds: As for ``loop()``.
+        minutes: As for ``loop()``.
+        hours: As for ``loop()``.
+        time: As for ``loop()``.
+        cron: As for ``loop()``.
+        tz: As for ``loop()``.
+
+    Returns:
+        Aware UTC datetimes, in order.
+
+    Raises:
+        TypeError, ValueError: as ``loop()`` for the schedule; ``n`` or ``after`` is invalid; a
+            relative schedule has an interval of 0 (its runs are back to back, not at instants).
+    """
+    count = validate_n(n)
+    schedule = make_loop_schedule(
+        seconds=seconds, minutes=minutes, hours=hours, time=time, cron=cron, tz=tz
+    )
+    start_ns = _ambient_wall_clock()() if after is None else validate_after(after)
+    return [from_epoch_ns(ns) for ns in upcoming_ns(schedule, start_ns, count)]

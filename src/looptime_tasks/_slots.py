@@ -25,6 +25,7 @@ import datetime
 import heapq
 import itertools
 import math
+import numbers
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol, runtime_checkable
@@ -39,6 +40,8 @@ __all__ = (
     "WallSchedule",
     "is_fixed_zone",
     "upcoming_ns",
+    "validate_after",
+    "validate_n",
 )
 
 _ONE_DAY = datetime.timedelta(days=1)
@@ -290,6 +293,26 @@ def _latest_of_day(day: int) -> int:
 
 
 # The next n run instants of any schedule ------------------------------------------------------
+
+
+def validate_n(n: object) -> int:
+    """Validate ``upcoming(n=...)``: an int >= 0 (not a bool)."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"n must be an int >= 0 (got {n!r}).")
+    if n < 0:
+        raise ValueError(f"n must be an int >= 0 (got {n!r}).")
+    return int(n)
+
+
+def validate_after(after: object) -> int:
+    """Validate ``upcoming(after=...)``: an aware datetime, returned as epoch ns."""
+    if not isinstance(after, datetime.datetime):
+        raise TypeError(f"after must be an aware datetime.datetime or None (got {after!r}).")
+    if after.utcoffset() is None:
+        raise ValueError(
+            f"after must be an aware datetime (with a tzinfo), not a naive one (got {after!r})."
+        )
+    return to_epoch_ns(after)
 
 
 class WallSchedule(Protocol):
