@@ -31,7 +31,14 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol, runtime_checkable
 
 from ._schedule import UTC, RelativeSchedule, TimeSchedule, resolve_local
-from ._units import NS_PER_DAY, NS_PER_MICROSECOND, NS_PER_SECOND, from_epoch_ns, to_epoch_ns
+from ._units import (
+    NS_PER_DAY,
+    NS_PER_MICROSECOND,
+    NS_PER_SECOND,
+    from_epoch_ns,
+    timedelta_to_ns,
+    to_epoch_ns,
+)
 
 __all__ = (
     "DailySlots",
@@ -46,7 +53,6 @@ __all__ = (
 
 _ONE_DAY = datetime.timedelta(days=1)
 _EPOCH_DATE = datetime.date(1970, 1, 1)
-_MICROSECOND = datetime.timedelta(microseconds=1)
 
 # Local dates examined on either side of an instant's own date, as for time= loops: a gap can
 # push a wall time of one date into the next (Pacific/Apia skipped a whole day in 2011).
@@ -104,7 +110,7 @@ class DailySlots:
         if is_fixed_zone(tz):
             delta = tz.utcoffset(None)
             assert delta is not None  # is_fixed_zone guarantees it
-            offset = delta // _MICROSECOND * NS_PER_MICROSECOND
+            offset = timedelta_to_ns(delta)
         self._fixed_offset_ns = offset
         self._day_cache: dict[int, tuple[int, ...]] = {}
         self._offset_cache: dict[tuple[datetime.date, datetime.date], int | None] = {}
@@ -264,7 +270,7 @@ class DailySlots:
         else:
             before = tz.utcoffset(start_wall)
             if before is not None and tz.utcoffset(end_wall) == before:
-                result = before // _MICROSECOND * NS_PER_MICROSECOND
+                result = timedelta_to_ns(before)
         if len(cache) >= _CACHE_PERIODS:
             cache.clear()
         cache[key] = result
