@@ -384,3 +384,19 @@ def test_a_plain_loop_is_unchanged_by_the_new_options() -> None:
     built = loop(noop)
 
     assert (built.store, built.jitter, built.exclusive, built.cron) == (None, None, False, None)
+
+
+@pytest.mark.virtual_time(start="2024-01-01T09:20:00+00:00")
+async def test_caught_up_slot_is_announced_as_scheduled() -> None:
+    store = await recorded(tasks.MemoryStore(), NINE - timedelta(days=1))
+    scheduled: list[datetime.datetime | None] = []
+    loop = daily(store, catch_up=timedelta(minutes=30))
+    loop.add_observer(
+        lambda event: (
+            scheduled.append(event.scheduled) if event.kind is tasks.EventKind.SCHEDULED else None
+        )
+    )
+
+    await loop.start()
+
+    assert scheduled[0] == NINE

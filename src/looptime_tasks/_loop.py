@@ -19,8 +19,12 @@ Design decisions (docs/loop.md lists every deviation from discord.py 2.7):
   slot early or twice. Missed slots coalesce into one late run.
 - Every sleep of a run waits on a future that `stop()` and `change_interval()` can resolve early,
   so both take effect at once, wherever they are called.
-- The pure arithmetic (slots, DST, grid) lives in `_schedule`; this module only joins it with
-  asyncio.
+- The pure arithmetic (slots, DST, grid, cron) lives in `_schedule`, `_slots` and `_cron`;
+  this module only joins it with asyncio.
+- Production options stay out of the way: jitter is one delay after the nominal slot (the
+  cursor never sees it); a store is reached only through the run's `Ledger` (catch-up decided
+  once at start, each slot claimed before its body: at most once). Without them, a run takes
+  exactly the path it took before they existed.
 """
 
 from __future__ import annotations
@@ -699,7 +703,10 @@ class Loop(Generic[LF]):
             cursor = run.cursor
             if run.ledger is not None and isinstance(cursor, _SlotCursor):
                 # A missed slot within catch_up runs at once: it becomes the first slot.
-                cursor.pending = await run.ledger.first_slot(cursor.schedule, run.wall_clock())
+                first = await run.ledger.first_slot(cursor.schedule, run.wall_clock())
+                if run.cursor is cursor:  # not replaced by change_interval() meanwhile
+                    cursor.pending = first
+                    self._emit(run, EventKind.SCHEDULED, iteration=0, scheduled=first)
             outcome = await self._iterate(run, (*prefix, *args), kwargs)
         except asyncio.CancelledError:
             outcome = "cancelled"
