@@ -46,6 +46,11 @@ EXPECTED: dict[str, list[str]] = {
         "  -- Europe/London clocks go forward: 01:00 GMT -> 02:00 BST at 2024-03-31 01:00 UTC",
         "  Mon 2024-04-01 09:00 BST = 08:00 UTC  ran",
     ],
+    "restart_catch_up": [
+        "  09:20:00  with_catch_up #2     #0     ok, 20 min late for 09:00:00",
+        "  with_catch_up     2024-01-02 09:00 -> 2024-01-02 09:20, 20 min late (caught up)",
+        "  without_catch_up  2024-01-03 09:00 -> 2024-01-03 09:00",
+    ],
     "change_interval": [
         "  00:10:10  beat            #16     ok, 2 s late for 00:10:08",
         "  20:00:00  daily           #3      ok",
