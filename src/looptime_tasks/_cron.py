@@ -102,30 +102,16 @@ def make_cron_schedule(cron: object, tz: object = None) -> CronSchedule:
     try:
         sim = CronSim(expression, datetime.datetime(2000, 1, 1))
     except CronSimError as error:
-        name = _field_of(error, parts)
+        # cronsim names the field ("Bad day-of-month"); 31 in February-only is day-of-month.
+        name = next((field for field in _FIELDS if str(error) == f"Bad {field}"), None)
+        if name is None:  # not a message of cronsim 2.x
+            raise ValueError(f"cron is invalid: {error} (got {cron!r}).") from None
         part = parts[_FIELDS.index(name)]
         raise ValueError(
             f"cron has an invalid {name} field {part!r} (accepted: {_ACCEPTED[name]}, and"
             f" lists, ranges and steps of them; got {cron!r})."
         ) from None
     return CronSchedule(cron, zone, sim)
-
-
-def _field_of(error: CronSimError, parts: list[str]) -> str:
-    """The field cronsim's error names ("Bad day-of-month")."""
-    message = str(error)
-    for name in _FIELDS:
-        if message == f"Bad {name}":
-            return name
-    # Not expected from cronsim 2.x; the first field that fails alone is the culprit.
-    for index, name in enumerate(_FIELDS):
-        probe = ["*"] * len(_FIELDS)
-        probe[index] = parts[index]
-        try:
-            CronSim(" ".join(probe), datetime.datetime(2000, 1, 1))
-        except CronSimError:
-            return name
-    return _FIELDS[2]  # only day-of-month is checked across fields (31 in February)
 
 
 class CronSchedule:

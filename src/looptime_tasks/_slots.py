@@ -30,7 +30,7 @@ import zoneinfo
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol, runtime_checkable
 
-from ._schedule import UTC, RelativeSchedule, TimeSchedule, resolve_local
+from ._schedule import REFERENCE_DATE, UTC, RelativeSchedule, TimeSchedule, resolve_local
 from ._units import (
     NS_PER_DAY,
     NS_PER_MICROSECOND,
@@ -344,7 +344,7 @@ def time_schedule_slots(schedule: TimeSchedule) -> list[DailySlots]:
     for t in schedule.times:
         tz = t.tzinfo if t.tzinfo is not None else UTC
         if is_fixed_zone(tz):
-            utc = resolve_local(datetime.date(2000, 1, 1), t).astimezone(UTC).time()
+            utc = resolve_local(REFERENCE_DATE, t).astimezone(UTC).time()
             tz, wall = UTC, utc
         else:
             wall = t
