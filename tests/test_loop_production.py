@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import looptime_tasks as tasks
+from looptime_tasks import strategies
 from looptime_tasks._units import to_epoch_ns
 
 LONDON = zoneinfo.ZoneInfo("Europe/London")
@@ -400,3 +403,24 @@ async def test_caught_up_slot_is_announced_as_scheduled() -> None:
     await loop.start()
 
     assert scheduled[0] == NINE
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    minute=st.sampled_from(["0", "*/15", "5,35", "59"]),
+    hour=st.sampled_from(["*", "1,2", "9", "0-3"]),
+    weekday=st.sampled_from(["*", "MON-FRI", "SUN", "1,3,5"]),
+    zone=st.sampled_from(strategies.ZONE_NAMES),
+    start=strategies.start_instants(),
+)
+def test_a_cron_loop_runs_exactly_the_slots_upcoming_planned(
+    minute: str, hour: str, weekday: str, zone: str, start: datetime.datetime
+) -> None:
+    cron = f"{minute} {hour} * * {weekday}"
+    planned = tasks.upcoming(6, after=start, cron=cron, tz=zone)
+    loop = tasks.loop(cron=cron, tz=zone, count=6)(noop)
+
+    runs = tasks.run(run_loop(loop), start=start)
+
+    assert runs.slots == planned
+    assert runs.started == planned
