@@ -27,7 +27,7 @@ import itertools
 import math
 import numbers
 import zoneinfo
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 from ._schedule import REFERENCE_DATE, UTC, RelativeSchedule, TimeSchedule, resolve_local
@@ -164,7 +164,8 @@ class DailySlots:
     def slots_from(self, start_ns: int) -> Iterator[int]:
         """Every slot at or after ``start_ns``, in order, in epoch ns (up to the year 9999).
 
-        Months left out are skipped whole. Slots are held back until no later day can give an
+        Month by month: months left out are skipped whole, and a month's offset is looked up
+        once when it does not change. Slots are held back until no later day can give an
         earlier instant (see :func:`_earliest_of_day`), so a stream is one pass over the days.
         """
         day = self._local_day(start_ns) - _NEIGHBOUR_DAYS
@@ -172,29 +173,42 @@ class DailySlots:
             date = _EPOCH_DATE + datetime.timedelta(days=day)
         except OverflowError:
             return
-        months = self._months
+        months, match_day, times = self._months, self._match_day, self._times_ns
+        fixed = self._fixed_offset_ns
         pending: list[int] = []
         while date < datetime.date.max:
+            end = _month_end(date)
+            length = (end - date).days
             if months is not None and date.month not in months:
-                end = _month_end(date)
-                day += (end - date).days
+                day += length
                 date = end
                 continue
-            slots = self._day_instants(date, day)
-            day += 1
-            date += _ONE_DAY
-            if slots:
-                if pending and slots[0] <= pending[-1]:  # moved by a gap: merge
-                    pending = sorted({*pending, *slots})
-                else:
-                    pending.extend(slots)
-            ready = bisect.bisect_left(pending, _earliest_of_day(day))
-            if ready:
-                first = bisect.bisect_left(pending, start_ns, 0, ready)
-                if first < ready:
-                    yield from pending[first:ready]
-                    start_ns = pending[ready - 1] + 1
-                del pending[:ready]
+            month_offset = fixed
+            if month_offset is None:
+                month_offset = self._steady_offset_ns(date.replace(day=1), end)
+            for _ in range(length):
+                if match_day is None or match_day(date):
+                    offset = month_offset
+                    if offset is None:
+                        offset = self._steady_offset_ns(date, date + _ONE_DAY)
+                    if offset is not None:
+                        base = day * NS_PER_DAY - offset
+                        slots: Sequence[int] = [base + t for t in times]
+                    else:
+                        slots = self._resolve_day(date)
+                    if pending and slots and slots[0] <= pending[-1]:  # moved by a gap
+                        pending = sorted({*pending, *slots})
+                    else:
+                        pending.extend(slots)
+                day += 1
+                date += _ONE_DAY
+                if pending and pending[0] < _earliest_of_day(day):
+                    ready = bisect.bisect_left(pending, _earliest_of_day(day))
+                    first = bisect.bisect_left(pending, start_ns, 0, ready)
+                    if first < ready:
+                        yield from pending[first:ready]
+                        start_ns = pending[ready - 1] + 1
+                    del pending[:ready]
         yield from pending[bisect.bisect_left(pending, start_ns) :]
 
     # Days -----------------------------------------------------------------------------------
@@ -234,7 +248,11 @@ class DailySlots:
         if offset is not None:
             base = day * NS_PER_DAY - offset
             return tuple(base + t for t in self._times_ns)
-        # An offset changes on this date: resolve each wall time by the rules of time= loops.
+        return self._resolve_day(date)
+
+    def _resolve_day(self, date: datetime.date) -> tuple[int, ...]:
+        """The instants of a local date on which an offset changes, by the rules of ``time=``
+        loops (see :func:`~looptime_tasks._schedule.resolve_local`), sorted, in epoch ns."""
         instants: set[int] = set()
         for t in self._times_ns:
             seconds, ns = divmod(t, NS_PER_SECOND)
