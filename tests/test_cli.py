@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from looptime_tasks import _cli, _script, simulation
+from looptime_tasks import _cli
+from looptime_tasks._report import PLOT_HINT
 
 SCRIPT = '''\
 """Every ten minutes for an hour."""
@@ -222,7 +223,7 @@ def test_a_plot_without_matplotlib_exits_1_saying_how_to_install_it(
     monkeypatch.setitem(sys.modules, "matplotlib", None)
 
     assert run("simulate", script, "--plot", tmp_path / "t.png") == 1
-    assert capsys.readouterr().err == f"error: {simulation.PLOT_HINT}\n"
+    assert capsys.readouterr().err == f"error: {PLOT_HINT}\n"
 
 
 @pytest.mark.parametrize(
@@ -272,7 +273,7 @@ def test_a_progress_bar_is_drawn_only_on_a_terminal(
 
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    monkeypatch.setattr(_script, "_PROGRESS_DELAY", 0.0)
+    monkeypatch.setattr(_cli, "_PROGRESS_DELAY", 0.0)
 
     assert run("simulate", script, "--hours", "500") == 0
     assert "simulating [" in terminal.getvalue()
@@ -282,7 +283,7 @@ def test_a_progress_bar_is_drawn_only_on_a_terminal(
 def test_no_progress_bar_when_stderr_is_not_a_terminal(
     script: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(_script, "_PROGRESS_DELAY", 0.0)
+    monkeypatch.setattr(_cli, "_PROGRESS_DELAY", 0.0)
 
     assert run("simulate", script, "--hours", "500") == 0
     assert capsys.readouterr().err == ""

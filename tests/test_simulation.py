@@ -20,16 +20,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import looptime_tasks as tasks
+from looptime_tasks._report import PLOT_HINT
+from looptime_tasks._script import parse_duration, parse_start, parse_zone
 from looptime_tasks.fakebot import Cog, FakeGuild
 from looptime_tasks.simulation import (
-    PLOT_HINT,
     ScriptError,
     Simulation,
     Timeline,
     load_script,
-    parse_duration,
-    parse_start,
-    parse_zone,
     run_script,
     simulate,
 )

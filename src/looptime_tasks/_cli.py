@@ -1,23 +1,40 @@
-"""The ``looptime-tasks`` console script (also ``python -m looptime_tasks``).
+"""The command line: ``looptime-tasks`` (also ``python -m looptime_tasks``) and its sub-commands.
 
-Design decision: this module only dispatches sub-commands. ``simulate`` is
-`looptime_tasks.simulation.main` with the script path taken from the arguments, so that a script
-run as ``python SCRIPT.py`` and the same script run through the command accept the same options
-and behave the same. Exit statuses follow argparse: 2 for usage errors.
+Design decisions:
+
+- ``simulate`` is `simulate_main` (``looptime_tasks.simulation.main``) with the script path taken
+  from the arguments, so that a script run as ``python SCRIPT.py`` and the same script run
+  through the command accept the same options and behave the same.
+- Exit statuses follow argparse: 2 for usage errors.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
-from collections.abc import Sequence
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from datetime import timedelta, tzinfo
+from typing import IO, Any, Final
 
 import looptime_tasks
-from looptime_tasks import simulation
+from looptime_tasks._script import (
+    SCRIPT_CONTRACT,
+    ScriptError,
+    failing_line,
+    load_script,
+    parse_duration,
+    parse_start,
+    parse_zone,
+    run_script,
+)
 
-__all__ = ("main",)
+__all__ = ("PROG", "main", "simulate_main")
 
-PROG = "looptime-tasks"
+PROG: Final = "looptime-tasks"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "simulate",
         help="run a simulation script on virtual time and print its timeline",
-        add_help=False,  # `simulate --help` is answered by simulation.main
+        add_help=False,  # `simulate --help` is answered by simulate_main
     )
     return parser
 
@@ -48,8 +65,223 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments and arguments[0] == "simulate":
-        return simulation.main(None, arguments[1:], prog=f"{PROG} simulate")
+        return simulate_main(None, arguments[1:], prog=f"{PROG} simulate")
     parser = _parser()
     parser.parse_args(arguments)
     parser.print_help()
     return 2
+
+
+# simulate ------------------------------------------------------------------------------------
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0 (got {text!r})") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0 (got {text!r})")
+    return value
+
+
+def _argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def _make_parser(prog: str | None, *, with_path: bool) -> argparse.ArgumentParser:
+    """The parser of ``looptime-tasks simulate`` (and of ``python SCRIPT.py``)."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Run a simulation script on virtual time and print its timeline.",
+        epilog=SCRIPT_CONTRACT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    if with_path:
+        parser.add_argument("path", metavar="PATH", help="the simulation script to run")
+    parser.add_argument(
+        "--start",
+        metavar="ISO",
+        type=_argument_type(parse_start),
+        help="start instant, e.g. 2024-03-09 or 2024-03-09T12:00+01:00 (no offset: UTC); "
+        "overrides START",
+    )
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--days", metavar="N", type=_positive_number, help="simulate N days")
+    length.add_argument("--hours", metavar="N", type=_positive_number, help="simulate N hours")
+    length.add_argument(
+        "--duration",
+        metavar="ISO8601",
+        type=_argument_type(parse_duration),
+        help="simulate this long, e.g. P7D, PT36H, P1DT12H; overrides DURATION",
+    )
+    parser.add_argument(
+        "--seed", metavar="N", type=int, help="seed of the event loop's random generator"
+    )
+    parser.add_argument(
+        "--tz",
+        metavar="ZONE",
+        type=_argument_type(parse_zone),
+        help="show times in this zone, e.g. Europe/London (default: the script's TZ, or UTC)",
+    )
+    parser.add_argument(
+        "--show",
+        metavar="N",
+        type=int,
+        default=10,
+        help="list the first N and last N runs (default: 10)",
+    )
+    parser.add_argument("--json", metavar="FILE", help="write the timeline as JSON")
+    parser.add_argument("--csv", metavar="FILE", help="write one CSV row per run")
+    parser.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="draw the timeline as a PNG (needs: pip install 'looptime-tasks[plot]')",
+    )
+    return parser
+
+
+_PROGRESS_DELAY = 0.5
+"""Real seconds a command-line simulation runs before its progress bar appears (on a TTY)."""
+
+
+class _ProgressBar:
+    """A one-line progress bar on a terminal, drawn only once a run has taken a while."""
+
+    _WIDTH: Final = 30
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self._began = time.perf_counter()
+        self._delay = _PROGRESS_DELAY
+        self._last = 0.0
+        self._drawn = False
+
+    def __call__(self, fraction: float) -> None:
+        now = time.perf_counter()
+        if now - self._began < self._delay or now - self._last < 0.1:
+            return
+        self._last = now
+        filled = round(fraction * self._WIDTH)
+        bar = "#" * filled + "-" * (self._WIDTH - filled)
+        self._stream.write(f"\rsimulating [{bar}] {fraction:4.0%}")
+        self._stream.flush()
+        self._drawn = True
+
+    def close(self) -> None:
+        if self._drawn:
+            self._stream.write("\r" + " " * (self._WIDTH + 20) + "\r")
+            self._stream.flush()
+            self._drawn = False
+
+
+def _run_command(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, path: str | os.PathLike[str]
+) -> int:
+    try:
+        script = load_script(path)
+    except ScriptError as exc:
+        parser.error(str(exc))
+    duration: timedelta | None = args.duration
+    if args.days is not None:
+        duration = timedelta(days=args.days)
+    elif args.hours is not None:
+        duration = timedelta(hours=args.hours)
+    tz: tzinfo = args.tz if args.tz is not None else script.tz
+    bar = _ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    try:
+        timeline = run_script(
+            script,
+            start=args.start,
+            duration=duration,
+            seed=script.seed if args.seed is None else args.seed,
+            progress=bar,
+        )
+    except Exception as exc:
+        if bar is not None:
+            bar.close()
+        traceback.print_exc()
+        print(
+            f"error: the simulation raised ({failing_line(exc, script.path)}): "
+            f"{type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    if bar is not None:
+        bar.close()
+    if script.description:
+        print(script.description, end="\n\n")
+    print(timeline.summary(tz=tz, show=max(args.show, 0)))
+    try:
+        if script.report is not None:
+            extra = script.report(timeline)
+            if extra:
+                print()
+                print(extra)
+        for option, write in (
+            (args.json, timeline.write_json),
+            (args.csv, timeline.write_csv),
+            (args.plot, lambda target: timeline.plot(target, tz=tz)),
+        ):
+            if option is not None:
+                print(f"wrote {write(option)}")
+        if script.check is not None:
+            script.check(timeline)
+    except AssertionError as exc:
+        message = str(exc) or "assertion failed"
+        print(f"check failed ({failing_line(exc, script.path)}): {message}", file=sys.stderr)
+        return 1
+    except (ImportError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        traceback.print_exc()
+        print(
+            f"error: the script's check or report raised ({failing_line(exc, script.path)}): "
+            f"{type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    if script.check is not None:
+        print("check passed")
+    return 0
+
+
+def simulate_main(
+    script: str | os.PathLike[str] | None = None,
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str | None = None,
+) -> int:
+    """Run a simulation script from the command line; return the exit status.
+
+    A script ends with ``raise SystemExit(looptime_tasks.simulation.main(__file__))``; the
+    ``looptime-tasks simulate`` command calls it with no *script* (the path is then the first
+    argument).
+
+    Args:
+        script: The script's path, or None to take it from the arguments.
+        argv: The arguments (default ``sys.argv[1:]``).
+        prog: The program name shown in usage and errors.
+
+    Returns:
+        0 if the simulation ran and the script's check passed; 1 if the check failed or the
+        simulation raised. Bad arguments and unloadable scripts exit with status 2 (SystemExit).
+    """
+    if prog is None and script is not None:
+        prog = f"python {script}"
+    parser = _make_parser(prog, with_path=script is None)
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        return _run_command(parser, args, script if script is not None else args.path)
+    except BrokenPipeError:
+        # `... | head`: the reader left. Say nothing more (Python would report it at exit).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1

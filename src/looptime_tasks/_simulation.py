@@ -4,7 +4,7 @@ Design decisions:
 
 - **Public API only.** Loops report through `looptime_tasks.observe`, the same observer API any
   user has; the harness never reaches into `Loop`. The code under simulation is production code.
-- **Record cheaply, build lazily.** The observer (`looptime_tasks._timeline.Recorder`) appends a
+- **Record cheaply, build lazily.** The observer (`looptime_tasks._recording.Recorder`) appends a
   few references and numbers per event to flat arrays (kind, loop, iteration, monotonic seconds,
   wall nanoseconds, scheduled instant) and ignores ``SCHEDULED`` events; `Run`, `Failure` and
   every statistic are built on the first query. A year of a one-minute loop is about a million
@@ -33,17 +33,16 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Final, Literal, TypeAlias
 
 import looptime_tasks
-from looptime_tasks import LoopEvent, VirtualClock, VirtualEventLoop
-from looptime_tasks._timeline import (
+from looptime_tasks import VirtualClock, VirtualEventLoop
+from looptime_tasks._model import Entry, Note, OutputLine
+from looptime_tasks._recording import (
     NS_PER_MICROSECOND,
     ONE_MICROSECOND,
-    Entry,
-    Note,
-    OutputLine,
+    ProgressRecorder,
     Recorder,
-    Timeline,
     short_name,
 )
+from looptime_tasks._timeline import Timeline
 from looptime_tasks.fakebot import FakeBot, SentMessage
 
 __all__ = (
@@ -69,27 +68,6 @@ SetupFunction: TypeAlias = Callable[["Simulation"], Awaitable[None]]
 
 
 # Recording -----------------------------------------------------------------------------------
-
-
-class _ProgressRecorder(Recorder):
-    """A recorder that also reports progress (a fraction of the window) every 1024 events."""
-
-    __slots__ = ("_countdown", "_progress", "_span")
-
-    def __init__(
-        self, clock_wall_ns: Callable[[], int], span: float, progress: Callable[[float], None]
-    ) -> None:
-        super().__init__(clock_wall_ns)
-        self._countdown = 1024
-        self._progress = progress
-        self._span = span
-
-    def __call__(self, event: LoopEvent) -> None:
-        super().__call__(event)
-        self._countdown -= 1
-        if not self._countdown:
-            self._countdown = 1024
-            self._progress(min(event.monotonic / self._span, 1.0))
 
 
 class _LineCapture(io.TextIOBase):
@@ -373,7 +351,7 @@ def simulate(
             raise RuntimeError("simulate() must run on a VirtualEventLoop")
         sim = Simulation(event_loop, window, seed)
         if progress is not None:
-            sim._recorder = _ProgressRecorder(
+            sim._recorder = ProgressRecorder(
                 event_loop.clock.wall_ns, window.total_seconds(), progress
             )
         logs = _LogCapture()
