@@ -24,9 +24,11 @@ import looptime_tasks
 from looptime_tasks._script import (
     SCRIPT_CONTRACT,
     ScriptError,
+    World,
     failing_line,
     load_script,
     parse_duration,
+    parse_latency,
     parse_start,
     parse_zone,
     run_script,
@@ -124,6 +126,7 @@ def _make_parser(prog: str | None, *, with_path: bool) -> argparse.ArgumentParse
     parser.add_argument(
         "--seed", metavar="N", type=int, help="seed of the event loop's random generator"
     )
+    _add_world_arguments(parser)
     parser.add_argument(
         "--tz",
         metavar="ZONE",
@@ -145,6 +148,56 @@ def _make_parser(prog: str | None, *, with_path: bool) -> argparse.ArgumentParse
         help="draw the timeline as a PNG (needs: pip install 'looptime-tasks[plot]')",
     )
     return parser
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a probability from 0 to 1 (got {text!r})")
+    return value
+
+
+def _add_world_arguments(parser: argparse.ArgumentParser) -> None:
+    """The fault and interleaving options (`World`), shared by simulate and explore."""
+    faults = parser.add_argument_group("faults and interleavings (drawn from the seed)")
+    faults.add_argument(
+        "--http-errors",
+        metavar="P",
+        type=_probability,
+        default=0.0,
+        help="each HTTP call of a fake bot fails with probability P (5xx or 429)",
+    )
+    faults.add_argument(
+        "--latency",
+        metavar="SECONDS",
+        type=_argument_type(parse_latency),
+        default=0.0,
+        help="each HTTP call of a fake bot takes SECONDS, or LOW..HIGH drawn uniformly",
+    )
+    faults.add_argument(
+        "--outages",
+        metavar="HOURS",
+        type=_positive_number,
+        help="random gateway outages of the fake bots, HOURS apart on average",
+    )
+    faults.add_argument(
+        "--shuffle",
+        action="store_true",
+        help="run callbacks ready at the same time in a seeded order",
+    )
+
+
+def _world(parser: argparse.ArgumentParser, args: argparse.Namespace) -> World:
+    """The `World` the arguments ask for (usage error if the event loop cannot build it)."""
+    world = World(args.http_errors, args.latency, args.outages, args.shuffle)
+    try:
+        world.simulate_options()
+    except ValueError as exc:
+        parser.error(str(exc))
+    return world
 
 
 _PROGRESS_DELAY = 0.5
@@ -194,6 +247,7 @@ def _run_command(
     elif args.hours is not None:
         duration = timedelta(hours=args.hours)
     tz: tzinfo = args.tz if args.tz is not None else script.tz
+    world = _world(parser, args)
     bar = _ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     try:
         timeline = run_script(
@@ -202,6 +256,7 @@ def _run_command(
             duration=duration,
             seed=script.seed if args.seed is None else args.seed,
             progress=bar,
+            world=world,
         )
     except Exception as exc:
         if bar is not None:

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
 from looptime_tasks._model import Failure, Run, TimelineModel
 from looptime_tasks._recording import task_name
+from looptime_tasks.fakebot import Incident
 
-__all__ = ("CSV_COLUMNS", "FORMAT_VERSION", "seconds", "timeline_dict", "write_csv")
+__all__ = ("CSV_COLUMNS", "FORMAT_VERSION", "incident_text", "timeline_dict", "write_csv")
 
-FORMAT_VERSION: Final = 1
-"""The version of the JSON document."""
+FORMAT_VERSION: Final = 2
+"""The version of the JSON document (2 added ``incidents`` and ``restarts``)."""
 
 CSV_COLUMNS: Final = (
     "loop",
@@ -32,6 +34,7 @@ CSV_COLUMNS: Final = (
     "duration_seconds",
     "retries",
     "last_exception",
+    "incidents",
 )
 """The columns of `write_csv`, one row per iteration."""
 
@@ -83,12 +86,15 @@ def timeline_dict(timeline: TimelineModel) -> dict[str, Any]:
             for line in timeline.output
         ],
         "notes": [{"at": note.at.isoformat(), "text": note.text} for note in timeline.notes],
+        "incidents": [_incident_dict(incident) for incident in timeline.incidents],
+        "restarts": [incident.at.isoformat() for incident in timeline.restarts],
     }
 
 
 def write_csv(timeline: TimelineModel, path: str | os.PathLike[str]) -> Path:
     """Write one CSV row per iteration (see `CSV_COLUMNS`) to *path* and return the path."""
     target = Path(path)
+    hits = timeline.run_incidents()
     with target.open("w", encoding="utf-8", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(CSV_COLUMNS)
@@ -107,14 +113,35 @@ def write_csv(timeline: TimelineModel, path: str | os.PathLike[str]) -> Path:
                     seconds(duration.total_seconds()) if duration is not None else "",
                     run.retries,
                     repr(run.failures[-1].exception) if run.failures else "",
+                    _joined(hits.get(id(run), ())),
                 )
             )
     return target
 
 
+def incident_text(incident: Incident) -> str:
+    """An incident in one line: ``http error on send(): HTTP 503 …``."""
+    return f"{incident.kind.replace('_', ' ')}: {incident.text}"
+
+
+def _joined(incidents: Iterable[Incident]) -> str:
+    return "; ".join(incident_text(incident) for incident in incidents)
+
+
 def seconds(value: float) -> float | int:
     """Seconds for export: an int when whole, else rounded to the microsecond."""
     return int(value) if value == int(value) else round(value, 6)
+
+
+def _incident_dict(incident: Incident) -> dict[str, Any]:
+    return {
+        "at": incident.at.isoformat(),
+        "kind": incident.kind,
+        "source": incident.source,
+        "text": incident.text,
+        "exception": repr(incident.exception) if incident.exception is not None else None,
+        "seconds": seconds(incident.seconds) if incident.seconds is not None else None,
+    }
 
 
 def _failure_dict(failure: Failure) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias, cast
 
 from looptime_tasks import EventKind, Loop
 from looptime_tasks._recording import (
@@ -33,7 +33,7 @@ from looptime_tasks._recording import (
     task_name,
 )
 from looptime_tasks._zones import DstChange, midnight, offset_changes, zone_name
-from looptime_tasks.fakebot import SentMessage
+from looptime_tasks.fakebot import Incident, SentMessage
 
 __all__ = (
     "Entry",
@@ -53,7 +53,7 @@ Outcome: TypeAlias = Literal["ok", "error", "cancelled", "stopped"]
 """How one iteration ended: its body returned, raised an unhandled exception, was cancelled
 (``cancel()``, or the end of the simulation), or was abandoned by ``stop()`` during a retry."""
 
-EntryKind: TypeAlias = Literal["run", "failure", "output", "message", "note"]
+EntryKind: TypeAlias = Literal["run", "failure", "output", "message", "note", "incident"]
 """What a listing entry carries."""
 
 LoopSelector: TypeAlias = "str | Loop[..., Any] | Sequence[str | Loop[..., Any]] | None"
@@ -201,7 +201,7 @@ class Entry:
     position: tuple[int, int]
     at: datetime
     kind: EntryKind
-    item: Run | Failure | OutputLine | SentMessage | Note
+    item: Run | Failure | OutputLine | SentMessage | Note | Incident
 
 
 # Building ------------------------------------------------------------------------------------
@@ -311,6 +311,9 @@ class TimelineModel:
         notes: The remarks made with `Simulation.note`, in order.
         messages: What the simulation's fake bots sent, in order.
         logs: The ``looptime_tasks`` log records emitted during the simulation.
+        incidents: The faults injected into the simulation and what they caused (HTTP errors,
+            latency, disconnects and reconnects, errors of event handlers, restarts, wall-clock
+            jumps), in order (`looptime_tasks.fakebot.Incident`).
     """
 
     def __init__(
@@ -325,6 +328,7 @@ class TimelineModel:
         notes: Sequence[Note] = (),
         messages: Sequence[SentMessage] = (),
         logs: Sequence[logging.LogRecord] = (),
+        incidents: Sequence[Incident] = (),
         real_seconds: float = 0.0,
     ) -> None:
         self.start = start
@@ -336,6 +340,7 @@ class TimelineModel:
         self.notes = tuple(notes)
         self.messages = tuple(sorted(messages, key=lambda message: message.at))
         self.logs = tuple(logs)
+        self.incidents = tuple(incidents)
         self._recorder = recorder
         self._extra_entries = tuple(entries)
         self._histories: tuple[LoopHistory, ...] | None = None
@@ -666,6 +671,54 @@ class TimelineModel:
             if failure.retry_delay is not None
         ]
 
+    @property
+    def restarts(self) -> tuple[Incident, ...]:
+        """The process restarts (`Simulation.restart`), in order: when each stopped it."""
+        return tuple(incident for incident in self.incidents if incident.kind == "restart")
+
+    def outages(self) -> list[tuple[datetime, datetime | None]]:
+        """The gateway outages, as (disconnected, reconnected) instants; None when the
+        connection was still down at the end (several bots down at once count once)."""
+        spans: list[tuple[datetime, datetime | None]] = []
+        down = 0
+        for incident in self.incidents:
+            if incident.kind == "disconnect":
+                down += 1
+                if down == 1:
+                    spans.append((incident.at, None))
+            elif incident.kind == "reconnect" and down:
+                down -= 1
+                if not down:
+                    spans[-1] = (spans[-1][0], incident.at)
+        return spans
+
+    def run_incidents(self) -> dict[int, list[Incident]]:
+        """The incidents that hit each iteration (made by its task while it ran), by ``id(run)``."""
+        by_loop: dict[str, list[tuple[int, Incident]]] = {}
+        for entry in self._extra_entries:
+            if entry.kind == "incident":
+                incident = cast(Incident, entry.item)
+                by_loop.setdefault(incident.source, []).append((entry.position[0], incident))
+        found: dict[int, list[Incident]] = {}
+        if not by_loop:
+            return found
+        positions, end_positions = self._positions, self._end_positions
+        for history in self.loops:
+            hits = by_loop.get(history.name)
+            if not hits:
+                continue
+            for run in history.runs:
+                begin = positions[id(run)]
+                end = end_positions.get(id(run))
+                inside = [
+                    incident
+                    for position, incident in hits
+                    if begin < position and (end is None or position <= end)
+                ]
+                if inside:
+                    found[id(run)] = inside
+        return found
+
     def dst_changes(self, tz: tzinfo | None = None) -> tuple[DstChange, ...]:
         """The UTC-offset changes inside the window of every zone the loops' times use.
 
@@ -723,6 +776,8 @@ class TimelineModel:
 def entry_source(entry: Entry) -> str | None:
     """The loop a listing entry belongs to (None for messages and notes)."""
     item = entry.item
+    if isinstance(item, Incident):
+        return item.source
     if isinstance(item, Run | Failure):
         return item.loop
     if isinstance(item, OutputLine):

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Final, cast
 
+from looptime_tasks._export import incident_text
 from looptime_tasks._model import (
     Entry,
     Failure,
@@ -23,7 +24,7 @@ from looptime_tasks._model import (
     TimelineModel,
 )
 from looptime_tasks._zones import DstChange, midnight, zone_name
-from looptime_tasks.fakebot import SentMessage
+from looptime_tasks.fakebot import Incident, SentMessage
 
 __all__ = ("PLOT_HINT", "render_listing", "render_plot", "render_summary")
 
@@ -79,6 +80,9 @@ def render_summary(timeline: TimelineModel, *, tz: tzinfo, show: int, per_day: i
             if index == show and len(messages) > 2 * show:
                 lines.append(f"  ... {len(messages) - 2 * show:,} more")
             lines.append(f"  {_format_instant(message.at, tz)}  {_format_message(message)}")
+    if timeline.incidents:
+        lines.extend(["", "Incidents (faults injected and what they caused)"])
+        lines.extend(_incident_table(timeline, tz))
     errors = [error for history in histories for error in history.errors]
     if errors:
         lines.extend(["", "Unhandled errors (each ended its loop)"])
@@ -117,6 +121,26 @@ def _loop_table(timeline: TimelineModel, tz: tzinfo) -> list[str]:
             )
         )
     return _table(header, rows, right={1, 6, 7, 8, 9})
+
+
+def _incident_table(timeline: TimelineModel, tz: tzinfo) -> list[str]:
+    """Incidents by kind and source: how many, the first and the last."""
+    groups: dict[tuple[str, str], list[Incident]] = {}
+    for incident in timeline.incidents:
+        groups.setdefault((incident.kind, incident.source), []).append(incident)
+    header = ("kind", "source", "count", "first", "last", "example")
+    rows = [
+        (
+            kind.replace("_", " "),
+            source,
+            f"{len(found):,}",
+            _format_instant(found[0].at, tz),
+            _format_instant(found[-1].at, tz),
+            found[0].text,
+        )
+        for (kind, source), found in groups.items()
+    ]
+    return _table(header, rows, right={2})
 
 
 def _per_day_table(timeline: TimelineModel, tz: tzinfo) -> list[str]:
@@ -205,6 +229,9 @@ def _describe(entry: Entry, width: int, number: int, tz: tzinfo) -> str:
     if entry.kind == "output":
         line = cast(OutputLine, entry.item)
         return f"{line.source:<{width}}  > {line.text}"
+    if entry.kind == "incident":
+        incident = cast(Incident, entry.item)
+        return f"{incident.source:<{width}}  ! {incident_text(incident)}"
     if entry.kind == "message":
         return f"{'message':<{width}}  {_format_message(cast(SentMessage, entry.item))}"
     return f"{'note':<{width}}  {cast(Note, entry.item).text}"
@@ -229,7 +256,7 @@ def _outcome_text(run: Run) -> str:
 def _elision(hidden: Sequence[Entry], changes: list[DstChange], tz: tzinfo) -> str:
     kinds = Counter(entry.kind for entry in hidden)
     words = {"run": "runs", "failure": "failures", "output": "printed lines"}
-    words |= {"message": "messages", "note": "notes"}
+    words |= {"message": "messages", "note": "notes", "incident": "incidents"}
     parts = [f"{count:,} {words[kind]}" for kind, count in kinds.items()]
     first, last = hidden[0].at, hidden[-1].at
     passed = [change for change in changes if change.at <= last]
@@ -387,6 +414,28 @@ def render_plot(timeline: TimelineModel, path: Path, *, tz: tzinfo, title: str |
             markersize=12,
             color="tab:red",
         )
+    # Outages and restarts: shaded spans; other incidents: marks on their loop's lane (or on top).
+    for began, ended in timeline.outages():
+        axes.axvspan(x(began), x(ended or end), color="tab:olive", alpha=0.2, linewidth=0)
+    stops = [incident.at for incident in timeline.restarts]
+    starts = [incident.at for incident in timeline.incidents if incident.kind == "start"]
+    for index, stopped in enumerate(stops):
+        resumed = starts[index] if index < len(starts) else end
+        axes.axvspan(x(stopped), x(resumed), color="black", alpha=0.12, linewidth=0)
+    lane_of = {history.name: lanes - 1 - lane for lane, history in enumerate(histories)}
+    marked = [
+        incident
+        for incident in timeline.incidents
+        if incident.kind in ("http_error", "connection_error", "event_error", "wall_jump")
+    ]
+    axes.plot(
+        [x(incident.at) for incident in marked],
+        [lane_of.get(incident.source, lanes - 0.55) - 0.2 for incident in marked],
+        linestyle="",
+        marker="v",
+        markersize=7,
+        color="tab:brown",
+    )
     days = timeline.days(tz)
     if len(days) <= 62:
         for day in days[1:]:
@@ -417,6 +466,9 @@ def render_plot(timeline: TimelineModel, path: Path, *, tz: tzinfo, title: str |
         Line2D([], [], linestyle="", marker="X", color="tab:red", label="unhandled error"),
         Line2D([], [], linestyle="", marker="|", markersize=12, color="grey", label="cancelled"),
         Line2D([], [], color="tab:purple", linestyle="--", label="DST change"),
+        Line2D([], [], linestyle="", marker="v", color="tab:brown", label="fault (HTTP, ...)"),
+        Line2D([], [], color="tab:olive", alpha=0.4, linewidth=6, label="gateway outage"),
+        Line2D([], [], color="black", alpha=0.25, linewidth=6, label="restart (down)"),
     ]
     axes.legend(handles=legend, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     axes.set_title(

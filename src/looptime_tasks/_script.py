@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import inspect
+import math
 import os
 import re
 import sys
@@ -18,25 +19,30 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from types import ModuleType
-from typing import Final, Literal
+from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from looptime_tasks import VirtualEventLoop
 from looptime_tasks._simulation import (
     DEFAULT_DURATION,
     DEFAULT_SEED,
     DEFAULT_START,
+    Outages,
     SetupFunction,
     simulate,
 )
 from looptime_tasks._timeline import Timeline
+from looptime_tasks.fakebot import HttpFaults
 
 __all__ = (
     "SCRIPT_CONTRACT",
     "Script",
     "ScriptError",
+    "World",
     "failing_line",
     "load_script",
     "parse_duration",
+    "parse_latency",
     "parse_start",
     "parse_zone",
     "run_script",
@@ -218,6 +224,7 @@ def run_script(
     duration: timedelta | None = None,
     seed: int | Literal["script"] | None = "script",
     progress: Callable[[float], None] | None = None,
+    world: World | None = None,
 ) -> Timeline:
     """Run a simulation script's ``setup`` and return the timeline (``check`` is not called).
 
@@ -227,6 +234,7 @@ def run_script(
         duration: Overrides the script's ``DURATION``.
         seed: Overrides the script's ``SEED`` (``"script"`` keeps it).
         progress: Called with the fraction of the window done (see `simulate`).
+        world: Faults and interleavings to add (`World`); None for none.
     """
     loaded = script if isinstance(script, Script) else load_script(script)
     return simulate(
@@ -235,7 +243,64 @@ def run_script(
         duration=loaded.duration if duration is None else duration,
         seed=loaded.seed if seed == "script" else seed,
         progress=progress,
+        **(world or World()).simulate_options(),
     )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class World:
+    """What a script's run adds to its world from the outside: the command line's fault and
+    interleaving options, as `simulate` options and as the arguments that ask for them.
+
+    One place maps each option both ways, so that ``explore`` prints replay commands that
+    rebuild exactly the world a seed failed in.
+
+    Attributes:
+        http_errors: The probability that a fake bot's HTTP call fails (``--http-errors``).
+        latency: Virtual seconds per fake bot call, or a (low, high) range (``--latency``).
+        outages: The mean hours between random gateway outages, or None (``--outages``).
+        shuffle: Run ready callbacks in a seeded order (``--shuffle``).
+    """
+
+    http_errors: float = 0.0
+    latency: float | tuple[float, float] = 0.0
+    outages: float | None = None
+    shuffle: bool = False
+
+    def simulate_options(self) -> dict[str, Any]:
+        """The `simulate` keyword arguments of this world.
+
+        Raises:
+            ValueError: For ``shuffle`` when the event loop has no ``shuffle=`` option.
+        """
+        options: dict[str, Any] = {}
+        if self.http_errors or self.latency:
+            options["faults"] = HttpFaults(error_rate=self.http_errors, latency=self.latency)
+        if self.outages is not None:
+            options["outages"] = Outages(every=self.outages * 3600)
+        if self.shuffle:
+            # The one place --shuffle reaches the event loop.
+            if "shuffle" not in inspect.signature(VirtualEventLoop).parameters:
+                raise ValueError(
+                    "--shuffle needs a VirtualEventLoop with the shuffle= option, which this "
+                    "version of looptime-tasks does not have yet"
+                )
+            options["shuffle"] = True
+        return options
+
+    def arguments(self) -> list[str]:
+        """The command-line options that ask for this world."""
+        arguments: list[str] = []
+        if self.http_errors:
+            arguments += ["--http-errors", f"{self.http_errors:g}"]
+        if self.latency:
+            low, high = self.latency if isinstance(self.latency, tuple) else (self.latency,) * 2
+            arguments += ["--latency", f"{low:g}" if low == high else f"{low:g}..{high:g}"]
+        if self.outages is not None:
+            arguments += ["--outages", f"{self.outages:g}"]
+        if self.shuffle:
+            arguments.append("--shuffle")
+        return arguments
 
 
 def parse_duration(text: str) -> timedelta:
@@ -269,6 +334,24 @@ _NUMBER = r"(\d+(?:[.,]\d+)?)"
 _DURATION: Final = re.compile(
     rf"P(?:{_NUMBER}W)?(?:{_NUMBER}D)?(?:T(?:{_NUMBER}H)?(?:{_NUMBER}M)?(?:{_NUMBER}S)?)?"
 )
+
+
+def parse_latency(text: str) -> float | tuple[float, float]:
+    """Parse virtual seconds per call: ``0.2``, or a range ``0.05..0.4``.
+
+    Raises:
+        ValueError: If *text* is neither, or a value is negative.
+    """
+    low, separator, high = text.partition("..")
+    try:
+        values = (float(low), float(high if separator else low))
+    except ValueError:
+        raise ValueError(
+            f"not seconds such as 0.2 or a range such as 0.05..0.4 (got {text!r})"
+        ) from None
+    if not all(math.isfinite(value) and value >= 0 for value in values) or values[0] > values[1]:
+        raise ValueError(f"latency must be seconds >= 0, low..high with low <= high (got {text!r})")
+    return values if separator else values[0]
 
 
 def parse_start(text: str) -> datetime:

@@ -27,8 +27,8 @@ from looptime_tasks._model import Failure, LoopHistory, Note, OutputLine, Run
 from looptime_tasks._model import LoopSelector as LoopSelector
 from looptime_tasks._model import Outcome as Outcome
 from looptime_tasks._script import Script, ScriptError, load_script, run_script
+from looptime_tasks._simulation import Outages, Simulation, simulate
 from looptime_tasks._simulation import SetupFunction as SetupFunction
-from looptime_tasks._simulation import Simulation, simulate
 from looptime_tasks._timeline import Timeline
 from looptime_tasks._zones import DstChange
 
@@ -39,6 +39,7 @@ __all__ = (
     "Failure",
     "LoopHistory",
     "Note",
+    "Outages",
     "OutputLine",
     "Run",
     "Script",
