@@ -77,6 +77,7 @@ SIMULATION_MODULES = (
     "_timeline",
     "_simulation",
     "_script",
+    "_explore",
     "_cli",
 )
 """The private modules behind `simulation`, in layer order: each imports only those before it."""

@@ -11,6 +11,7 @@ Design decisions:
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -18,9 +19,11 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from datetime import timedelta, tzinfo
+from pathlib import Path
 from typing import IO, Any, Final
 
 import looptime_tasks
+from looptime_tasks._explore import explore, parse_seeds
 from looptime_tasks._script import (
     SCRIPT_CONTRACT,
     ScriptError,
@@ -34,7 +37,7 @@ from looptime_tasks._script import (
     run_script,
 )
 
-__all__ = ("PROG", "main", "simulate_main")
+__all__ = ("PROG", "explore_main", "main", "simulate_main")
 
 PROG: Final = "looptime-tasks"
 
@@ -56,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
         help="run a simulation script on virtual time and print its timeline",
         add_help=False,  # `simulate --help` is answered by simulate_main
     )
+    commands.add_parser(
+        "explore",
+        help="run a simulation script's check once per seed, in parallel; list the failures",
+        add_help=False,  # answered by explore_main
+    )
     return parser
 
 
@@ -68,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments and arguments[0] == "simulate":
         return simulate_main(None, arguments[1:], prog=f"{PROG} simulate")
+    if arguments and arguments[0] == "explore":
+        return explore_main(arguments[1:], prog=f"{PROG} explore")
     parser = _parser()
     parser.parse_args(arguments)
     parser.print_help()
@@ -107,22 +117,7 @@ def _make_parser(prog: str | None, *, with_path: bool) -> argparse.ArgumentParse
     )
     if with_path:
         parser.add_argument("path", metavar="PATH", help="the simulation script to run")
-    parser.add_argument(
-        "--start",
-        metavar="ISO",
-        type=_argument_type(parse_start),
-        help="start instant, e.g. 2024-03-09 or 2024-03-09T12:00+01:00 (no offset: UTC); "
-        "overrides START",
-    )
-    length = parser.add_mutually_exclusive_group()
-    length.add_argument("--days", metavar="N", type=_positive_number, help="simulate N days")
-    length.add_argument("--hours", metavar="N", type=_positive_number, help="simulate N hours")
-    length.add_argument(
-        "--duration",
-        metavar="ISO8601",
-        type=_argument_type(parse_duration),
-        help="simulate this long, e.g. P7D, PT36H, P1DT12H; overrides DURATION",
-    )
+    _add_window_arguments(parser)
     parser.add_argument(
         "--seed", metavar="N", type=int, help="seed of the event loop's random generator"
     )
@@ -148,6 +143,35 @@ def _make_parser(prog: str | None, *, with_path: bool) -> argparse.ArgumentParse
         help="draw the timeline as a PNG (needs: pip install 'looptime-tasks[plot]')",
     )
     return parser
+
+
+def _add_window_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--start",
+        metavar="ISO",
+        type=_argument_type(parse_start),
+        help="start instant, e.g. 2024-03-09 or 2024-03-09T12:00+01:00 (no offset: UTC); "
+        "overrides START",
+    )
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--days", metavar="N", type=_positive_number, help="simulate N days")
+    length.add_argument("--hours", metavar="N", type=_positive_number, help="simulate N hours")
+    length.add_argument(
+        "--duration",
+        metavar="ISO8601",
+        type=_argument_type(parse_duration),
+        help="simulate this long, e.g. P7D, PT36H, P1DT12H; overrides DURATION",
+    )
+
+
+def _window_duration(args: argparse.Namespace) -> timedelta | None:
+    """The duration ``--days``, ``--hours`` or ``--duration`` asks for, or None."""
+    if args.days is not None:
+        return timedelta(days=args.days)
+    if args.hours is not None:
+        return timedelta(hours=args.hours)
+    duration: timedelta | None = args.duration
+    return duration
 
 
 def _probability(text: str) -> float:
@@ -241,11 +265,7 @@ def _run_command(
         script = load_script(path)
     except ScriptError as exc:
         parser.error(str(exc))
-    duration: timedelta | None = args.duration
-    if args.days is not None:
-        duration = timedelta(days=args.days)
-    elif args.hours is not None:
-        duration = timedelta(hours=args.hours)
+    duration = _window_duration(args)
     tz: tzinfo = args.tz if args.tz is not None else script.tz
     world = _world(parser, args)
     bar = _ProgressBar(sys.stderr) if sys.stderr.isatty() else None
@@ -340,3 +360,107 @@ def simulate_main(
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
+
+
+# explore -------------------------------------------------------------------------------------
+
+
+def _explore_parser(prog: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=(
+            "Run a simulation script's check() once per seed, in parallel worker processes, "
+            "each seed drawing its own faults and interleavings. Prints how many seeds passed "
+            "and, for each failing seed, its error and the command that replays it (same "
+            "failure, same timeline). Exit status 1 if any seed failed."
+        ),
+    )
+    parser.add_argument("path", metavar="PATH", help="the simulation script to explore")
+    parser.add_argument(
+        "--seeds",
+        metavar="N|A..B",
+        type=_argument_type(parse_seeds),
+        default=range(100),
+        help="seeds 0 to N-1, or A to B-1 (default: 100)",
+    )
+    parser.add_argument(
+        "--jobs",
+        metavar="J",
+        type=_positive_int,
+        help="worker processes (default: the number of CPUs)",
+    )
+    parser.add_argument("--stop-first", action="store_true", help="stop at the first failing seed")
+    parser.add_argument("--json", metavar="FILE", help="write every seed's result as JSON")
+    _add_window_arguments(parser)
+    _add_world_arguments(parser)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1 (got {text!r})")
+    return value
+
+
+class _SweepProgress:
+    """Progress of a sweep on stderr: a bar on a terminal, else a plain line every 10 %."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self._tty = stream.isatty()
+        self._step = 0
+
+    def __call__(self, done: int, total: int, failed: int) -> None:
+        if self._tty:
+            filled = round(done / total * 30)
+            self._stream.write(
+                f"\rexploring [{'#' * filled}{'-' * (30 - filled)}] {done}/{total} seeds, "
+                f"{failed} failed"
+            )
+        elif done * 10 // total > self._step or done == total:
+            self._step = done * 10 // total
+            self._stream.write(f"explored {done}/{total} seeds, {failed} failed\n")
+        self._stream.flush()
+
+    def close(self) -> None:
+        if self._tty:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+def explore_main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """Run ``looptime-tasks explore``; return the exit status (1 if any seed failed).
+
+    Args:
+        argv: The arguments (default ``sys.argv[1:]``).
+        prog: The program name shown in usage and errors.
+    """
+    parser = _explore_parser(prog)
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    world = _world(parser, args)
+    progress = _SweepProgress(sys.stderr)
+    try:
+        exploration = explore(
+            args.path,
+            args.seeds,
+            jobs=args.jobs,
+            stop_first=args.stop_first,
+            world=world,
+            start=args.start,
+            duration=_window_duration(args),
+            progress=progress,
+        )
+    except ScriptError as exc:
+        parser.error(str(exc))
+    finally:
+        progress.close()
+    print(exploration.summary())
+    if args.json is not None:
+        target = Path(args.json)
+        target.write_text(json.dumps(exploration.to_dict(), indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {target}")
+    return 0 if exploration.ok else 1

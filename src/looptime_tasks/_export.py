@@ -20,7 +20,7 @@ from looptime_tasks.fakebot import Incident
 __all__ = ("CSV_COLUMNS", "FORMAT_VERSION", "incident_text", "timeline_dict", "write_csv")
 
 FORMAT_VERSION: Final = 2
-"""The version of the JSON document (2 added ``incidents`` and ``restarts``)."""
+"""The version of the JSON document (2 added ``incidents``, ``restarts`` and ``latency``)."""
 
 CSV_COLUMNS: Final = (
     "loop",
@@ -88,6 +88,7 @@ def timeline_dict(timeline: TimelineModel) -> dict[str, Any]:
         "notes": [{"at": note.at.isoformat(), "text": note.text} for note in timeline.notes],
         "incidents": [_incident_dict(incident) for incident in timeline.incidents],
         "restarts": [incident.at.isoformat() for incident in timeline.restarts],
+        "latency": {"calls": timeline.latency[0], "seconds": seconds(timeline.latency[1])},
     }
 
 

@@ -312,8 +312,10 @@ class TimelineModel:
         messages: What the simulation's fake bots sent, in order.
         logs: The ``looptime_tasks`` log records emitted during the simulation.
         incidents: The faults injected into the simulation and what they caused (HTTP errors,
-            latency, disconnects and reconnects, errors of event handlers, restarts, wall-clock
-            jumps), in order (`looptime_tasks.fakebot.Incident`).
+            disconnects and reconnects, errors of event handlers, restarts, wall-clock jumps),
+            in order (`looptime_tasks.fakebot.Incident`).
+        latency: The fake bots' calls slowed by `looptime_tasks.fakebot.HttpFaults.latency`:
+            (how many, virtual seconds added in all).
     """
 
     def __init__(
@@ -329,6 +331,7 @@ class TimelineModel:
         messages: Sequence[SentMessage] = (),
         logs: Sequence[logging.LogRecord] = (),
         incidents: Sequence[Incident] = (),
+        latency: tuple[int, float] = (0, 0.0),
         real_seconds: float = 0.0,
     ) -> None:
         self.start = start
@@ -341,6 +344,7 @@ class TimelineModel:
         self.messages = tuple(sorted(messages, key=lambda message: message.at))
         self.logs = tuple(logs)
         self.incidents = tuple(incidents)
+        self.latency = latency
         self._recorder = recorder
         self._extra_entries = tuple(entries)
         self._histories: tuple[LoopHistory, ...] | None = None

@@ -83,6 +83,9 @@ def render_summary(timeline: TimelineModel, *, tz: tzinfo, show: int, per_day: i
     if timeline.incidents:
         lines.extend(["", "Incidents (faults injected and what they caused)"])
         lines.extend(_incident_table(timeline, tz))
+    calls, added = timeline.latency
+    if calls:
+        lines.extend(["", f"Latency: {calls:,} fake bot calls took {_format_span(added)} in all"])
     errors = [error for history in histories for error in history.errors]
     if errors:
         lines.extend(["", "Unhandled errors (each ended its loop)"])

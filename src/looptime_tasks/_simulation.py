@@ -508,8 +508,7 @@ class Simulation:
         if task is not None and incident.source == task.get_name():
             incident = dataclasses.replace(incident, source=self._source())
         self._incidents.append(incident)
-        if incident.kind != "latency":  # one per call: counted, not listed
-            self._add_entry("incident", incident)
+        self._add_entry("incident", incident)
 
     def _incident(self, kind: IncidentKind, text: str, *, seconds: float | None = None) -> None:
         self._record_incident(Incident(self.now(), kind, "simulation", text, None, seconds))
@@ -652,6 +651,10 @@ def simulate(
             messages=[message for bot in sim._bots for message in bot.messages],
             logs=logs.records,
             incidents=sim._incidents,
+            latency=(
+                sum(bot.latency_calls for bot in sim._bots),
+                sum(bot.latency_seconds for bot in sim._bots),
+            ),
             real_seconds=time.perf_counter() - began,
         )
 

@@ -32,7 +32,8 @@ Faults, the way a bot meets them in production:
 Every random draw comes from the running event loop's ``random`` (a
 `looptime_tasks.VirtualEventLoop`'s is seeded), so a seed replays the same faults. Every fault,
 and every exception an event handler raises, is an `Incident`: kept in `FakeBot.incidents` and
-handed to ``on_incident`` (the simulation harness puts them on its timeline).
+handed to ``on_incident`` (the simulation harness puts them on its timeline). Latency, one per
+call, is only counted (`FakeBot.latency_calls`, `FakeBot.latency_seconds`).
 """
 
 from __future__ import annotations
@@ -67,12 +68,24 @@ __all__ = (
     "PresenceChange",
     "RateLimited",
     "SentMessage",
+    "reset_ids",
 )
 
 _HandlerT = TypeVar("_HandlerT", bound=Callable[..., Coroutine[Any, Any, Any]])
 
-_ids = itertools.count(1_000_000_000_000_000)
+_FIRST_ID: Final = 1_000_000_000_000_000
+_ids = itertools.count(_FIRST_ID)
 """Snowflake-like ids for channels and guilds created without one (deterministic per process)."""
+
+
+def reset_ids() -> None:
+    """Start the automatic channel and guild ids over, as in a fresh process.
+
+    ``explore`` calls it before loading a script for each seed, so that a seed run in a worker
+    that ran other seeds before gets the same ids as its replay in a new process.
+    """
+    global _ids
+    _ids = itertools.count(_FIRST_ID)
 
 
 def _wall_now() -> datetime:
@@ -232,7 +245,6 @@ class HttpFaults:
 
 
 IncidentKind: TypeAlias = Literal[
-    "latency",
     "http_error",
     "connection_error",
     "disconnect",
@@ -242,7 +254,7 @@ IncidentKind: TypeAlias = Literal[
     "start",
     "wall_jump",
 ]
-"""What an `Incident` is: a fault injected (``latency``, ``http_error``, ``disconnect``,
+"""What an `Incident` is: a fault injected (``http_error``, ``disconnect``,
 ``restart``, ``wall_jump``) or its consequence (``connection_error``: a call during an outage;
 ``reconnect``; ``event_error``: an event handler raised; ``start``: the process starts again
 after a restart)."""
@@ -259,7 +271,7 @@ class Incident:
             call, the bot, or ``"simulation"``.
         text: A description (``HTTP 503 on send()``).
         exception: The exception raised, if any.
-        seconds: A length in seconds, if any: the latency, the outage, the downtime, the jump.
+        seconds: A length in seconds, if any: the downtime of a restart, the wall-clock jump.
     """
 
     at: datetime
@@ -470,6 +482,8 @@ class FakeBot:
         user: The bot's own user.
         faults: How its HTTP calls misbehave (`HttpFaults`), or None.
         incidents: The faults it met and the errors its event handlers raised, in order.
+        latency_calls: How many calls `HttpFaults.latency` slowed down.
+        latency_seconds: The virtual seconds it added in all.
         command_prefix: Accepted for compatibility with ``commands.Bot(command_prefix=…)``;
             unused.
         presences: Every `change_presence` call, oldest first.
@@ -519,6 +533,8 @@ class FakeBot:
         self._latency = _seconds_range("latency", faults.latency) if faults else (0.0, 0.0)
         self._on_incident = on_incident
         self.incidents: list[Incident] = []
+        self.latency_calls = 0
+        self.latency_seconds = 0.0
         self._connected = True
         self._reconnected: asyncio.Event | None = None
         self._ready_at: float | None = None  # event loop time at which the bot is ready
@@ -670,7 +686,8 @@ class FakeBot:
         low, high = self._latency
         if high:
             delay = low if low == high else draw.uniform(low, high)
-            self._incident("latency", f"{operation}() took {delay:.3f} s", seconds=delay)
+            self.latency_calls += 1  # too many to record one by one: counted
+            self.latency_seconds += delay
             await asyncio.sleep(delay)
         if faults.error_rate and draw.random() < faults.error_rate:
             status = draw.choice(faults.statuses)
