@@ -26,12 +26,12 @@ from typing import Any, Final, Literal, TypeAlias, cast
 
 from looptime_tasks import EventKind, Loop
 from looptime_tasks._recording import (
-    NS_PER_MICROSECOND,
     ONE_MICROSECOND,
     Recorder,
     short_name,
     task_name,
 )
+from looptime_tasks._units import NS_PER_MICROSECOND, from_epoch_ns
 from looptime_tasks._zones import DstChange, midnight, offset_changes, zone_name
 from looptime_tasks.fakebot import Incident, SentMessage
 
@@ -56,11 +56,10 @@ Outcome: TypeAlias = Literal["ok", "error", "cancelled", "stopped"]
 EntryKind: TypeAlias = Literal["run", "failure", "output", "message", "note", "incident"]
 """What a listing entry carries."""
 
-LoopSelector: TypeAlias = "str | Loop[..., Any] | Sequence[str | Loop[..., Any]] | None"
+LoopSelector: TypeAlias = "str | Loop[Any] | Sequence[str | Loop[Any]] | None"
 """Which loops a query is about: a name, a `Loop` (a class attribute selects every per-instance
 copy), a list of those, or None for all of them."""
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 _STARTED: Final = EventKind.STARTED
 _ITERATION_STARTED: Final = EventKind.ITERATION_STARTED
@@ -224,7 +223,7 @@ class LoopHistory:
     """
 
     name: str
-    loop: Loop[..., Any]
+    loop: Loop[Any]
     runs: tuple[Run, ...]
     errors: tuple[Failure, ...]
     endings: tuple[tuple[datetime, str], ...]
@@ -273,7 +272,7 @@ class _OpenRun:
 class _LoopBuilder:
     """Turns one loop's events into runs (used once, when the timeline is first queried)."""
 
-    def __init__(self, name: str, loop: Loop[..., Any]) -> None:
+    def __init__(self, name: str, loop: Loop[Any]) -> None:
         self.name = name
         self.loop = loop
         self.runs: list[tuple[int, Run]] = []  # (position of ITERATION_STARTED, run)
@@ -372,7 +371,7 @@ class TimelineModel:
     def _build(self) -> tuple[LoopHistory, ...]:
         recorder = self._recorder
         start_utc = self.start.astimezone(UTC)
-        builders: dict[Loop[..., Any], _LoopBuilder] = {}
+        builders: dict[Loop[Any], _LoopBuilder] = {}
         by_name: dict[str, _LoopBuilder] = {}
         taken: Counter[tuple[int, str]] = Counter()
         for loop, generation in recorder.started_loops.items():
@@ -394,7 +393,7 @@ class TimelineModel:
 
         def slot(index: int) -> datetime | None:
             ns = scheduled[index]
-            return None if ns is None else _EPOCH + timedelta(microseconds=ns // NS_PER_MICROSECOND)
+            return None if ns is None else from_epoch_ns(ns)
 
         for index, kind in enumerate(kinds):
             builder = builders[loops[index]]
@@ -535,7 +534,7 @@ class TimelineModel:
             )
         return found
 
-    def loop(self, selector: str | Loop[..., Any]) -> LoopHistory:
+    def loop(self, selector: str | Loop[Any]) -> LoopHistory:
         """The history of one loop, by name or `Loop` object.
 
         Raises:
@@ -572,7 +571,7 @@ class TimelineModel:
         """When each selected iteration started (aware, UTC), in order."""
         return [run.started for run in self.runs(loop)]
 
-    def gaps(self, loop: str | Loop[..., Any], *, scheduled: bool = False) -> list[timedelta]:
+    def gaps(self, loop: str | Loop[Any], *, scheduled: bool = False) -> list[timedelta]:
         """The time between consecutive starts of one loop (virtual, monotonic).
 
         Args:

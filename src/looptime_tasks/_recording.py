@@ -19,7 +19,6 @@ from typing import Any, Final
 from looptime_tasks import EventKind, Loop, LoopEvent
 
 __all__ = (
-    "NS_PER_MICROSECOND",
     "ONE_MICROSECOND",
     "ProgressRecorder",
     "Recorder",
@@ -28,7 +27,6 @@ __all__ = (
 )
 
 ONE_MICROSECOND: Final = timedelta(microseconds=1)
-NS_PER_MICROSECOND: Final = 1_000
 _DEFAULT_TASK_PREFIX: Final = "looptime-tasks: "
 
 _SCHEDULED: Final = EventKind.SCHEDULED
@@ -66,14 +64,14 @@ class Recorder:
         self._clock_wall_ns = clock_wall_ns
         self.generation = 0
         self.kinds: list[EventKind] = []
-        self.loops: list[Loop[..., Any]] = []
+        self.loops: list[Loop[Any]] = []
         self.iterations = array("q")
         self.monotonic = array("d")
         self.wall_ns = array("q")  # virtual wall clock, nanoseconds since the start instant
         self.scheduled: list[int | None] = []  # slots, nanoseconds since the Unix epoch
         self.extras: dict[int, tuple[float | None, BaseException | None, str | None]] = {}
-        self.started_loops: dict[Loop[..., Any], int] = {}  # loop -> generation, in order
-        self.task_names: dict[str, Loop[..., Any]] = {}
+        self.started_loops: dict[Loop[Any], int] = {}  # loop -> generation, in order
+        self.task_names: dict[str, Loop[Any]] = {}
 
     def __call__(self, event: LoopEvent) -> None:
         kind = event.kind
@@ -91,7 +89,7 @@ class Recorder:
             if kind is _STARTED:
                 self._started(event.loop)
 
-    def _started(self, loop: Loop[..., Any]) -> None:
+    def _started(self, loop: Loop[Any]) -> None:
         self.started_loops.setdefault(loop, self.generation)
         task = loop.get_task()
         if task is not None:
@@ -123,15 +121,15 @@ class ProgressRecorder(Recorder):
             self._progress(min(event.monotonic / self._span, 1.0))
 
 
-def task_name(loop: Loop[..., Any]) -> str:
+def task_name(loop: Loop[Any]) -> str:
     """The name of a loop's current task, or ``""`` when it has none."""
     task = loop.get_task()
     return task.get_name() if task is not None else ""
 
 
-def short_name(loop: Loop[..., Any]) -> str:
+def short_name(loop: Loop[Any]) -> str:
     """A loop's display name: its task name, or its function's name for the default one."""
     name = task_name(loop)
     if not name or name.startswith(_DEFAULT_TASK_PREFIX):
-        return loop.coro.__name__
+        return str(loop.coro.__name__)
     return name

@@ -44,13 +44,13 @@ import looptime_tasks
 from looptime_tasks import VirtualClock, VirtualEventLoop
 from looptime_tasks._model import Entry, EntryKind, Note, OutputLine
 from looptime_tasks._recording import (
-    NS_PER_MICROSECOND,
     ONE_MICROSECOND,
     ProgressRecorder,
     Recorder,
     short_name,
 )
 from looptime_tasks._timeline import Timeline
+from looptime_tasks._units import timedelta_to_ns
 from looptime_tasks.fakebot import FakeBot, HttpFaults, Incident, IncidentKind, SentMessage
 
 __all__ = (
@@ -318,8 +318,7 @@ class Simulation:
             )
         # Integer nanoseconds of wall time since the start: exact, unlike float seconds.
         offset = target - start
-        target_ns = (offset.days * 86_400 + offset.seconds) * 1_000_000_000
-        target_ns += offset.microseconds * NS_PER_MICROSECOND
+        target_ns = timedelta_to_ns(offset)
         if target_ns < self.clock.wall_ns():
             raise ValueError(
                 f"{label} must not be in the past: {target.isoformat()} is before "
