@@ -57,6 +57,7 @@ class Recorder:
         "scheduled",
         "started_loops",
         "task_names",
+        "tasks",
         "wall_ns",
     )
 
@@ -72,6 +73,7 @@ class Recorder:
         self.extras: dict[int, tuple[float | None, BaseException | None, str | None]] = {}
         self.started_loops: dict[Loop[Any], int] = {}  # loop -> generation, in order
         self.task_names: dict[str, Loop[Any]] = {}
+        self.tasks: dict[object, Loop[Any]] = {}  # each run's task -> its loop
 
     def __call__(self, event: LoopEvent) -> None:
         kind = event.kind
@@ -94,6 +96,20 @@ class Recorder:
         task = loop.get_task()
         if task is not None:
             self.task_names[task.get_name()] = loop
+            self.tasks[task] = loop
+
+    def display_name(self, loop: Loop[Any]) -> str:
+        """The name the timeline gives a started loop: its `short_name`, with `` #2``, `` #3``…
+        when earlier loops started in the same process generation share it."""
+        base = short_name(loop)
+        generation = self.started_loops.get(loop, self.generation)
+        count = 0
+        for other, other_generation in self.started_loops.items():
+            if other_generation == generation and short_name(other) == base:
+                count += 1
+            if other is loop:
+                break
+        return base if count <= 1 else f"{base} #{count}"
 
     def position(self) -> int:
         """How many events are recorded: orders other records among the events."""

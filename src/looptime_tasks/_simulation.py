@@ -47,7 +47,6 @@ from looptime_tasks._recording import (
     ONE_MICROSECOND,
     ProgressRecorder,
     Recorder,
-    short_name,
 )
 from looptime_tasks._timeline import Timeline
 from looptime_tasks._units import timedelta_to_ns
@@ -491,9 +490,11 @@ class Simulation:
         if task in self._world:
             return "simulation"
         name = task.get_name()
-        loop = self._recorder.task_names.get(name.split(" [iteration ")[0])
+        loop = self._recorder.tasks.get(task)
+        if loop is None:  # a body of an overlapping loop runs in a task of its own
+            loop = self._recorder.task_names.get(name.split(" [iteration ")[0])
         if loop is not None:
-            return short_name(loop)
+            return self._recorder.display_name(loop)
         # asyncio numbers unnamed tasks process-wide: the same run would print other numbers.
         return "task" if _UNNAMED_TASK.fullmatch(name) else name
 
