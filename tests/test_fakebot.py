@@ -482,3 +482,18 @@ async def test_an_event_handler_error_is_an_incident_not_a_crash(
         ("event_error", "on_ready raised RuntimeError('boom')")
     ]
     assert caplog.messages == ["Ignoring exception in on_ready"]
+
+
+async def test_setup_hook_runs_once_before_the_bot_is_ready() -> None:
+    calls: list[tuple[str, bool]] = []
+
+    class Hooked(FakeBot):
+        async def setup_hook(self) -> None:
+            calls.append(("setup_hook", self.is_ready()))
+
+    bot = Hooked(ready_after=5)
+
+    await bot.start()
+    await bot.start()
+
+    assert calls == [("setup_hook", False)]

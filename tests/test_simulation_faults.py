@@ -270,3 +270,11 @@ def test_simulate_refuses_faults_of_the_wrong_type() -> None:
 
     with pytest.raises(TypeError, match=r"^faults must be an HttpFaults or None \(got 0\.5\)$"):
         simulate(setup, faults=0.5)  # type: ignore[arg-type]
+
+
+def test_fake_bot_refuses_a_class_that_is_not_a_fake_bot() -> None:
+    async def setup(sim: Simulation) -> None:
+        sim.fake_bot(dict)  # type: ignore[arg-type]
+
+    with pytest.raises(TypeError, match=r"^bot_class must be FakeBot or a subclass \(got "):
+        simulate(setup, duration=60)

@@ -234,7 +234,7 @@ class Simulation:
         """The virtual wall clock, in *tz* (default UTC)."""
         return self.event_loop.clock.now(tz)
 
-    def fake_bot(self, **options: Any) -> FakeBot:
+    def fake_bot(self, bot_class: type[FakeBot] = FakeBot, **options: Any) -> FakeBot:
         """Make a `looptime_tasks.fakebot.FakeBot` whose messages and incidents go on the
         timeline.
 
@@ -243,11 +243,15 @@ class Simulation:
         end of the simulation or at a `restart`.
 
         Args:
-            **options: Passed to `FakeBot` (``ready_after``, ``guilds``, ``channels``,
+            bot_class: `FakeBot` or a subclass of it (one with a ``setup_hook``, say).
+            **options: Passed to the class (``ready_after``, ``guilds``, ``channels``,
                 ``faults``…); ``faults`` defaults to the simulation's `faults`.
         """
+        candidate: object = bot_class  # checked: callers may pass anything
+        if not (isinstance(candidate, type) and issubclass(candidate, FakeBot)):
+            raise TypeError(f"bot_class must be FakeBot or a subclass (got {bot_class!r})")
         options.setdefault("faults", self.faults)
-        bot = FakeBot(on_send=self._record_message, on_incident=self._record_incident, **options)
+        bot = bot_class(on_send=self._record_message, on_incident=self._record_incident, **options)
         self._bots.append(bot)
         self.spawn(bot.start(), name=f"start of {bot.user.name}")
         return bot
@@ -513,8 +517,12 @@ class Simulation:
     def _incident(self, kind: IncidentKind, text: str, *, seconds: float | None = None) -> None:
         self._record_incident(Incident(self.now(), kind, "simulation", text, None, seconds))
 
-    async def _stop_process(self) -> None:
-        """Close the bots, cancel the loops and every task of the process; wait for them."""
+    async def _stop(self, spared: set[asyncio.Task[Any] | None]) -> None:
+        """Close the bots, cancel the loops, then every task but *spared*; wait for all of them.
+
+        Raises:
+            Exception: The first exception a helper task (not spared) raised.
+        """
         for bot in self._bots:
             if not bot.is_closed():
                 await bot.close()
@@ -523,43 +531,23 @@ class Simulation:
             loop.cancel()
         loop_tasks = [task for loop in loops if (task := loop.get_task()) is not None]
         await asyncio.gather(*loop_tasks, return_exceptions=True)
-        current = asyncio.current_task()
-        spared = {current, self._main_task, *self._world}
         doomed = [task for task in asyncio.all_tasks() if task not in spared]
         for task in doomed:
             task.cancel()
         await asyncio.gather(*doomed, return_exceptions=True)
-        self._check_helpers(doomed)
-
-    def _check_helpers(self, tasks: list[asyncio.Task[Any]]) -> None:
-        """Raise the first exception a finished helper raised (not a cancellation)."""
         for helper in self._helpers:
-            if helper in tasks and helper.done() and not helper.cancelled():
+            if helper not in spared and not helper.cancelled():
                 error = helper.exception()
                 if isinstance(error, Exception):
                     raise error
 
+    async def _stop_process(self) -> None:
+        """A restart: stop everything but the world's helpers (and the simulation's task)."""
+        await self._stop({asyncio.current_task(), self._main_task, *self._world})
+
     async def _shutdown(self) -> None:
-        """Close bots, cancel loops, helpers and leftover tasks; wait for all of them."""
-        for bot in self._bots:
-            if not bot.is_closed():
-                await bot.close()
-        loops = list(self._recorder.started_loops)
-        for loop in loops:
-            loop.cancel()
-        loop_tasks = [task for loop in loops if (task := loop.get_task()) is not None]
-        await asyncio.gather(*loop_tasks, return_exceptions=True)
-        for helper in self._helpers:
-            helper.cancel()
-        results = await asyncio.gather(*self._helpers, return_exceptions=True)
-        current = asyncio.current_task()
-        leftovers = [task for task in asyncio.all_tasks() if task is not current]
-        for task in leftovers:
-            task.cancel()
-        await asyncio.gather(*leftovers, return_exceptions=True)
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
+        """The end: stop everything."""
+        await self._stop({asyncio.current_task()})
 
 
 def simulate(

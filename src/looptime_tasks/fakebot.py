@@ -537,6 +537,7 @@ class FakeBot:
         self.latency_seconds = 0.0
         self._connected = True
         self._reconnected: asyncio.Event | None = None
+        self._hooked = False
         self._ready_at: float | None = None  # event loop time at which the bot is ready
         self.guilds: list[FakeGuild] = list(guilds)
         self._extra_channels = list(channels)
@@ -712,12 +713,23 @@ class FakeBot:
         self._handlers[coro.__name__] = coro
         return coro
 
+    async def setup_hook(self) -> None:
+        """Called once by `start`, before the bot is ready, as discord.py's ``login`` does.
+
+        Override it in a subclass to start loops or add cogs once per process, whatever
+        reconnects happen (``on_ready`` may run many times). Does nothing by default.
+        """
+
     async def start(self) -> None:
-        """Wait until ready, then run the ``on_ready`` handler if one is registered.
+        """Run `setup_hook` (the first time), wait until ready, then run the ``on_ready``
+        handler if one is registered.
 
         Unlike discord.py's ``start()``, this returns once the handler has run instead of
         serving until `close`. An exception of the handler is logged (see `dispatch`).
         """
+        if not self._hooked:
+            self._hooked = True
+            await self.setup_hook()
         await self.wait_until_ready()
         task = self.dispatch("ready")
         if task is not None:
