@@ -112,7 +112,7 @@ class Outages:
             raise ValueError(f"resume must be a probability from 0 to 1 (got {self.resume!r})")
 
 
-# Recording -----------------------------------------------------------------------------------
+# Capturing output ----------------------------------------------------------------------------
 
 
 class _LineCapture(io.TextIOBase):
