@@ -3,7 +3,7 @@
 A well-known pattern starts background loops in `on_ready`. But discord.py fires `on_ready`
 again whenever the gateway starts a new session after a disconnect (a failed resume), and
 `Loop.start()` on a running loop raises `RuntimeError('Task is already launched and is not
-completed.')`. Four fake bots see the same random gateway outages for two days (about one every
+completed.')`. Four fake bots see the same random gateway outages for a day (about one every
 3 hours, 5 s to 2 min, half of them resumed):
 
 - `naive` starts its heartbeat in `on_ready`: each new session raises in `on_ready`, which the
@@ -27,7 +27,7 @@ from looptime_tasks.fakebot import Incident
 from looptime_tasks.simulation import Outages, Simulation, Timeline, main
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
-DURATION = timedelta(days=2)
+DURATION = timedelta(days=1)
 SEED = 1
 OUTAGES = Outages(every=3 * 3600, duration=(5, 120), resume=0.5)
 INTERVAL = timedelta(minutes=10)

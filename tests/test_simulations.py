@@ -44,9 +44,9 @@ EXPECTED: dict[str, list[str]] = {
     "on_ready_restart": [
         "  Mon 00:27:40  reconnected: new session   on_ready raised 'Task is already launched'",
         "  Mon 01:21:42  reconnected: resumed",
-        "   naive: 9 on_ready errors, 288 heartbeats, 0 unhandled loop errors",
-        " guarded: 0 on_ready errors, 288 heartbeats, 0 unhandled loop errors",
-        "  hooked: 0 on_ready errors, 288 heartbeats, 0 unhandled loop errors",
+        "   naive: 2 on_ready errors, 144 heartbeats, 0 unhandled loop errors",
+        " guarded: 0 on_ready errors, 144 heartbeats, 0 unhandled loop errors",
+        "  hooked: 0 on_ready errors, 144 heartbeats, 0 unhandled loop errors",
     ],
     "flaky_discord": [
         "  status_updater         33        0      1  Mon 00:32:05 of DiscordServerError",
