@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Any, Final, Literal, TypeAlias, cast
@@ -28,7 +27,6 @@ from looptime_tasks import EventKind, Loop
 from looptime_tasks._recording import (
     ONE_MICROSECOND,
     Recorder,
-    short_name,
     task_name,
 )
 from looptime_tasks._units import NS_PER_MICROSECOND, from_epoch_ns
@@ -373,12 +371,8 @@ class TimelineModel:
         start_utc = self.start.astimezone(UTC)
         builders: dict[Loop[Any], _LoopBuilder] = {}
         by_name: dict[str, _LoopBuilder] = {}
-        taken: Counter[tuple[int, str]] = Counter()
-        for loop, generation in recorder.started_loops.items():
-            base = short_name(loop)
-            taken[generation, base] += 1
-            count = taken[generation, base]
-            name = base if count == 1 else f"{base} #{count}"
+        for loop in recorder.started_loops:
+            name = recorder.display_name(loop)
             # After a restart, the loop of the same name continues the earlier one's history.
             if name not in by_name:
                 by_name[name] = _LoopBuilder(name, loop)

@@ -48,6 +48,8 @@ class Recorder:
 
     __slots__ = (
         "_clock_wall_ns",
+        "_name_counts",
+        "_names",
         "extras",
         "generation",
         "iterations",
@@ -74,6 +76,8 @@ class Recorder:
         self.started_loops: dict[Loop[Any], int] = {}  # loop -> generation, in order
         self.task_names: dict[str, Loop[Any]] = {}
         self.tasks: dict[object, Loop[Any]] = {}  # each run's task -> its loop
+        self._names: dict[Loop[Any], str] = {}
+        self._name_counts: dict[tuple[int, str], int] = {}
 
     def __call__(self, event: LoopEvent) -> None:
         kind = event.kind
@@ -92,24 +96,21 @@ class Recorder:
                 self._started(event.loop)
 
     def _started(self, loop: Loop[Any]) -> None:
-        self.started_loops.setdefault(loop, self.generation)
+        if loop not in self.started_loops:
+            self.started_loops[loop] = self.generation
+            base = short_name(loop)
+            key = (self.generation, base)
+            self._name_counts[key] = count = self._name_counts.get(key, 0) + 1
+            self._names[loop] = base if count == 1 else f"{base} #{count}"
         task = loop.get_task()
         if task is not None:
             self.task_names[task.get_name()] = loop
             self.tasks[task] = loop
 
     def display_name(self, loop: Loop[Any]) -> str:
-        """The name the timeline gives a started loop: its `short_name`, with `` #2``, `` #3``…
-        when earlier loops started in the same process generation share it."""
-        base = short_name(loop)
-        generation = self.started_loops.get(loop, self.generation)
-        count = 0
-        for other, other_generation in self.started_loops.items():
-            if other_generation == generation and short_name(other) == base:
-                count += 1
-            if other is loop:
-                break
-        return base if count <= 1 else f"{base} #{count}"
+        """The name the timeline gives a started loop: its `short_name` when it first started,
+        with `` #2``, `` #3``… when earlier loops of the same process generation had it."""
+        return self._names[loop]
 
     def position(self) -> int:
         """How many events are recorded: orders other records among the events."""
