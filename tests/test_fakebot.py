@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import pickle
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -497,3 +498,14 @@ async def test_setup_hook_runs_once_before_the_bot_is_ready() -> None:
     await bot.start()
 
     assert calls == [("setup_hook", False)]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [DiscordServerError(503, "busy", code=7), HTTPException(404), RateLimited(2.5)],
+    ids=["server", "http", "rate-limited"],
+)
+def test_fake_discord_errors_survive_pickling(error: Exception) -> None:
+    copy = pickle.loads(pickle.dumps(error))
+
+    assert (type(copy), str(copy), vars(copy)) == (type(error), str(error), vars(error))

@@ -143,6 +143,10 @@ class HTTPException(DiscordException):
         message = f"{status} {_REASONS.get(status, 'Error')} (error code: {code})"
         super().__init__(f"{message}: {text}" if text else message)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle from the fields (args holds the message): worker processes send them back.
+        return (_rebuild_http_exception, (type(self), self.status, self.text, self.code))
+
 
 class DiscordServerError(HTTPException):
     """A 5xx answer, as ``discord.DiscordServerError``."""
@@ -158,6 +162,15 @@ class RateLimited(DiscordException):
     def __init__(self, retry_after: float) -> None:
         self.retry_after = retry_after
         super().__init__(f"Too many requests. Retry in {retry_after:.2f} seconds.")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.retry_after,))
+
+
+def _rebuild_http_exception(
+    cls: type[HTTPException], status: int, text: str, code: int
+) -> HTTPException:
+    return cls(status, text, code=code)
 
 
 class FakeConnectionError(ConnectionError):
