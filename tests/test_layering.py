@@ -73,15 +73,25 @@ def test_loop_reads_no_clock_but_through_the_event_loop() -> None:
     assert source.count("time_ns as _system_epoch_ns") == 1
 
 
-SIMULATION_MODULES = ("_simulation", "_timeline", "_report", "_script")
-"""The private modules behind `simulation`: they may import each other, and nothing else private."""
+SIMULATION_MODULES = (
+    "_zones",
+    "_recording",
+    "_model",
+    "_export",
+    "_report",
+    "_timeline",
+    "_simulation",
+    "_script",
+    "_explore",
+    "_cli",
+)
+"""The private modules behind `simulation`, in layer order: each imports only those before it."""
 
 
 @pytest.mark.parametrize("module", ["pytest_plugin", "simulation", *SIMULATION_MODULES])
 def test_tools_import_only_the_public_package(module: str) -> None:
-    if not (PACKAGE / f"{module}.py").exists():
-        pytest.skip(f"{module}.py does not exist yet")
-    allowed = set() if module == "pytest_plugin" else set(SIMULATION_MODULES)
+    # The pure time-unit conversions are shared by the whole package.
+    allowed = set() if module == "pytest_plugin" else {*SIMULATION_MODULES, "_units"}
     private = {
         name
         for name in imported_modules(module)
@@ -91,3 +101,23 @@ def test_tools_import_only_the_public_package(module: str) -> None:
     }
 
     assert private == set()
+
+
+@pytest.mark.parametrize(
+    "module", [m for m in SIMULATION_MODULES if (PACKAGE / f"{m}.py").exists()]
+)
+def test_simulation_modules_import_only_earlier_layers(module: str) -> None:
+    earlier = set(SIMULATION_MODULES[: SIMULATION_MODULES.index(module)])
+    ours = {
+        name.split(".")[1]
+        for name in imported_modules(module)
+        if name.startswith("looptime_tasks.") and name.split(".")[1] in SIMULATION_MODULES
+    }
+
+    assert ours <= earlier
+
+
+def test_the_public_package_does_not_import_the_simulation() -> None:
+    ours = imported_modules("__init__")
+
+    assert not {name for name in ours if name.split(".")[-1] in {*SIMULATION_MODULES, "simulation"}}
