@@ -12,11 +12,14 @@ Design decisions (docs/loop.md lists every deviation from discord.py 2.7):
   ending a run is dropping it, so no state can outlive it.
 - One schedule cursor per schedule kind (`_GridCursor`: a fixed grid of event-loop instants;
   `_SlotCursor`: times of day on the wall clock) with one small interface: `next_due(now)`,
-  the event-loop instant the next slot is due (chosen once, kept until it runs), and `ran()`,
-  which records that slot as the last one. `change_interval()` replaces the cursor with one of
-  the new kind that counts from the last slot. Slots of `time=` loops are re-checked against
-  the wall clock after every wake-up, so an early wake-up or a wall-clock step can never run a
-  slot early or twice. Missed slots coalesce into one late run.
+  the event-loop instant the next slot is due (chosen once, kept until it runs), `ran()`,
+  which records that slot as the last one, and `still_early(now)`, asked after a timer woke the
+  loop on time. `change_interval()` replaces the cursor with one of the new kind that counts
+  from the last slot. Slots of `time=` loops are re-checked against the wall clock after every
+  wake-up, so an early wake-up or a wall-clock step can never run a slot early or twice. Missed
+  slots coalesce into one late run.
+- The iteration is the hot path: the loop sleeps on its own future (no nested coroutine), and a
+  timer that fires on time needs no second pass through the rules.
 - Every sleep of a run waits on a future that `stop()` and `change_interval()` can resolve early,
   so both take effect at once, wherever they are called.
 - The pure arithmetic (slots, DST, grid) lives in `_schedule`; this module only joins it with
@@ -715,7 +718,6 @@ class Loop(Generic[LF]):
         record it; stop or count.
         """
         event_loop = run.event_loop
-        coro = self.coro
         yielded = False  # whether a slot due at once has let others run first
         while not run.stop_requested:
             if run.body_failures:
@@ -776,7 +778,7 @@ class Loop(Generic[LF]):
                 self._spawn_body(run, body_args, kwargs, iteration, scheduled)
             else:
                 try:
-                    await coro(*body_args, **kwargs)
+                    await self.coro(*body_args, **kwargs)  # read each time, as discord.py
                 except asyncio.CancelledError:
                     raise
                 except BaseException as exc:
