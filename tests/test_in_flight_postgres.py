@@ -1,0 +1,86 @@
+"""asyncpg on a real, throwaway PostgreSQL server (the ``postgres`` fixture, tests/_postgres.py).
+
+asyncpg arms its timeouts on the loop's clock (a 60 s connect timeout, ``timeout=`` per query)
+while the reply is on its way from another process: the virtual loop must not jump to them.
+"""
+
+from __future__ import annotations
+
+import time
+
+import asyncpg
+import pytest
+
+from _loop_kinds import VIRTUAL, loop_time, on_both_loops, run_on
+from _postgres import PostgresServer
+
+TIMEOUT = 1.0
+"""Loop seconds a query that would take 30 s is allowed before it times out."""
+
+
+async def _pg_sleep(server: PostgresServer, seconds: float, limit: float) -> tuple[str, float]:
+    """Run ``select pg_sleep(seconds)`` with asyncpg's ``timeout=limit``.
+
+    Returns:
+        ``"done"`` or ``"timed out"``, and the loop seconds the query took.
+    """
+    connection = await asyncpg.connect(server.dsn)
+    try:
+        began = loop_time()
+        try:
+            # real-time: the server sleeps `seconds` (or asyncpg gives up after `limit`)
+            await connection.fetchval(f"select pg_sleep({seconds})", timeout=limit)
+        except TimeoutError:
+            return "timed out", loop_time() - began
+        return "done", loop_time() - began
+    finally:
+        await connection.close()
+
+
+@on_both_loops(virtual_xfail="issue 9: the loop jumps to asyncpg's 60 s connect timeout")
+def test_asyncpg_connects(event_loop_kind: str, postgres: PostgresServer) -> None:
+    async def main() -> int:
+        connection = await asyncpg.connect(postgres.dsn)
+        try:
+            value: int = await connection.fetchval("select 1 + 1")
+            return value
+        finally:
+            await connection.close()
+
+    assert run_on(event_loop_kind, main()) == 2
+
+
+@on_both_loops(virtual_xfail="issue 9: the loop jumps to asyncpg's 60 s connect timeout")
+def test_asyncpg_query_of_0_3_s_completes_under_a_5_s_timeout(
+    event_loop_kind: str, postgres: PostgresServer
+) -> None:
+    outcome, elapsed = run_on(event_loop_kind, _pg_sleep(postgres, 0.3, limit=5))
+
+    assert outcome == "done"
+    assert elapsed < 5
+
+
+@pytest.mark.xfail(strict=True, reason="issue 9: the loop jumps to the 5 s deadline after 0.05 s")
+def test_asyncpg_query_of_0_3_s_completes_with_an_autojump_threshold(
+    postgres: PostgresServer,
+) -> None:
+    """Virtual loop only: a cushion of idle real time before each jump is not enough."""
+    coro = _pg_sleep(postgres, 0.3, limit=5)
+
+    outcome, elapsed = run_on(VIRTUAL, coro, autojump_threshold=0.05)
+
+    assert outcome == "done"
+    assert elapsed < 5
+
+
+@on_both_loops(virtual_xfail="issue 9: the loop jumps to asyncpg's 60 s connect timeout")
+def test_asyncpg_query_of_30_s_times_out_at_1_s(
+    event_loop_kind: str, postgres: PostgresServer
+) -> None:
+    began = time.perf_counter()
+
+    outcome, elapsed = run_on(event_loop_kind, _pg_sleep(postgres, 30, limit=TIMEOUT))
+
+    assert outcome == "timed out"
+    assert TIMEOUT <= elapsed < TIMEOUT + 0.5
+    assert time.perf_counter() - began < 5
