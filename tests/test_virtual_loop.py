@@ -700,12 +700,14 @@ def test_deadlock_raises_listing_each_pending_task_and_where_it_waits() -> None:
         DeadlockError,
         match=(
             r"(?s)^deadlock at virtual time 0\.0 s \(2024-01-01T00:00:00\+00:00\): every task is "
-            r"waiting and no timer is scheduled, no executor job or child process is running and "
-            r"no socket or pipe is watched, so nothing can ever wake the event loop\.\n"
+            r"waiting and no timer is scheduled, no work is in flight \(executor job, child "
+            r"process, working thread or request awaiting a reply\) and no socket or pipe is "
+            r"watched, so nothing can ever wake the event loop\.\n"
             r"Pending tasks:\n"
             r"  - 'Task-\d+' running test_deadlock_raises_listing_each_pending_task_and_where_it_"
             r"waits\.<locals>\.main\(\) suspended at \S+test_virtual_loop\.py:\d+, awaiting "
             r"Event\.wait\(\) at \S+locks\.py:\d+\n"
+            r"Work in flight: none\.\n"
             r"Likely causes: an asyncio\.Event, Future, Condition or Queue that nothing will set "
             r"or feed; .*$"
         ),
