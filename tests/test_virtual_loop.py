@@ -988,6 +988,33 @@ def test_discord_time_loop_without_wakeup_latency_fails_fast_with_stall_error(
             TypeError,
             r"^stall_limit must be a positive int or None \(got 10\.0\)$",
         ),
+        (
+            {"io_wait": -1},
+            ValueError,
+            r"^io_wait must be a finite number of seconds >= 0 or None \(got -1\)$",
+        ),
+        (
+            {"io_wait": "5"},
+            TypeError,
+            r"^io_wait must be a finite number of seconds >= 0 or None \(got '5'\)$",
+        ),
+        (
+            {"thread_budget": math.inf},
+            ValueError,
+            r"^thread_budget must be a finite number of seconds >= 0 or None \(got inf\)$",
+        ),
+        (
+            {"ignore_threads": 3},
+            TypeError,
+            r"^ignore_threads must be a thread name, a threading\.Thread, a predicate taking a "
+            r"Thread and returning a bool, or an iterable of those \(got 3\)$",
+        ),
+        (
+            {"ignore_threads": ["poller", 3]},
+            TypeError,
+            r"^ignore_threads must be a thread name, a threading\.Thread, a predicate taking a "
+            r"Thread and returning a bool, or an iterable of those \(got 3 in \['poller', 3\]\)$",
+        ),
     ],
 )
 def test_bad_options_are_rejected_naming_the_option_and_the_value(

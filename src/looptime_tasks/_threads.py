@@ -12,10 +12,13 @@ Design decisions:
 
 * **Idle means blocked waiting to be given something**: a lock ``acquire`` (which covers
   ``Condition.wait`` and so ``Event.wait``, ``Queue.get``, ``Semaphore``, ``Future.result`` and
-  ``Thread.join``), a ``SimpleQueue.get``, a socket ``accept``, and a selector's ``select``/
-  ``poll``/``control`` without a timeout (a second event loop with nothing to do). Everything else
-  is working: running Python code, ``time.sleep``, ``recv``, a C library computing. A selector
-  polled with a finite timeout is an event loop waiting for its own real-time timer: working.
+  ``Thread.join`` up to 3.12), a ``join`` (3.13), a ``SimpleQueue.get``, a socket ``accept``, and
+  a selector's ``select``/``poll``/``control`` without a timeout (a second event loop with nothing
+  to do). Everything else is working: running Python code, ``time.sleep``, ``recv``, a C library
+  computing. A selector polled with a finite timeout is an event loop waiting for its own
+  real-time timer: working. A thread whose target is itself such a C method
+  (``Thread(target=jobs.get)``) shows only ``Thread.run`` calling ``self._target``: the stored
+  method is looked up (in the instance ``__dict__``, so no code runs) and decides.
 
 * **The hand-off race.** The loop puts work in a queue or notifies a condition, then reaches its
   own ``select`` before the worker has woken up. A waiter that has already been handed something
@@ -33,7 +36,7 @@ from typing import Any, Final
 
 __all__ = ("is_idle", "where")
 
-_IDLE_CALLS: Final = frozenset({"acquire", "get", "accept", "select", "poll", "control"})
+_IDLE_CALLS: Final = frozenset({"acquire", "get", "join", "accept", "select", "poll", "control"})
 """Names of blocking calls that wait for new work (see the module docstring)."""
 
 _SELECTOR_CALLS: Final = frozenset({"select", "poll", "control"})
@@ -42,8 +45,18 @@ _LOCK_TYPES: Final = (type(__import__("_thread").allocate_lock()),)
 
 _NO_CALL: Final = (None, None)
 
+_GLOBAL: Final = "global "
+"""Prefix of a receiver read from the frame's globals (a local name never has a space)."""
+
 _call_sites: dict[tuple[types.CodeType, int], tuple[str | None, str | None]] = {}
-"""(code, offset) -> (callee name, local variable holding the receiver), computed once each."""
+"""(code, offset) -> (callee name, variable holding the receiver), computed once each."""
+
+
+def _variable(frame: types.FrameType, name: str) -> Any:
+    """The value of a local, free or (``_GLOBAL`` prefix) global variable of ``frame``."""
+    if name.startswith(_GLOBAL):
+        return frame.f_globals.get(name[len(_GLOBAL) :])
+    return frame.f_locals.get(name)
 
 
 def _call_site(code: types.CodeType, offset: int) -> tuple[str | None, str | None]:
@@ -75,8 +88,11 @@ def _call_site(code: types.CodeType, offset: int) -> tuple[str | None, str | Non
     receiver = None
     if callee.opname in ("LOAD_ATTR", "LOAD_METHOD") and best > 0:
         before = instructions[best - 1]
-        if before.opname.startswith("LOAD_FAST") and isinstance(before.argval, str):
-            receiver = before.argval
+        if isinstance(before.argval, str):
+            if before.opname.startswith("LOAD_FAST") or before.opname == "LOAD_DEREF":
+                receiver = before.argval
+            elif before.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+                receiver = _GLOBAL + before.argval
     return callee.argval, receiver
 
 
@@ -89,6 +105,14 @@ def _handed_work(value: object) -> bool:
     return False
 
 
+def _bound_builtin(frame: types.FrameType, receiver: str, name: str) -> Any:
+    """The C method ``receiver.name`` holds in ``frame`` (``Thread.run`` calling its target)."""
+    holder = _variable(frame, receiver)
+    attributes = getattr(holder, "__dict__", None)  # no properties: reading must not run code
+    method = attributes.get(name) if isinstance(attributes, dict) else None
+    return method if isinstance(method, types.BuiltinMethodType) else None
+
+
 def is_idle(frame: types.FrameType) -> bool:
     """Whether the thread whose innermost Python frame is ``frame`` waits for new work."""
     key = (frame.f_code, frame.f_lasti)
@@ -96,16 +120,22 @@ def is_idle(frame: types.FrameType) -> bool:
     if site is None:
         site = _call_sites[key] = _call_site(*key)
     callee, receiver = site
-    if callee not in _IDLE_CALLS:
+    if callee is None:
         return False
-    if receiver is not None or callee in _SELECTOR_CALLS:
-        local: dict[str, Any] = frame.f_locals
-        if receiver is not None and _handed_work(local.get(receiver)):
+    if callee not in _IDLE_CALLS:
+        if receiver is None:
             return False
-        if callee in _SELECTOR_CALLS and isinstance(local.get("self"), selectors.BaseSelector):
-            timeout = local.get("timeout")
-            if isinstance(timeout, int | float) and timeout > 0:
-                return False  # an event loop waiting for its own timer
+        # A stored C callable, such as Thread(target=queue.get): what it is decides.
+        method = _bound_builtin(frame, receiver, callee)
+        if method is None or method.__name__ not in _IDLE_CALLS:
+            return False
+        return not _handed_work(method.__self__)
+    if receiver is not None and _handed_work(_variable(frame, receiver)):
+        return False
+    if callee in _SELECTOR_CALLS and isinstance(_variable(frame, "self"), selectors.BaseSelector):
+        timeout = _variable(frame, "timeout")
+        if isinstance(timeout, int | float) and timeout > 0:
+            return False  # an event loop waiting for its own timer
     return True
 
 
