@@ -12,7 +12,7 @@ from _loop_kinds import loop_time, on_both_loops, run_on
 GRANDCHILD_WRITES_LATER = "(sleep 0.3; echo grandchild) &"
 
 
-@on_both_loops(virtual_xfail="issue 9: real-speed flow stops at the child's exit")
+@on_both_loops()
 def test_pipe_held_open_by_a_grandchild_is_read_to_its_end(event_loop_kind: str) -> None:
     async def main() -> tuple[bytes, float]:
         began = loop_time()

@@ -45,7 +45,7 @@ async def _ask_http(server: ChildServer, seconds: float) -> str:
         return await response.text()
 
 
-@on_both_loops(virtual_xfail="issue 9: requests in flight are not work in flight yet")
+@on_both_loops()
 def test_tcp_reply_after_0_3_s_arrives_under_a_5_s_timeout(
     event_loop_kind: str, tcp_server: ChildServer
 ) -> None:
@@ -77,7 +77,7 @@ def test_tcp_reply_after_30_s_times_out_at_1_s(
     assert time.perf_counter() - began < 5
 
 
-@on_both_loops(virtual_xfail="issue 9: requests in flight are not work in flight yet")
+@on_both_loops()
 def test_http_reply_after_0_3_s_arrives_under_a_5_s_timeout(
     event_loop_kind: str, http_server: ChildServer
 ) -> None:
@@ -126,7 +126,7 @@ def _serve_one_tls_line(listener: socket.socket, context: ssl.SSLContext) -> Non
                 tls.sendall(b"pong\n")
 
 
-@on_both_loops(virtual_xfail="issue 9: the TLS handshake jumps to its 60 s timeout")
+@on_both_loops()
 def test_tls_request_to_a_server_in_a_thread_gets_its_reply(
     event_loop_kind: str, certificate_authority: trustme.CA
 ) -> None:

@@ -32,7 +32,7 @@ def _sleep_then_return(seconds: float) -> float:
     return seconds
 
 
-@on_both_loops(virtual_xfail="issue 9: aiosqlite's thread is not work in flight yet")
+@on_both_loops()
 def test_aiosqlite_slow_query_completes_before_the_next_heartbeat(event_loop_kind: str) -> None:
     async def main() -> tuple[object, float, int]:
         beats: list[float] = []
@@ -80,7 +80,7 @@ def test_aiosqlite_open_connection_keeps_a_simulated_week_fast() -> None:
     assert time.perf_counter() - began < 2
 
 
-@on_both_loops(virtual_xfail="issue 9: anyio's worker threads are not work in flight yet")
+@on_both_loops()
 def test_anyio_to_thread_sleep_completes_under_a_timeout(event_loop_kind: str) -> None:
     async def main() -> float:
         began = loop_time()
@@ -90,7 +90,7 @@ def test_anyio_to_thread_sleep_completes_under_a_timeout(event_loop_kind: str) -
     assert run_on(event_loop_kind, main()) < 5
 
 
-@on_both_loops(virtual_xfail="issue 9: a loop with no task at all raises DeadlockError")
+@on_both_loops()
 def test_anyio_blocking_portal_serves_calls_with_real_pauses_between(event_loop_kind: str) -> None:
     options = {} if event_loop_kind == STOCK else {"loop_factory": tasks.VirtualEventLoop}
     results = []
@@ -107,7 +107,7 @@ async def _sleep_briefly_then_return(value: int) -> int:
     return value
 
 
-@on_both_loops(virtual_xfail="issue 9: plain threads are not work in flight yet")
+@on_both_loops()
 def test_plain_thread_result_handed_back_with_call_soon_threadsafe(event_loop_kind: str) -> None:
     async def main() -> tuple[str, float]:
         event_loop = asyncio.get_running_loop()
@@ -131,7 +131,7 @@ def test_plain_thread_result_handed_back_with_call_soon_threadsafe(event_loop_ki
     assert elapsed < 5
 
 
-@on_both_loops(virtual_xfail="issue 9: a loop with no task at all raises DeadlockError")
+@on_both_loops()
 def test_run_forever_in_a_thread_serves_run_coroutine_threadsafe(event_loop_kind: str) -> None:
     event_loop = asyncio.new_event_loop() if event_loop_kind == STOCK else tasks.VirtualEventLoop()
     ended: concurrent.futures.Future[None] = concurrent.futures.Future()
@@ -177,7 +177,8 @@ def test_deadlock_with_idle_aiosqlite_anyio_and_executor_threads_is_reported_at_
             await asyncio.Event().wait()
 
     began = time.perf_counter()
-    with pytest.raises(tasks.DeadlockError, match=r"^deadlock at virtual time 0\.0 s"):
+    listing = r"\nPending tasks:\n  - 'Task-\d+' running .*main\(\)"
+    with pytest.raises(tasks.DeadlockError, match=rf"(?s)^deadlock at virtual time .*{listing}"):
         tasks.run(main())
 
     assert time.perf_counter() - began < 1
