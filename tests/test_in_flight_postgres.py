@@ -6,11 +6,13 @@ while the reply is on its way from another process: the virtual loop must not ju
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import asyncpg
 import pytest
 
+import looptime_tasks as tasks
 from _loop_kinds import VIRTUAL, loop_time, on_both_loops, run_on
 from _postgres import PostgresServer
 
@@ -48,6 +50,48 @@ def test_asyncpg_connects(event_loop_kind: str, postgres: PostgresServer) -> Non
             await connection.close()
 
     assert run_on(event_loop_kind, main()) == 2
+
+
+@on_both_loops()
+def test_asyncpg_connects_through_the_unix_socket(
+    event_loop_kind: str, postgres: PostgresServer
+) -> None:
+    async def main() -> int:
+        connection = await asyncpg.connect(
+            host=str(postgres.socket_dir), port=postgres.port, user=postgres.user
+        )
+        try:
+            value: int = await connection.fetchval("select 1 + 1")
+            return value
+        finally:
+            await connection.close()
+
+    assert run_on(event_loop_kind, main()) == 2
+
+
+def test_asyncpg_pool_serves_a_loop_through_a_simulated_day(postgres: PostgresServer) -> None:
+    """Virtual loop only: a bot's periodic task with a connection pool, over a day.
+
+    The pool's idle connections must not hold time back, and its own timers (connections
+    closed after 300 s of inactivity, re-opened on the next query) fire on virtual time.
+    """
+
+    async def main() -> list[int]:
+        answers: list[int] = []
+        async with asyncpg.create_pool(postgres.dsn, min_size=1, max_size=2) as pool:
+
+            @tasks.loop(minutes=10, count=6 * 24)
+            async def every_ten_minutes() -> None:
+                answers.append(await pool.fetchval("select $1::int + 1", len(answers)))
+
+            every_ten_minutes.start()
+            await asyncio.sleep(24 * 3600)
+        return answers
+
+    began = time.perf_counter()
+
+    assert tasks.run(main()) == list(range(1, 6 * 24 + 1))
+    assert time.perf_counter() - began < 5
 
 
 @on_both_loops()
