@@ -12,7 +12,7 @@ CI: it takes minutes. Run it alone (``nice``; the thread-based tests suffer on a
     nice .venv/bin/python benchmarks/check_cpython_asyncio.py                  # whole package
     nice .venv/bin/python benchmarks/check_cpython_asyncio.py test_streams     # some modules
     .venv/bin/python benchmarks/check_cpython_asyncio.py --stock test_streams  # reference run
-    .venv/bin/python benchmarks/check_cpython_asyncio.py test_streams.StreamTests.test_start_tls
+    .venv/bin/python benchmarks/check_cpython_asyncio.py --tracebacks test_streams.StreamTests
 
 Design decisions:
 
@@ -131,12 +131,12 @@ class ReportingResult(unittest.TestResult):
 
     def addFailure(self, test: unittest.TestCase, err: Any) -> None:
         super().addFailure(test, err)
-        self.emit(test, "failed", summary(self.failures[-1][1]))
+        self.emit(test, "failed", self.failures[-1][1])
 
     def addError(self, test: unittest.TestCase, err: Any) -> None:
         super().addError(test, err)
         # Errors of class and module fixtures come with a placeholder "test".
-        self.emit(test, "error", summary(self.errors[-1][1]))
+        self.emit(test, "error", self.errors[-1][1])
 
     def addSkip(self, test: unittest.TestCase, reason: str) -> None:
         super().addSkip(test, reason)
@@ -154,7 +154,7 @@ class ReportingResult(unittest.TestResult):
         super().addSubTest(test, subtest, err)
         if err is not None:
             problems = self.failures if issubclass(err[0], test.failureException) else self.errors
-            self.emit(test, "failed", f"{subtest.id()}: {summary(problems[-1][1])}")
+            self.emit(test, "failed", f"{subtest.id()}:\n{problems[-1][1]}")
 
 
 def run_child(ids: Sequence[str], results: Path, stock: bool, test_timeout: float) -> int:
@@ -182,7 +182,8 @@ class Tally:
     """Outcomes by test id (a test with failing subtests may report several lines)."""
 
     outcomes: dict[str, str] = field(default_factory=dict)
-    problems: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, id, detail)
+    # (kind, test id, traceback or explanation), in the order they happened.
+    problems: list[tuple[str, str, str]] = field(default_factory=list)
 
     def record(self, test_id: str, outcome: str, detail: str) -> None:
         if outcome in ("failed", "error", "crashed"):
@@ -190,6 +191,10 @@ class Tally:
         if self.outcomes.get(test_id) in ("failed", "error", "crashed"):
             return  # a later "passed" of the same test (after failing subtests) stays a failure
         self.outcomes[test_id] = outcome
+
+    def crash_between_tests(self, module: str, detail: str) -> None:
+        """A child died outside any test: a problem, but no test's outcome."""
+        self.problems.append(("CRASHED", module, detail))
 
     def count(self, outcome: str) -> int:
         return sum(1 for value in self.outcomes.values() if value == outcome)
@@ -238,7 +243,7 @@ def run_module(ids: list[str], args: argparse.Namespace, tally: Tally) -> None:
                 tally.record(event["id"], event["outcome"], event["detail"])
                 done.add(event["id"])
                 if args.verbose:
-                    print(f"{event['id']} ... {event['outcome']} {event['detail']}")
+                    print(f"{event['id']} ... {event['outcome']} {summary(event['detail'])}")
         if child.returncode == 0:
             # Every test was reported (a fixture error reports a placeholder id instead).
             return
@@ -247,7 +252,7 @@ def run_module(ids: list[str], args: argparse.Namespace, tally: Tally) -> None:
         if crashed is None:
             # Between tests (a late signal from an earlier one, a module fixture): the rest of
             # the module still runs.
-            tally.record(module_of(pending[0]), "crashed", f"child {how} between tests")
+            tally.crash_between_tests(module_of(pending[0]), f"child {how} between tests")
         else:
             output = child.stdout[-2000:]
             tally.record(crashed, "crashed", f"child {how}; its output ends:\n{output}")
@@ -264,14 +269,15 @@ def describe_exit(returncode: int) -> str:
     return f"exited with status {returncode}"
 
 
-def report(tally: Tally, seconds: float, loop: str) -> None:
+def report(tally: Tally, seconds: float, loop: str, tracebacks: bool) -> None:
     if tally.problems:
         print("\nFailing tests:")
         for kind, test_id, detail in tally.problems:
-            first, *rest = detail.splitlines() or [""]
-            print(f"  {kind} {test_id}: {first}")
-            for line in rest if kind == "CRASHED" else ():
-                print(f"      {line}")
+            crash = kind == "CRASHED"
+            print(f"  {kind} {test_id}: {detail.splitlines()[0] if crash else summary(detail)}")
+            if tracebacks or crash:
+                for line in detail.splitlines()[1 if crash else 0 :]:
+                    print(f"      {line}")
     passed = tally.count("passed")
     skipped = tally.count("skipped")
     ran = len(tally.outcomes) - skipped
@@ -292,6 +298,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--stock", action="store_true", help="the stock loops, for reference")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every outcome")
+    parser.add_argument(
+        "--tracebacks", action="store_true", help="print the full traceback of each failure"
+    )
     parser.add_argument(
         "--test-timeout",
         type=float,
@@ -315,7 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for module, ids in by_module.items():
         print(f"{module}: {len(ids)} tests", flush=True)
         run_module(ids, args, tally)
-    report(tally, time.perf_counter() - began, "stock" if args.stock else "virtual")
+    loop = "stock" if args.stock else "virtual"
+    report(tally, time.perf_counter() - began, loop, args.tracebacks)
     return 0 if not tally.problems else 1
 
 
