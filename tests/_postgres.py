@@ -10,8 +10,8 @@ or, outside pytest, ``with postgres_server() as server: ...``.
 Design decisions:
 
 * **Real binaries, not a mock.** ``initdb``, ``pg_ctl`` and ``postgres`` must be on PATH. Where
-  they are not, the fixture skips with the reason; under ``CI=true`` a missing binary fails
-  the test instead, so CI can never pass by skipping.
+  they are not, the fixture skips with the reason; when ``CI`` is set (``CI=true``), a missing
+  binary fails the test instead, so CI can never pass by skipping.
 * **Never as root.** PostgreSQL refuses to run as root, and sessions and CI run as root. Then
   the server runs as an unprivileged system user, :data:`SYSTEM_USER`, created once
   (``useradd --system``; creating it again is harmless, also from two sessions at once). The
@@ -240,13 +240,13 @@ def postgres_server(base_dir: Path | None = None) -> Iterator[PostgresServer]:
 def postgres() -> Iterator[PostgresServer]:
     """A throwaway PostgreSQL server shared by the session's tests, started on first use.
 
-    Skips where the server binaries are missing, but fails under ``CI=true``.
+    Skips where the server binaries are missing, but fails when ``CI`` is set (``CI=true``).
     """
     missing = missing_binaries()
     if missing:
         reason = f"PostgreSQL server binaries not on PATH: {', '.join(missing)}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (CI=true: a missing component is a failure)", pytrace=False)
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI is set: a missing component fails)", pytrace=False)
         pytest.skip(reason)
     with postgres_server() as server:
         yield server

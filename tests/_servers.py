@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import selectors
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -89,11 +90,9 @@ async def _start_http() -> int:
     app.router.add_get("/sleep", sleep)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server
-    assert isinstance(server, asyncio.Server)
-    port: int = server.sockets[0].getsockname()[1]
+    listener = socket.create_server(("127.0.0.1", 0))
+    await web.SockSite(runner, listener).start()
+    port: int = listener.getsockname()[1]
     return port
 
 
