@@ -150,9 +150,11 @@ def test_selector_waiting_without_timeout_is_idle_and_with_a_timeout_is_working(
             settle()
             untimed_idle = is_idle(frame_of(untimed))
             wake.send(b"x")  # ends the untimed select()
-        with thread(lambda: selectors.DefaultSelector().select(0.2)) as timed:
+        other = selectors.DefaultSelector()
+        with thread(lambda: other.select(0.2)) as timed:
             settle()  # real-time: the timed select() ends on its own after 0.2 s
             timed_idle = is_idle(frame_of(timed))
+        other.close()
     finally:
         selector.close()
         wake.close()

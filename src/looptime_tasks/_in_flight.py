@@ -114,7 +114,9 @@ def _peer_pair(sock: socket.socket) -> tuple[Any, Any] | None:
 class InFlight:
     """Everything a loop waits for outside itself (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_request: Callable[[], None]) -> None:
+        """Start with nothing in flight; ``on_request()`` is called when a request starts."""
+        self._on_request = on_request
         # Executor jobs: numbered; pending until their asyncio future is done. "Waiting" ones
         # have handed work to the loop from their thread (see call_soon_threadsafe).
         self.job_numbers = itertools.count()
@@ -165,9 +167,12 @@ class InFlight:
         """Data went out on ``sock``: a request is in flight until something comes back."""
         if sock not in self.requests:
             self.requests[sock] = Request(sock)
+            self._on_request()
 
     def connecting(self, sock: socket.socket, address: Any) -> None:
+        """A connect to ``address`` is in progress on ``sock``."""
         self.requests[sock] = Request(sock, address, connecting=True)
+        self._on_request()
 
     def received(self, sock: socket.socket) -> None:
         """Something came back on ``sock`` (data, EOF or an error): no request in flight."""

@@ -103,7 +103,7 @@ from ._virtual_options import (
     VirtualOptions,
     validate,
 )
-from ._wall_clock import EXACT_FLOAT_NS, WallTravel, shift_wall
+from ._wall_clock import WallTravel, shift_wall
 
 if TYPE_CHECKING:
     from _typeshed import FileDescriptorLike
@@ -246,32 +246,22 @@ class _VirtualSelector(selectors.BaseSelector):
                 loop._raise_stall(count)
             return ready
         loop._stall_count = 0
-        scheduled = loop._scheduled
-        if (
-            loop._fast_jump
-            and scheduled
-            and not loop._requests
-            and thread_count() == loop._lone_count
-            and not loop._ready
-        ):
+        if loop._fast_jump and thread_count() == loop._lone_count:
             # The plain jump to the next timer, inlined: this is what a benchmark of sleeps
-            # measures. Land on the first nanosecond whose time() is at or after the deadline.
-            # (Nothing in flight, no other thread, and no callback handed in by a thread since
-            # asyncio computed the timeout.)
-            when = scheduled[0]._when
-            if when <= _HORIZON:
-                target = int(when * 1e9)
-                if target / 1e9 < when:
-                    target = _ns_at_or_after(when)
-                delta = target - loop._now_ns
-                loop._now_ns = target
-                traveller = loop._traveller
-                if traveller is not None:
-                    if delta < EXACT_FLOAT_NS:
-                        traveller.shift(delta / 1e9)
-                    else:
-                        shift_wall(traveller, delta)
-                return ready
+            # measures. (Nothing in flight and no other thread.) Land on the first nanosecond
+            # whose time() is at or after the deadline; move the wall clock by the same delta.
+            scheduled = loop._scheduled
+            if scheduled:
+                when = scheduled[0]._when
+                if when <= _HORIZON:
+                    target = int(when * 1e9)
+                    if target / 1e9 < when:
+                        target = _ns_at_or_after(when)
+                    wall = loop._wall
+                    if wall is not None:
+                        wall._destination_timestamp_ns += target - loop._now_ns
+                    loop._now_ns = target
+                    return ready
         return loop._select_idle(timeout)
 
     def close(self) -> None:
@@ -403,8 +393,7 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         self._clock = VirtualClock(self, options.start)
         self._stall_count = 0
         self._advance_targets: list[float] = []
-        self._in_flight = InFlight()
-        self._requests = self._in_flight.requests
+        self._in_flight = InFlight(self._no_fast_jump)
         # Raw sockets accepted through sock_accept(): ends of connections inside this loop.
         self._accepted: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         # True when nothing but the self-pipe is watched and no signal handler is set, so only
@@ -416,6 +405,8 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         self._lone_count = 0
         self._travel: WallTravel | None = None
         self._traveller: Any = None
+        # The travel's clock (see _wall_clock.WallTravel.clock) for the hot path's forward jumps.
+        self._wall: Any = None
         self._fast_jump = False
         self._options = VirtualOptions()
         self._apply(options)
@@ -802,7 +793,7 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
     def _own_ends(self) -> dict[tuple[Any, Any], set[int]]:
         """(local, peer) addresses of the loop's connected sockets, with their descriptors."""
         socks: list[socket.socket] = list(self._accepted)
-        socks.extend(self._requests)
+        socks.extend(self._in_flight.requests)
         for transport in list(self._transports.values()):
             sock = getattr(transport, "_sock", None)
             if isinstance(sock, socket.socket):
@@ -833,9 +824,9 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         limit = self._jump_limit
         reachable = next_when <= limit and next_when <= _HORIZON
         counted = self._in_flight.counted()
-        if not counted:
-            self._update_fast_jump()
         outside = self._in_flight.outside_work(self._thread_id, self._own_ends)
+        if not self._fast_jump and not counted:
+            self._update_fast_jump()  # what was in flight may be over
         if counted or outside:
             # Work in flight: no jumps, time flows at real speed. In manual mode it flows only
             # inside a pending advance() and never past its target.
@@ -913,8 +904,8 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
             return
         self._now_ns = target_ns
         self._stall_count = 0
-        if self._traveller is not None:
-            shift_wall(self._traveller, delta)
+        if self._wall is not None:
+            self._wall._destination_timestamp_ns += delta
 
     def _update_quiet(self) -> None:
         watched = getattr(self, "_watched", None)
@@ -944,17 +935,22 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
             and not in_flight.pending_jobs
             and not in_flight.executor_shutdowns
             and not in_flight.subprocesses
+            and not in_flight.requests
         )
+
+    def _no_fast_jump(self) -> None:
+        self._fast_jump = False
 
     # --- wall clock (see _wall_clock) ---------------------------------------------------------
 
     def _start_travel(self) -> None:
         self._travel = WallTravel(self._clock.wall_epoch_ns())
         self._traveller = self._travel.traveller
+        self._wall = self._travel.clock
 
     def _stop_travel(self) -> None:
         travel = self._travel
-        self._travel = self._traveller = None
+        self._travel = self._traveller = self._wall = None
         if travel is not None:
             travel.stop()
 
