@@ -71,6 +71,9 @@ def test_thread_blocked_in_a_function_calling_simple_queue_get_is_idle() -> None
     assert idle
 
 
+@pytest.mark.skipif(
+    sys.version_info >= (3, 13), reason="3.13's SimpleQueue hands items to a parked getter"
+)
 def test_thread_whose_simple_queue_was_just_fed_is_working() -> None:
     jobs: queue.SimpleQueue[None] = queue.SimpleQueue()
 
@@ -183,6 +186,33 @@ def test_result_handed_back_by_a_working_thread_arrives_before_a_longer_timeout(
 
     assert result == "done"
     assert 0.1 < elapsed < 1.0
+
+
+def test_work_handed_to_an_idle_worker_through_a_queue_holds_time_until_its_reply() -> None:
+    # aiosqlite's pattern: a long-lived worker idle in SimpleQueue.get(), fed by the loop.
+    jobs: queue.SimpleQueue[tuple[asyncio.Future[str], float] | None] = queue.SimpleQueue()
+
+    def worker() -> None:
+        while (job := jobs.get()) is not None:
+            reply, seconds = job
+            time.sleep(seconds)  # real-time: the job, 0.2 s
+            reply.get_loop().call_soon_threadsafe(reply.set_result, "done")
+
+    async def main() -> list[str]:
+        event_loop = asyncio.get_running_loop()
+        results = []
+        for _ in range(2):
+            await asyncio.sleep(3600)  # the idle worker does not slow this down
+            reply: asyncio.Future[str] = event_loop.create_future()
+            jobs.put((reply, 0.2))
+            results.append(await asyncio.wait_for(reply, 5))
+        return results
+
+    with thread(worker):
+        try:
+            assert run(main()) == ["done", "done"]
+        finally:
+            jobs.put(None)
 
 
 def test_virtual_time_never_outruns_a_working_thread() -> None:

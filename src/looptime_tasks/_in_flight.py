@@ -229,6 +229,9 @@ class InFlight:
         self, loop_thread: int | None, now_ns: int
     ) -> list[tuple[int, types.FrameType]]:
         """The plain threads working now (ident, innermost frame), budget and ignores applied."""
+        # Let a thread that was just handed work take the GIL first, as a real poll would: on
+        # 3.13+ a SimpleQueue hands its item straight to a parked getter, leaving no trace.
+        time.sleep(0)
         frames = sys._current_frames()
         if len(frames) <= 1:
             self._working_since.clear()

@@ -24,6 +24,9 @@ Design decisions:
   own ``select`` before the worker has woken up. A waiter that has already been handed something
   is working: the receiver of the blocking call, when it is a local variable, is inspected (an
   unlocked lock has been released for the waiter; a non-empty ``SimpleQueue`` has work in it).
+  Python 3.13's ``SimpleQueue`` hands an item straight to a parked getter and stays empty, so
+  the loop also yields the GIL once before it looks (see ``_in_flight``): a woken worker then
+  usually runs up to its next blocking call first, as it did when every pass made a real poll.
 """
 
 from __future__ import annotations
