@@ -11,6 +11,7 @@ import concurrent.futures
 import contextlib
 import logging
 import math
+import signal
 import sys
 import threading
 import time
@@ -1028,3 +1029,23 @@ def test_loop_rejects_positional_options() -> None:
     factory: Callable[..., VirtualEventLoop] = VirtualEventLoop
     with pytest.raises(TypeError):
         factory(DEFAULT_START)
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer (Unix)")
+def test_signal_from_an_armed_real_timer_arrives_before_a_later_virtual_timer() -> None:
+    async def main() -> list[float]:
+        event_loop = asyncio.get_running_loop()
+        received: list[float] = []
+        event_loop.add_signal_handler(signal.SIGALRM, lambda: received.append(event_loop.time()))
+        signal.setitimer(signal.ITIMER_REAL, 0.05)  # real-time: the signal comes 0.05 s later
+        try:
+            await asyncio.sleep(60)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            event_loop.remove_signal_handler(signal.SIGALRM)
+        return received
+
+    received = run(main())
+
+    assert len(received) == 1
+    assert 0.0 < received[0] < 1.0

@@ -71,6 +71,25 @@ def test_thread_blocked_in_a_function_calling_simple_queue_get_is_idle() -> None
     assert idle
 
 
+def test_thread_blocked_in_a_specialised_call_is_idle() -> None:
+    # A call site run many times is specialised (3.11 then calls C functions from PRECALL).
+    jobs: queue.SimpleQueue[int] = queue.SimpleQueue()
+
+    def serve(count: int) -> None:
+        for _ in range(count):
+            jobs.get()
+
+    for number in range(100):
+        jobs.put(number)
+    serve(100)
+    with thread(lambda: serve(1)) as worker:
+        settle()
+        idle = is_idle(frame_of(worker))
+        jobs.put(0)
+
+    assert idle
+
+
 @pytest.mark.skipif(
     sys.version_info >= (3, 13), reason="3.13's SimpleQueue hands items to a parked getter"
 )
@@ -153,11 +172,11 @@ def test_selector_waiting_without_timeout_is_idle_and_with_a_timeout_is_working(
             settle()
             untimed_idle = is_idle(frame_of(untimed))
             wake.send(b"x")  # ends the untimed select()
-        other = selectors.DefaultSelector()
-        with thread(lambda: other.select(0.2)) as timed:
-            settle()  # real-time: the timed select() ends on its own after 0.2 s
+        watched.recv(16)
+        with thread(lambda: selector.select(5)) as timed:
+            settle()
             timed_idle = is_idle(frame_of(timed))
-        other.close()
+            wake.send(b"x")  # ends the timed select() at once
     finally:
         selector.close()
         wake.close()

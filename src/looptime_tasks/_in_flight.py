@@ -104,6 +104,12 @@ def _address(address: Any) -> str:
     return repr(address) if address in ("", b"") else str(address)
 
 
+def _closed(sock: socket.socket) -> bool:
+    """Whether ``sock`` is closed (or not a real socket: tests replace sockets with mocks)."""
+    fd = sock.fileno()
+    return not isinstance(fd, int) or fd < 0
+
+
 def _peer_pair(sock: socket.socket) -> tuple[Any, Any] | None:
     try:
         return sock.getsockname(), sock.getpeername()
@@ -183,8 +189,8 @@ class InFlight:
         io_wait_ns = self.io_wait_ns
         ends: dict[tuple[Any, Any], set[int]] | None = None
         for sock, request in list(self.requests.items()):
-            if sock.fileno() < 0:
-                del self.requests[sock]  # closed
+            if _closed(sock):
+                del self.requests[sock]
                 continue
             if io_wait_ns is not None and now_ns - request.since_ns > io_wait_ns:
                 continue
@@ -308,7 +314,7 @@ class InFlight:
         lines.extend(
             request.describe(now_ns, self.io_wait_ns)
             for sock, request in self.requests.items()
-            if sock.fileno() >= 0 and sock not in self._internal
+            if not _closed(sock) and sock not in self._internal
         )
         names = {t.ident: t.name for t in threading.enumerate()}
         for ident, frame in sys._current_frames().items():

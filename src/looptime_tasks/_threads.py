@@ -66,7 +66,8 @@ def _call_site(code: types.CodeType, offset: int) -> tuple[str | None, str | Non
     """Name the function called at ``offset`` in ``code`` and the local it is called on, if any."""
     instructions = list(dis.get_instructions(code))
     index = next((i for i, ins in enumerate(instructions) if ins.offset == offset), None)
-    if index is None or not instructions[index].opname.startswith("CALL"):
+    # (3.11 runs specialised calls of C functions inside PRECALL, so f_lasti may point there.)
+    if index is None or not instructions[index].opname.startswith(("CALL", "PRECALL")):
         return _NO_CALL
     call = instructions[index].positions
     if call is None or call.lineno is None:

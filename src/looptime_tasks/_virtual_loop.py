@@ -29,9 +29,10 @@ loop, its selector wrapper and the jump decision.
 
 * **Work in flight: time flows at real speed.** While real work that the program waits for is in
   flight (executor jobs, child processes until their pipes close, requests awaiting a reply on
-  the loop's own connections, plain threads that are working: see :mod:`._in_flight`), the loop
-  does not jump. It really waits (at most 50 ms at a time, never past the next timer) and moves
-  virtual time by the real time that passed, capped at the next timer's deadline. So
+  the loop's own connections, plain threads that are working: see :mod:`._in_flight`; and a
+  real interval timer armed with ``setitimer``/``alarm`` while signal handlers are set), the loop
+  does not jump. It really waits (in slices growing from 1 to 50 ms, never past the next timer)
+  and moves virtual time by the real time that passed, capped at the next timer's deadline. So
   ``wait_for(to_thread(job), 5)`` times out only if the job really takes 5 s. One exception keeps
   threads that wait *on* the loop fast: once a job's thread has handed work to the loop
   (``call_soon_threadsafe()``, hence ``run_coroutine_threadsafe()``), the job is assumed to wait
@@ -72,6 +73,7 @@ import math
 import random
 import select
 import selectors
+import signal
 import socket
 import sys
 import threading
@@ -127,6 +129,15 @@ _ProtocolT = TypeVar("_ProtocolT", bound=asyncio.BaseProtocol)
 
 _REAL_SLICE: Final = 0.05
 """Longest single real wait (seconds) while time flows at real speed, before state is rechecked."""
+
+_FIRST_SLICE: Final = 0.001
+"""First real wait (seconds) of a stretch of real-speed flow; each next one is twice as long.
+
+A thread that goes idle sends no wake-up, so short first slices notice a brief piece of work
+ending (a worker finishing up after its hand-back) without holding time for a whole slice.
+"""
+
+_getitimer: Final = getattr(signal, "getitimer", None)  # Unix only
 
 _NS_PER_SECOND: Final = 1_000_000_000
 
@@ -408,6 +419,7 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         # The travel's clock (see _wall_clock.WallTravel.clock) for the hot path's forward jumps.
         self._wall: Any = None
         self._fast_jump = False
+        self._flow_slice = _FIRST_SLICE
         self._options = VirtualOptions()
         self._apply(options)
         virtual_selector = _VirtualSelector(self)
@@ -660,14 +672,17 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         return transport, protocol
 
     def add_signal_handler(self, sig: int, callback: Callable[[*_Ts], object], *args: *_Ts) -> None:
-        """Add a signal handler; while any is set, every pass polls for real (see select())."""
+        """Add a signal handler; while any is set, every pass polls for real (see select()), and
+        a real interval timer armed (``setitimer``, ``alarm``) is work in flight."""
         super().add_signal_handler(sig, callback, *args)
         self._update_quiet()
+        self._update_fast_jump()
 
     def remove_signal_handler(self, sig: int) -> bool:
         """Remove a signal handler, as asyncio does."""
         removed = super().remove_signal_handler(sig)
         self._update_quiet()
+        self._update_fast_jump()
         return removed
 
     # --- the loop's own connections (see _connections) ------------------------------------------
@@ -824,7 +839,10 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         limit = self._jump_limit
         reachable = next_when <= limit and next_when <= _HORIZON
         counted = self._in_flight.counted()
-        outside = self._in_flight.outside_work(self._thread_id, self._own_ends)
+        outside = (
+            self._in_flight.outside_work(self._thread_id, self._own_ends)
+            or self._signal_timer_armed()
+        )
         if not self._fast_jump and not counted:
             self._update_fast_jump()  # what was in flight may be over
         if counted or outside:
@@ -844,6 +862,7 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
             if self._autojump or reachable:
                 return self._flow_real_time(next_when if reachable else math.inf)
             return self._poll(_REAL_SLICE)
+        self._flow_slice = _FIRST_SLICE
         if reachable:
             self._jump_to(next_when)
             return _NO_EVENTS
@@ -870,7 +889,8 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
 
     def _flow_real_time(self, deadline: float) -> list[tuple[selectors.SelectorKey, int]]:
         """Really wait (at most one slice, never past ``deadline``) and move time by what passed."""
-        wait = _REAL_SLICE
+        wait = self._flow_slice
+        self._flow_slice = min(wait * 2, _REAL_SLICE)
         if deadline != math.inf:
             wait = min(wait, max(deadline - self.time(), 0.0))
         began = time.perf_counter_ns()
@@ -907,6 +927,15 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         if self._wall is not None:
             self._wall._destination_timestamp_ns += delta
 
+    def _signal_timer_armed(self) -> bool:
+        """Whether a real interval timer (``setitimer``, ``alarm``) is armed while signal handlers
+        are set: the signal it will raise is work in flight."""
+        return (
+            bool(getattr(self, "_signal_handlers", None))
+            and _getitimer is not None
+            and _getitimer(signal.ITIMER_REAL)[0] > 0
+        )
+
     def _update_quiet(self) -> None:
         watched = getattr(self, "_watched", None)
         self._quiet = (
@@ -936,6 +965,8 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
             and not in_flight.executor_shutdowns
             and not in_flight.subprocesses
             and not in_flight.requests
+            # With signal handlers, each jump checks for an armed real timer (_select_idle).
+            and not getattr(self, "_signal_handlers", None)
         )
 
     def _no_fast_jump(self) -> None:
