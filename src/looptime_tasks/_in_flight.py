@@ -106,7 +106,7 @@ def _address(address: Any) -> str:
 
 def _closed(sock: socket.socket) -> bool:
     """Whether ``sock`` is closed (or not a real socket: tests replace sockets with mocks)."""
-    fd = sock.fileno()
+    fd: object = sock.fileno()
     return not isinstance(fd, int) or fd < 0
 
 
