@@ -6,7 +6,8 @@ so its delays are real seconds whatever loop the test runs on. Loopback only.
 * ``tcp``: a raw TCP line server. Send ``b"<seconds>\\n"``; after that many real seconds it
   replies ``b"done <seconds>\\n"``. Each line gets its reply; connections are independent.
 * ``http``: an aiohttp server. ``GET /sleep?seconds=<seconds>`` replies ``done <seconds>``
-  (text/plain) after that many real seconds.
+  (text/plain) after that many real seconds; ``GET /headers-then-sleep?seconds=<seconds>``
+  sends the status line and headers at once and the same body that many seconds later.
 
 Use the session-scoped fixtures ``tcp_server`` and ``http_server`` (registered from the root
 ``conftest.py``), or ``with child_server("tcp") as server: ...``. Run one by hand with
@@ -86,8 +87,18 @@ async def _start_http() -> int:
         await asyncio.sleep(seconds)
         return web.Response(text=f"done {seconds:g}")
 
+    async def headers_then_sleep(request: web.Request) -> web.StreamResponse:
+        seconds = float(request.query["seconds"])
+        response = web.StreamResponse()
+        await response.prepare(request)  # the status line and headers go out at once
+        await asyncio.sleep(seconds)
+        await response.write(f"done {seconds:g}".encode())
+        await response.write_eof()
+        return response
+
     app = web.Application()
     app.router.add_get("/sleep", sleep)
+    app.router.add_get("/headers-then-sleep", headers_then_sleep)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     listener = socket.create_server(("127.0.0.1", 0))

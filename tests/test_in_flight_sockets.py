@@ -111,6 +111,25 @@ def test_http_reply_after_30_s_times_out_at_1_s(
     assert time.perf_counter() - began < 5
 
 
+@on_both_loops(virtual_xfail="issue 9: a reply that came in part no longer counts as in flight")
+def test_http_body_sent_0_3_s_after_the_headers_arrives_under_a_5_s_timeout(
+    event_loop_kind: str, http_server: ChildServer
+) -> None:
+    """A reply that comes in parts: the headers at once, the body 0.3 s later (streaming)."""
+
+    async def main() -> tuple[str, float]:
+        url = f"{http_server.url}/headers-then-sleep?seconds=0.3"
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            began = loop_time()
+            body = await asyncio.wait_for(response.text(), 5)  # real-time: 0.3 s
+            return body, loop_time() - began
+
+    body, elapsed = run_on(event_loop_kind, main())
+
+    assert body == "done 0.3"
+    assert elapsed < 5
+
+
 def test_idle_keep_alive_connection_keeps_a_simulated_day_fast(http_server: ChildServer) -> None:
     """Virtual loop only: a connection that got its reply holds no time back while it idles."""
 
