@@ -169,10 +169,11 @@ class InFlight:
 
     # --- requests on the loop's own connections -------------------------------------------------
 
-    def sent(self, sock: socket.socket) -> None:
-        """Data went out on ``sock``: a request is in flight until something comes back."""
+    def sent(self, sock: socket.socket, peer: Any = None) -> None:
+        """Data went out on ``sock`` (to ``peer``, for an unconnected datagram socket): a
+        request is in flight until something comes back."""
         if sock not in self.requests:
-            self.requests[sock] = Request(sock)
+            self.requests[sock] = Request(sock, peer)
             self._on_request()
 
     def connecting(self, sock: socket.socket, address: Any) -> None:
@@ -198,14 +199,16 @@ class InFlight:
                 continue
             if not request.connecting:
                 pair = _peer_pair(sock)
+                if ends is None:
+                    ends = own()
                 if pair is not None:
-                    if ends is None:
-                        ends = own()
                     # The other end: a socket of the loop whose local address is our peer's and
                     # whose peer is us (not ``sock`` itself: unnamed Unix sockets read ('', '')).
                     if ends.get((pair[1], pair[0]), set()) - {sock.fileno()}:
                         self._internal.add(sock)
                         continue
+                elif request.peer is not None and ends.get((request.peer, None)):
+                    continue  # a datagram to an unconnected socket of the loop
             return True
         return False
 

@@ -86,7 +86,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, TypeVarTuple
 
 from ._clock import DEFAULT_START, VirtualClock
-from ._connections import TrackedSocketTransport
+from ._connections import TrackedDatagramTransport, TrackedSocketTransport
 from ._diagnostics import (
     DEADLOCK_GRACE,
     DeadlockError,
@@ -138,6 +138,17 @@ ending (a worker finishing up after its hand-back) without holding time for a wh
 """
 
 _getitimer: Final = getattr(signal, "getitimer", None)  # Unix only
+
+_SIOCOUTQNSD: Final = 0x894B
+"""Linux ioctl: bytes a TCP socket holds back unsent (Nagle's algorithm waiting for an ACK)."""
+
+_TCP_FAMILIES: Final = (socket.AF_INET, socket.AF_INET6)
+
+_ioctl: Any = None
+if sys.platform == "linux":
+    import fcntl
+
+    _ioctl = fcntl.ioctl
 
 _NS_PER_SECOND: Final = 1_000_000_000
 
@@ -311,10 +322,15 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
 
 
 def _socket_ends(sock: socket.socket) -> tuple[Any, Any] | None:
+    """(local, peer) addresses of ``sock``; the peer is None for an unconnected socket."""
     try:
-        return sock.getsockname(), sock.getpeername()
+        local = sock.getsockname()
     except OSError:
         return None
+    try:
+        return local, sock.getpeername()
+    except OSError:
+        return local, None
 
 
 class VirtualEventLoop(asyncio.SelectorEventLoop):
@@ -676,13 +692,11 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         a real interval timer armed (``setitimer``, ``alarm``) is work in flight."""
         super().add_signal_handler(sig, callback, *args)
         self._update_quiet()
-        self._update_fast_jump()
 
     def remove_signal_handler(self, sig: int) -> bool:
         """Remove a signal handler, as asyncio does."""
         removed = super().remove_signal_handler(sig)
         self._update_quiet()
-        self._update_fast_jump()
         return removed
 
     # --- the loop's own connections (see _connections) ------------------------------------------
@@ -748,6 +762,19 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         app_transport: asyncio.Transport = ssl_protocol._app_transport
         return app_transport
 
+    def _make_datagram_transport(
+        self,
+        sock: socket.socket,
+        protocol: asyncio.BaseProtocol,
+        address: Any = None,
+        waiter: asyncio.Future[Any] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> asyncio.DatagramTransport:
+        self._ensure_fd_free(sock)
+        return TrackedDatagramTransport(
+            self._in_flight, self, sock, protocol, address, waiter, extra
+        )
+
     def _ensure_fd_free(self, sock: socket.socket) -> None:
         ensure: Callable[[socket.socket], None] | None = getattr(
             self, "_ensure_fd_no_transport", None
@@ -770,7 +797,7 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
 
     async def sock_sendto(self, sock: socket.socket, data: Any, address: Any) -> int:
         """Send a datagram; a request is in flight on ``sock`` until something is received."""
-        self._in_flight.sent(sock)
+        self._in_flight.sent(sock, address)
         return await super().sock_sendto(sock, data, address)
 
     async def sock_recv(self, sock: socket.socket, n: int) -> bytes:
@@ -842,7 +869,12 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         outside = (
             self._in_flight.outside_work(self._thread_id, self._own_ends)
             or self._signal_timer_armed()
+            or self._data_held_in_kernel()
         )
+        if self._woken or self._ready:
+            # A thread handed something in while we looked (the thread scan yields the GIL):
+            # run it before deciding anything.
+            return _NO_EVENTS
         if not self._fast_jump and not counted:
             self._update_fast_jump()  # what was in flight may be over
         if counted or outside:
@@ -927,6 +959,27 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         if self._wall is not None:
             self._wall._destination_timestamp_ns += delta
 
+    def _data_held_in_kernel(self) -> bool:
+        """Whether a TCP socket of the loop holds unsent data back (Linux only).
+
+        Between two ends of one loop, a small write after an unacknowledged one waits in the
+        kernel for the peer's delayed ACK (Nagle's algorithm, up to about 40 ms) when the socket
+        lacks TCP_NODELAY: in flight, though no request is, and nothing is readable yet.
+        """
+        if _ioctl is None:
+            return False
+        for transport in list(self._transports.values()):
+            sock = getattr(transport, "_sock", None)
+            if not isinstance(sock, socket.socket) or sock.family not in _TCP_FAMILIES:
+                continue
+            try:
+                unsent = _ioctl(sock.fileno(), _SIOCOUTQNSD, b"\0\0\0\0")
+            except (OSError, ValueError):
+                continue
+            if int.from_bytes(unsent, sys.byteorder, signed=True) > 0:
+                return True
+        return False
+
     def _signal_timer_armed(self) -> bool:
         """Whether a real interval timer (``setitimer``, ``alarm``) is armed while signal handlers
         are set: the signal it will raise is work in flight."""
@@ -943,6 +996,7 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
             and len(watched) <= 1
             and not getattr(self, "_signal_handlers", None)
         )
+        self._update_fast_jump()
 
     # --- work in flight (executor jobs, child processes: see _in_flight) ---------------------
 
@@ -965,8 +1019,9 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
             and not in_flight.executor_shutdowns
             and not in_flight.subprocesses
             and not in_flight.requests
-            # With signal handlers, each jump checks for an armed real timer (_select_idle).
-            and not getattr(self, "_signal_handlers", None)
+            # Anything watched but the self-pipe (connections, servers, pipes) or signal
+            # handlers: each jump looks at it first (_select_idle).
+            and self._quiet
         )
 
     def _no_fast_jump(self) -> None:
