@@ -44,7 +44,6 @@ from ._virtual_options import ThreadFilter
 
 __all__ = ("InFlight", "Request", "ThreadBudgetWarning", "thread_count")
 
-_NS_PER_SECOND: Final = 1_000_000_000
 
 thread_count: Final[Callable[[], int]] = getattr(
     __import__("_thread"), "_count", lambda: threading.active_count() - 1

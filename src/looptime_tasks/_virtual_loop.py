@@ -95,6 +95,7 @@ from ._diagnostics import (
     stall_message,
 )
 from ._in_flight import InFlight, ThreadBudgetWarning, thread_count
+from ._units import NS_PER_SECOND, resolve
 from ._virtual_options import (
     DEFAULT_IO_WAIT,
     DEFAULT_STALL_LIMIT,
@@ -150,7 +151,6 @@ if sys.platform == "linux":
 
     _ioctl = fcntl.ioctl
 
-_NS_PER_SECOND: Final = 1_000_000_000
 
 _SETTLE_PASSES: Final = 100
 """Most loop passes `clock.advance()` yields, once at its target, to let woken work run."""
@@ -316,11 +316,6 @@ def _run_job(job_threads: dict[int, int], job: int, call: Callable[[], _T]) -> _
         del job_threads[ident]
 
 
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
 def _socket_ends(sock: socket.socket) -> tuple[Any, Any] | None:
     """(local, peer) addresses of ``sock``; the peer is None for an unconnected socket."""
     try:
@@ -460,8 +455,8 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         self._autojump_threshold = options.autojump_threshold
         self._wall_clock = options.wall_clock
         low, high = options.wakeup_latency
-        self._latency_low_ns = round(low * _NS_PER_SECOND)
-        self._latency_high_ns = round(high * _NS_PER_SECOND)
+        self._latency_low_ns = round(low * NS_PER_SECOND)
+        self._latency_high_ns = round(high * NS_PER_SECOND)
         self._has_latency = high > 0
         self._fixed_latency = low == high
         # sys.maxsize stands for "no limit" so the hot path keeps a single integer comparison.
@@ -1064,7 +1059,7 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         if target_ns > self._now_ns:
             when = target_ns / 1e9
             waiter: asyncio.Future[None] = self.create_future()
-            handle = self.call_at(when, _resolve, waiter)
+            handle = self.call_at(when, resolve, waiter, None)
             self._advance_targets.append(when)
             self._update_jump_limit()
             try:
@@ -1106,7 +1101,7 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
 
 
 def _to_ns(seconds: float | None) -> int | None:
-    return None if seconds is None else round(seconds * _NS_PER_SECOND)
+    return None if seconds is None else round(seconds * NS_PER_SECOND)
 
 
 def run(
