@@ -152,12 +152,19 @@ class InFlight:
         return bool(self.pending_jobs or self.executor_shutdowns or self.subprocesses)
 
     def only_jobs_waiting_on_loop(self) -> bool:
-        """Whether every pending executor job has handed work to the loop (and so waits on it)."""
-        return (
-            not self.executor_shutdowns
-            and not self.subprocesses
-            and self.pending_jobs <= self.waiting_jobs
-        )
+        """Whether every pending executor job has handed work to the loop and now waits on it.
+
+        Handing work over is not enough: the job's thread must also be blocked (in
+        ``Future.result()``, say), not still computing before it gets there.
+        """
+        if (
+            self.executor_shutdowns
+            or self.subprocesses
+            or not self.pending_jobs <= self.waiting_jobs
+        ):
+            return False
+        frames = sys._current_frames()
+        return all(is_idle(frames[ident]) for ident in list(self.job_threads) if ident in frames)
 
     def add_subprocess(self, transport: asyncio.SubprocessTransport) -> bool:
         """Count a child process until it has exited and its pipes are closed; False if it has."""

@@ -35,8 +35,9 @@ loop, its selector wrapper and the jump decision.
   and moves virtual time by the real time that passed, capped at the next timer's deadline. So
   ``wait_for(to_thread(job), 5)`` times out only if the job really takes 5 s. One exception keeps
   threads that wait *on* the loop fast: once a job's thread has handed work to the loop
-  (``call_soon_threadsafe()``, hence ``run_coroutine_threadsafe()``), the job is assumed to wait
-  for that work until it ends. While *every* pending job is in that state (and nothing else is in
+  (``call_soon_threadsafe()``, hence ``run_coroutine_threadsafe()``) and is blocked (see
+  :mod:`._threads`), the job is taken to wait for that work. While *every* pending job is in
+  that state (and nothing else is in
   flight), the loop still jumps to the earliest timer if that timer was created by handed-over
   work (the callback's context is marked, and tasks and timers inherit it). Nothing but virtual
   time can then make progress, and as the loop only ever jumps to the *earliest* timer, no other
