@@ -416,3 +416,17 @@ def test_stall_error_lists_the_threads_at_work() -> None:
         ),
     ):
         run(spin(), stall_limit=1000)
+
+
+def test_thread_blocked_in_a_call_with_keyword_arguments_is_idle() -> None:
+    jobs: queue.SimpleQueue[None] = queue.SimpleQueue()
+
+    def serve() -> None:
+        jobs.get(block=True)
+
+    with thread(serve) as worker:
+        settle()
+        idle = is_idle(frame_of(worker))
+        jobs.put(None)
+
+    assert idle
