@@ -8,8 +8,10 @@ Design decisions:
   :class:`TrackedSocketTransport` for its *client* connections instead: a ``write()`` (or, on 3.12+,
   a ``writelines()``, which bypasses ``write()``) marks a request in flight, and the socket becoming
   readable (data, EOF or an error) ends it. So a TLS handshake, a database query and an HTTP call
-  all count, and an idle keep-alive connection does not. Accepted connections are not tracked:
-  a server that has answered is not waiting for anything.
+  all count, and an idle keep-alive connection does not. On accepted connections a server's
+  write holds time only for a short grace (10 ms): a server that has answered usually waits for
+  nothing, but what the kernel sends back at once (an RST from a client that closed, a TLS
+  close_notify) must not be jumped past.
 
 * **Datagrams too.** A UDP endpoint (``create_datagram_endpoint``) is built as a
   :class:`TrackedDatagramTransport`: a ``sendto()`` is a request until a datagram comes back (a
@@ -38,7 +40,7 @@ _DatagramBase: Any = selector_events._SelectorDatagramTransport  # type: ignore[
 
 
 class TrackedSocketTransport(_Base):  # type: ignore[misc]
-    """A client socket transport that reports requests in flight to the loop's accounting."""
+    """A socket transport that reports requests in flight to the loop's accounting."""
 
     _sock: socket.socket
 
@@ -50,18 +52,20 @@ class TrackedSocketTransport(_Base):  # type: ignore[misc]
         protocol: asyncio.BaseProtocol,
         waiter: asyncio.Future[Any] | None = None,
         extra: dict[str, Any] | None = None,
+        server: asyncio.Server | None = None,
     ) -> None:
         self._in_flight = in_flight
-        super().__init__(event_loop, sock, protocol, waiter, extra, None)
+        self._served = server is not None
+        super().__init__(event_loop, sock, protocol, waiter, extra, server)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if data:
-            self._in_flight.sent(self._sock)
+            self._in_flight.sent(self._sock, served=self._served)
         super().write(data)
 
     def writelines(self, list_of_data: Any) -> None:
         # Python 3.12+ sends from writelines() without going through write().
-        self._in_flight.sent(self._sock)
+        self._in_flight.sent(self._sock, served=self._served)
         super().writelines(list_of_data)
 
     def _read_ready(self) -> None:

@@ -81,6 +81,7 @@ import threading
 import time
 import types
 import weakref
+from asyncio import sslproto
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
@@ -706,13 +707,8 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         extra: dict[str, Any] | None = None,
         server: asyncio.Server | None = None,
     ) -> asyncio.Transport:
-        if server is not None:
-            transport: asyncio.Transport = super()._make_socket_transport(  # type: ignore[misc]
-                sock, protocol, waiter, extra=extra, server=server
-            )
-            return transport
         self._ensure_fd_free(sock)
-        return TrackedSocketTransport(self._in_flight, self, sock, protocol, waiter, extra)
+        return TrackedSocketTransport(self._in_flight, self, sock, protocol, waiter, extra, server)
 
     def _make_ssl_transport(
         self,
@@ -727,23 +723,8 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         server: asyncio.Server | None = None,
         **timeouts: Any,
     ) -> asyncio.Transport:
-        if server is not None or server_side:
-            transport: asyncio.Transport = super()._make_ssl_transport(  # type: ignore[misc]
-                rawsock,
-                protocol,
-                sslcontext,
-                waiter,
-                server_side=server_side,
-                server_hostname=server_hostname,
-                extra=extra,
-                server=server,
-                **timeouts,
-            )
-            return transport
         # As asyncio does, but with a tracked raw transport under the TLS layer: the handshake
         # and every request go through its write().
-        from asyncio import sslproto
-
         self._ensure_fd_free(rawsock)
         ssl_protocol = sslproto.SSLProtocol(
             self,
@@ -754,7 +735,7 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
             server_hostname,
             **timeouts,
         )
-        TrackedSocketTransport(self._in_flight, self, rawsock, ssl_protocol, None, extra)
+        TrackedSocketTransport(self._in_flight, self, rawsock, ssl_protocol, None, extra, server)
         app_transport: asyncio.Transport = ssl_protocol._app_transport
         return app_transport
 
