@@ -42,7 +42,7 @@ from typing import Any, Final, TypeAlias
 from ._threads import is_idle, where
 from ._virtual_options import ThreadFilter
 
-__all__ = ("InFlight", "Request", "ThreadBudgetWarning", "thread_count")
+__all__ = ("InFlight", "Request", "ThreadBudgetWarning", "socket_ends", "thread_count")
 
 
 thread_count: Final[Callable[[], int]] = getattr(
@@ -132,11 +132,16 @@ def _closed(sock: socket.socket) -> bool:
     return not isinstance(fd, int) or fd < 0
 
 
-def _peer_pair(sock: socket.socket) -> tuple[Any, Any] | None:
+def socket_ends(sock: socket.socket) -> tuple[Any, Any] | None:
+    """(local, peer) addresses of ``sock``; the peer is None for an unconnected socket."""
     try:
-        return sock.getsockname(), sock.getpeername()
+        local = sock.getsockname()
     except OSError:
         return None
+    try:
+        return local, sock.getpeername()
+    except OSError:
+        return local, None
 
 
 class InFlight:
@@ -229,10 +234,10 @@ class InFlight:
             if sock in self._internal:
                 continue
             if not request.connecting:
-                pair = _peer_pair(sock)
+                pair = socket_ends(sock)
                 if ends is None:
                     ends = own()
-                if pair is not None:
+                if pair is not None and pair[1] is not None:
                     # The other end: a socket of the loop whose local address is our peer's and
                     # whose peer is us (not ``sock`` itself: unnamed Unix sockets read ('', '')).
                     if ends.get((pair[1], pair[0]), set()) - {sock.fileno()}:
