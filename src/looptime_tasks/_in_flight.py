@@ -248,11 +248,6 @@ class InFlight:
             return True
         return False
 
-    def forget(self, sock: socket.socket) -> None:
-        """``sock`` is closed: drop what is known about it."""
-        self.requests.pop(sock, None)
-        self._internal.discard(sock)
-
     # --- plain threads ----------------------------------------------------------------------
 
     def _matches_ignore(self, ident: int, threads: dict[int, threading.Thread]) -> bool:
