@@ -50,6 +50,7 @@ if sys.platform == "linux":
 
 
 _Base: Any = selector_events._SelectorSocketTransport  # type: ignore[attr-defined]
+_WRAPPED: Final[Any] = sslproto.SSLProtocolState.WRAPPED
 _DatagramBase: Any = selector_events._SelectorDatagramTransport  # type: ignore[attr-defined]
 
 
@@ -70,21 +71,75 @@ class TrackedSocketTransport(_Base):  # type: ignore[misc]
     ) -> None:
         self._in_flight = in_flight
         self._served = server is not None
+        self._tls_reading = False  # inside _read_ready of an established TLS connection
         super().__init__(event_loop, sock, protocol, waiter, extra, server)
+
+    def _mark_sent(self) -> None:
+        # TLS records the TLS layer writes while it reads (its Finished, key-update answers) are
+        # not requests; a handshake in progress and everything the application writes are.
+        if not self._tls_reading:
+            self._in_flight.sent(self._sock, served=self._served)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if data:
-            self._in_flight.sent(self._sock, served=self._served)
+            self._mark_sent()
         super().write(data)
 
     def writelines(self, list_of_data: Any) -> None:
         # Python 3.12+ sends from writelines() without going through write().
-        self._in_flight.sent(self._sock, served=self._served)
+        self._mark_sent()
         super().writelines(list_of_data)
 
     def _read_ready(self) -> None:
-        self._in_flight.received(self._sock)
-        super()._read_ready()
+        protocol: Any = self._protocol
+        if not _established_tls(protocol):
+            self._in_flight.received(self._sock)
+            super()._read_ready()
+            return
+        # An established TLS connection: only plaintext (or the peer's close_notify) handed to
+        # the application answers a request. TLS 1.3 session tickets arrive after the
+        # handshake, in records of their own, and answer nothing.
+        sslobj = protocol._sslobj
+        spy = _ReadSpy(sslobj)
+        protocol._sslobj = spy
+        self._tls_reading = True
+        try:
+            super()._read_ready()
+        finally:
+            self._tls_reading = False
+            if protocol._sslobj is spy:
+                protocol._sslobj = sslobj
+        if spy.answered:
+            self._in_flight.received(self._sock)
+
+
+def _established_tls(protocol: object) -> bool:
+    """Whether ``protocol`` is asyncio's TLS layer with its handshake done."""
+    return (
+        isinstance(protocol, sslproto.SSLProtocol) and getattr(protocol, "_state", None) is _WRAPPED
+    )
+
+
+class _ReadSpy:
+    """Stands in for an ``ssl.SSLObject`` during one read: notes whether ``read()`` returned.
+
+    ``read()`` raises ``SSLWantReadError`` when a record held no plaintext (a session ticket);
+    it returns data, or nothing at the peer's close_notify: either answers a request.
+    """
+
+    __slots__ = ("_sslobj", "answered")
+
+    def __init__(self, sslobj: Any) -> None:
+        self._sslobj = sslobj
+        self.answered = False
+
+    def read(self, *args: Any) -> Any:
+        result = self._sslobj.read(*args)
+        self.answered = True
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sslobj, name)
 
 
 class TrackedDatagramTransport(_DatagramBase):  # type: ignore[misc]
