@@ -19,8 +19,12 @@ Design decisions (docs/loop.md lists every deviation from discord.py 2.7):
   slot early or twice. Missed slots coalesce into one late run.
 - Every sleep of a run waits on a future that `stop()` and `change_interval()` can resolve early,
   so both take effect at once, wherever they are called.
-- The pure arithmetic (slots, DST, grid) lives in `_schedule`; this module only joins it with
-  asyncio.
+- The pure arithmetic (slots, DST, grid, cron) lives in `_schedule`, `_slots` and `_cron`;
+  this module only joins it with asyncio.
+- Production options stay out of the way: jitter is one delay after the nominal slot (the
+  cursor never sees it); a store is reached only through the run's `Ledger` (catch-up decided
+  once at start, each slot claimed before its body: at most once). Without them, a run takes
+  exactly the path it took before they existed.
 """
 
 from __future__ import annotations
@@ -30,29 +34,33 @@ import contextvars
 import copy
 import inspect
 import logging
+import os
 import random
 import sys
 import weakref
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta, tzinfo
 from datetime import time as dt_time
 from time import time_ns as _system_epoch_ns
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeAlias, TypeVar, cast, overload
 
 from . import _backoff
+from ._cron import CronSchedule, make_loop_schedule
+from ._ledger import Ledger
 from ._observer import EventKind, LoopEvent, Observer, scoped_observers
 from ._schedule import (
     RelativeSchedule,
     Schedule,
     TimeSchedule,
     coalesced_grid_index,
-    make_schedule,
     validate_count,
     validate_overlap,
 )
-from ._units import NS_PER_SECOND, from_epoch_ns, resolve
+from ._slots import EpochGrid, WallSchedule, upcoming_ns, validate_after, validate_n
+from ._store import Store, as_store
+from ._units import NS_PER_SECOND, from_epoch_ns, resolve, seconds_to_ns
 
-__all__ = ("ExponentialBackoff", "Loop", "loop")
+__all__ = ("ExponentialBackoff", "Loop", "loop", "upcoming")
 
 _logger = logging.getLogger("looptime_tasks")
 
@@ -89,6 +97,18 @@ def _wall_clock_of(event_loop: asyncio.AbstractEventLoop) -> WallClock:
     if callable(wall_epoch_ns):
         return cast("WallClock", wall_epoch_ns)
     return _system_epoch_ns
+
+
+def _ambient_wall_clock() -> WallClock:
+    """The wall clock of the running event loop, or the system's outside one."""
+    try:
+        return _wall_clock_of(asyncio.get_running_loop())
+    except RuntimeError:
+        return _system_epoch_ns
+
+
+# Jitter on an event loop without a seeded random of its own.
+_fallback_random = random.Random()
 
 
 def _random_of(event_loop: asyncio.AbstractEventLoop) -> random.Random | None:
@@ -130,6 +150,15 @@ def _default_exception_types() -> list[type[BaseException]]:
         if isinstance(found, type) and issubclass(found, BaseException):
             types.append(found)
     return types
+
+
+def _check_store_schedule(schedule: Schedule | CronSchedule) -> None:
+    """A loop with a store needs slots at instants: not an interval of 0."""
+    if isinstance(schedule, RelativeSchedule) and round(schedule.interval * NS_PER_SECOND) <= 0:
+        raise ValueError(
+            "store= needs slots at instants, but an interval of 0 runs back to back"
+            f" (got an interval of {schedule.interval!r} seconds)."
+        )
 
 
 def _check_hook(coro: object) -> None:
@@ -200,22 +229,23 @@ class _GridCursor:
 
 
 class _SlotCursor:
-    """Where a `time=` schedule stands: slots are wall-clock instants, in epoch ns.
+    """Where a wall-clock schedule stands (`time=`, cron, or a relative loop with a store):
+    slots are wall-clock instants, in epoch ns.
 
     The wall clock is read again on every `next_due`, so the event-loop deadline it returns
     follows wall-clock steps.
     """
 
-    __slots__ = ("_schedule", "_wall", "_wall_clock", "last_epoch", "last_monotonic", "pending")
+    __slots__ = ("_wall", "_wall_clock", "last_epoch", "last_monotonic", "pending", "schedule")
 
     def __init__(
         self,
-        schedule: TimeSchedule,
+        schedule: WallSchedule,
         wall_clock: WallClock,
         last_epoch: int | None,
         last_monotonic: float | None,
     ) -> None:
-        self._schedule = schedule
+        self.schedule = schedule
         self._wall_clock = wall_clock
         self._wall = 0  # the wall clock at the latest next_due
         #: The chosen next slot (epoch ns), until it runs.
@@ -231,11 +261,11 @@ class _SlotCursor:
         if target is None:
             last = self.last_epoch
             if last is None:
-                target = self._schedule.first_slot_at_or_after_ns(wall)
+                target = self.schedule.first_slot_at_or_after_ns(wall)
             else:
-                target = self._schedule.next_slot_after_ns(last)
+                target = self.schedule.next_slot_after_ns(last)
                 if target <= wall:  # missed slots coalesce into one late run
-                    target = self._schedule.last_slot_at_or_before_ns(wall)
+                    target = self.schedule.last_slot_at_or_before_ns(wall)
             self.pending = target
         ahead = target - wall
         if ahead <= _EARLY_NS:
@@ -256,7 +286,7 @@ class _SlotCursor:
             return self.pending
         if self.last_epoch is None:
             return None
-        return self._schedule.next_slot_after_ns(self.last_epoch)
+        return self.schedule.next_slot_after_ns(self.last_epoch)
 
     def last_epoch_ns(self, now: float, wall: int) -> int:
         """The last slot that ran, as epoch ns."""
@@ -267,7 +297,9 @@ class _SlotCursor:
 _Cursor: TypeAlias = _GridCursor | _SlotCursor
 
 
-def _cursor_for(schedule: Schedule, run: _Run, previous: _Cursor | None) -> _Cursor:
+def _cursor_for(
+    schedule: RelativeSchedule | WallSchedule, run: _Run, previous: _Cursor | None
+) -> _Cursor:
     """A cursor on *schedule* that counts from the last slot *previous* ran, if any."""
     last_monotonic = previous.last_monotonic if previous is not None else None
     if isinstance(schedule, RelativeSchedule):
@@ -292,7 +324,9 @@ class _Run:
         "current_loop",
         "cursor",
         "event_loop",
+        "jitter",
         "last_started",
+        "ledger",
         "observers",
         "retry_due",
         "scoped",
@@ -303,9 +337,17 @@ class _Run:
     )
 
     def __init__(
-        self, event_loop: asyncio.AbstractEventLoop, schedule: Schedule, observers: list[Observer]
+        self,
+        event_loop: asyncio.AbstractEventLoop,
+        schedule: RelativeSchedule | WallSchedule,
+        observers: list[Observer],
+        ledger: Ledger | None = None,
     ) -> None:
         self.event_loop = event_loop
+        #: The store side of the run, for a loop with a store.
+        self.ledger = ledger
+        #: For a loop with jitter: the slot's deadline and the jittered one (event-loop seconds).
+        self.jitter: tuple[float, float] | None = None
         self.wall_clock = _wall_clock_of(event_loop)
         self.started = False  # whether the run's task has taken its first step
         self.stop_requested = False
@@ -400,20 +442,56 @@ class Loop(Generic[LF]):
         reconnect: bool = True,
         name: str | None = None,
         overlap: bool | int = False,
+        cron: str | None = None,
+        tz: tzinfo | str | None = None,
+        jitter: float | timedelta | None = None,
+        store: Store | str | os.PathLike[str] | None = None,
+        catch_up: float | timedelta | None = None,
+        exclusive: bool = False,
+        lease: float | timedelta = 60.0,
     ) -> None:
         # The order of the checks is discord.py's: it decides which error a caller sees.
         self._count = validate_count(count)
-        self._schedule: Schedule = make_schedule(
-            seconds=seconds, minutes=minutes, hours=hours, time=time
+        self._schedule: Schedule | CronSchedule = make_loop_schedule(
+            seconds=seconds, minutes=minutes, hours=hours, time=time, cron=cron, tz=tz
         )
         if not inspect.iscoroutinefunction(coro):
             raise TypeError(f"Expected coroutine function, not {type(coro).__name__!r}.")
         self._overlap = validate_overlap(overlap)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None (got {name!r})")
+        self._jitter = None if jitter is None else seconds_to_ns(jitter, "jitter") / NS_PER_SECOND
+        self._store: Store | None = None
+        self._owns_store = False  # whether the loop made the store (from a path) and closes it
+        self._catch_up_ns: int | None = None
+        self._exclusive = False
+        self._lease_ns = seconds_to_ns(lease, "lease")
+        if store is not None:
+            if name is None:
+                raise TypeError(
+                    "store= needs a name=: the loop's records in the store are kept under its"
+                    " name, which must stay the same across restarts and processes."
+                )
+            self._store = as_store(store)
+            self._owns_store = not isinstance(store, Store)
+            _check_store_schedule(self._schedule)
+        if catch_up is not None:
+            if store is None:
+                raise TypeError(
+                    f"catch_up= needs a store= to know which slots ran (got catch_up={catch_up!r})."
+                )
+            self._catch_up_ns = seconds_to_ns(catch_up, "catch_up")
+        if not isinstance(exclusive, bool):
+            raise TypeError(f"exclusive must be a bool (got {exclusive!r}).")
+        if exclusive and store is None:
+            raise TypeError("exclusive=True needs a store= to hold the lease (got store=None).")
+        if self._lease_ns <= 0:
+            raise ValueError(f"lease must be > 0 seconds (got {lease!r}).")
+        self._exclusive = exclusive
         self.coro: LF = coro
         self.reconnect = reconnect
         self._name = name if name is not None else f"looptime-tasks: {coro.__qualname__}"
+        self._given_name = name or ""
         self._attribute = coro.__name__
         self._before_loop: _CoroutineFunction | None = None
         self._after_loop: _CoroutineFunction | None = None
@@ -435,9 +513,18 @@ class Loop(Generic[LF]):
         schedule = self._schedule
         if isinstance(schedule, RelativeSchedule):
             every = f"every {schedule.interval!r}s"
+        elif isinstance(schedule, CronSchedule):
+            every = f"cron {schedule.expression!r} in {getattr(schedule.tz, 'key', schedule.tz)}"
         else:
             every = "at " + ", ".join(t.isoformat() for t in schedule.times)
         return f"<Loop {self._name!r} {every} running={self.is_running()}>"
+
+    def _run_schedule(self) -> RelativeSchedule | WallSchedule:
+        """The schedule a run follows: with a store, a relative loop runs on the epoch grid."""
+        schedule = self._schedule
+        if self._store is not None and isinstance(schedule, RelativeSchedule):
+            return EpochGrid(round(schedule.interval * NS_PER_SECOND))
+        return schedule
 
     # Binding to classes and cogs -----------------------------------------------------------
 
@@ -514,7 +601,8 @@ class Loop(Generic[LF]):
             The task running the loop.
 
         Raises:
-            RuntimeError: If no event loop is running, or the loop's task is not finished.
+            RuntimeError: If no event loop is running, or the loop's task is not finished, or
+                another running loop has this loop's name and store.
         """
         try:
             event_loop = asyncio.get_running_loop()
@@ -525,8 +613,18 @@ class Loop(Generic[LF]):
             ) from None
         if self._task is not None and not self._task.done():
             raise RuntimeError("Task is already launched and is not completed.")
+        ledger = None
+        if self._store is not None:
+            ledger = Ledger(
+                self._store,
+                self._given_name,
+                catch_up_ns=self._catch_up_ns,
+                exclusive=self._exclusive,
+                lease_ns=self._lease_ns,
+            )
+            ledger.register()  # two running loops with one name and one store: an error
         self._failed = False
-        self._run = run = _Run(event_loop, self._schedule, self._observers)
+        self._run = run = _Run(event_loop, self._run_schedule(), self._observers, ledger)
         self._task = event_loop.create_task(self._main(run, args, kwargs), name=self._name)
         self._task.add_done_callback(self._task_done)
         return self._task
@@ -539,6 +637,8 @@ class Loop(Generic[LF]):
         elif task is self._task and self._run is not None and not self._run.started:
             # Cancelled from outside (task.cancel()) before its first step: _main never ran,
             # so neither did its clean-up.
+            if self._run.ledger is not None:
+                self._run.ledger.unregister()
             self._run = None
 
     def stop(self) -> None:
@@ -600,6 +700,13 @@ class Loop(Generic[LF]):
                 raise asyncio.CancelledError
             if self._before_loop is not None:
                 await self._before_loop(*prefix)
+            cursor = run.cursor
+            if run.ledger is not None and isinstance(cursor, _SlotCursor):
+                # A missed slot within catch_up runs at once: it becomes the first slot.
+                first = await run.ledger.first_slot(cursor.schedule, run.wall_clock())
+                if run.cursor is cursor:  # not replaced by change_interval() meanwhile
+                    cursor.pending = first
+                    self._emit(run, EventKind.SCHEDULED, iteration=0, scheduled=first)
             outcome = await self._iterate(run, (*prefix, *args), kwargs)
         except asyncio.CancelledError:
             outcome = "cancelled"
@@ -618,9 +725,15 @@ class Loop(Generic[LF]):
                 # As in discord.py: after stop(), the index of the last body that ran.
                 run.current_loop = run.last_started
             try:
+                if run.ledger is not None:
+                    await run.ledger.close()
+                    if self._owns_store and self._store is not None:
+                        await self._store.close()
                 if self._after_loop is not None:
                     await self._after_loop(*prefix)
             finally:
+                if run.ledger is not None:
+                    run.ledger.unregister()
                 self._emit(run, EventKind.ENDED, iteration=run.current_loop, outcome=outcome)
                 if self._run is run:
                     self._run = None
@@ -692,8 +805,29 @@ class Loop(Generic[LF]):
                 await asyncio.sleep(0)
                 continue
             slept = False
+            if self._jitter:
+                # A random delay after the nominal slot; the cursor keeps the nominal one, so
+                # the grid does not drift. Drawn once per slot (again if the slot changes).
+                jitter = run.jitter
+                if jitter is None or jitter[0] != due:
+                    rng = _random_of(event_loop) or _fallback_random
+                    run.jitter = jitter = (due, due + rng.uniform(0.0, self._jitter))
+                if jitter[1] - now > _EARLY:
+                    await run.sleep_until(jitter[1])
+                    slept = True
+                    continue
+                run.jitter = None
             # Run it, or hand it to an overlap task.
             cursor.ran(now)
+            ledger = run.ledger
+            if ledger is not None and isinstance(cursor, _SlotCursor):
+                # Claimed before the body runs (at most once); an exclusive loop runs only the
+                # slots it claims, a plain one runs every slot.
+                assert cursor.last_epoch is not None
+                if not await ledger.claim(cursor.last_epoch, run.wall_clock()):
+                    continue
+                if run.stopping():
+                    break
             iteration = run.current_loop
             overlap = self._overlap
             if overlap is not False and overlap is not True:
@@ -1011,42 +1145,98 @@ class Loop(Generic[LF]):
         minutes: float | None = 0,
         hours: float | None = 0,
         time: dt_time | Sequence[dt_time] | None = None,
+        cron: str | None = None,
+        tz: tzinfo | str | None = None,
     ) -> None:
         """Replace the schedule; a running loop uses it at once, even in the middle of a sleep.
 
         The new schedule counts from the last slot that ran: a relative loop's next run is that
-        slot plus the new interval (at once if that is past), a `time=` loop's the first new
-        time after it. Validation is that of `loop`; on error nothing changes.
+        slot plus the new interval (at once if that is past), a `time=` or cron loop's the first
+        new slot after it. Validation is that of `loop`; on error nothing changes.
         """
-        self._schedule = make_schedule(seconds=seconds, minutes=minutes, hours=hours, time=time)
+        schedule = make_loop_schedule(
+            seconds=seconds, minutes=minutes, hours=hours, time=time, cron=cron, tz=tz
+        )
+        if self._store is not None:
+            _check_store_schedule(schedule)
+        self._schedule = schedule
         run = self._run
         if run is not None and run.cursor is not None:
-            run.cursor = _cursor_for(self._schedule, run, run.cursor)
+            run.cursor = _cursor_for(self._run_schedule(), run, run.cursor)
             run.wake()
 
     @property
     def seconds(self) -> float | None:
-        """The ``seconds`` of a relative schedule, or None for a `time=` schedule."""
+        """The ``seconds`` of a relative schedule, or None for a `time=` or cron schedule."""
         schedule = self._schedule
         return schedule.seconds if isinstance(schedule, RelativeSchedule) else None
 
     @property
     def minutes(self) -> float | None:
-        """The ``minutes`` of a relative schedule, or None for a `time=` schedule."""
+        """The ``minutes`` of a relative schedule, or None for a `time=` or cron schedule."""
         schedule = self._schedule
         return schedule.minutes if isinstance(schedule, RelativeSchedule) else None
 
     @property
     def hours(self) -> float | None:
-        """The ``hours`` of a relative schedule, or None for a `time=` schedule."""
+        """The ``hours`` of a relative schedule, or None for a `time=` or cron schedule."""
         schedule = self._schedule
         return schedule.hours if isinstance(schedule, RelativeSchedule) else None
 
     @property
     def time(self) -> list[dt_time] | None:
-        """A copy of the times of day of a `time=` schedule, or None for a relative one."""
+        """A copy of the times of day of a `time=` schedule, or None for another kind."""
         schedule = self._schedule
         return list(schedule.times) if isinstance(schedule, TimeSchedule) else None
+
+    @property
+    def cron(self) -> str | None:
+        """The expression of a cron schedule, as given, or None for another kind."""
+        schedule = self._schedule
+        return schedule.expression if isinstance(schedule, CronSchedule) else None
+
+    @property
+    def tz(self) -> tzinfo | None:
+        """The zone of a cron schedule, or None for another kind."""
+        schedule = self._schedule
+        return schedule.tz if isinstance(schedule, CronSchedule) else None
+
+    @property
+    def jitter(self) -> float | None:
+        """The largest random delay after each slot, in seconds, or None."""
+        return self._jitter
+
+    @property
+    def store(self) -> Store | None:
+        """The store that records the loop's runs, or None."""
+        return self._store
+
+    @property
+    def exclusive(self) -> bool:
+        """Whether one process at a time runs each slot (through the store's lease)."""
+        return self._exclusive
+
+    def upcoming(self, n: int = 5, *, after: datetime | None = None) -> list[datetime]:
+        """The next *n* run instants (aware UTC), at or after *after* or now.
+
+        Pure schedule arithmetic: nominal slots, without jitter, overruns or retries. A running
+        relative loop counts on its grid (from its next slot); one that is not running counts
+        as if started at *after* (first run at once). "Now" is the wall clock of the loop's
+        event loop when it runs, else of the running event loop, else the system's.
+
+        Raises:
+            TypeError, ValueError: *n* is not an int >= 0, or *after* is not an aware
+                datetime; a relative loop has an interval of 0 (no instants to show).
+        """
+        count = validate_n(n)
+        run = self._run
+        wall = run.wall_clock() if run is not None else _ambient_wall_clock()()
+        start = wall if after is None else validate_after(after)
+        schedule = self._run_schedule()
+        anchor = None
+        if isinstance(schedule, RelativeSchedule) and run is not None and run.cursor is not None:
+            anchor = run.cursor.next_epoch_ns(run.event_loop.time(), wall)
+        return [from_epoch_ns(ns) for ns in upcoming_ns(schedule, start, count, anchor_ns=anchor)]
 
     @property
     def count(self) -> int | None:
@@ -1130,6 +1320,13 @@ def loop(
     reconnect: bool = True,
     name: str | None = None,
     overlap: bool | int = False,
+    cron: str | None = None,
+    tz: tzinfo | str | None = None,
+    jitter: float | timedelta | None = None,
+    store: Store | str | os.PathLike[str] | None = None,
+    catch_up: float | timedelta | None = None,
+    exclusive: bool = False,
+    lease: float | timedelta = 60.0,
 ) -> Callable[[LF], Loop[LF]]:
     """Decorate a coroutine function into a `Loop` that runs it on a schedule.
 
@@ -1144,6 +1341,17 @@ def loop(
         name: The task name; default ``"looptime-tasks: <qualname>"``.
         overlap: False runs one body at a time; True starts each slot's body in its own task on
             schedule; an int N >= 1 allows at most N bodies at once.
+        cron: A 5-field cron expression (or an @alias); excludes the other schedules.
+        tz: The zone of the cron expression's wall times (a tzinfo or IANA name; default UTC).
+        jitter: Each run starts a random delay in [0, jitter] seconds (or a timedelta) after
+            its slot; the slots themselves do not move.
+        store: A `Store`, or a path for an `SQLiteStore`: the loop records each slot it runs,
+            under its `name` (required).
+        catch_up: With a store: on start, the latest missed slot runs at once if it is no older
+            than this (seconds or a timedelta); older ones are skipped.
+        exclusive: With a store: of all processes running this loop name, one runs each slot.
+        lease: How long an exclusive loop's lease lasts after each slot it takes (seconds or a
+            timedelta).
 
     Raises:
         ValueError, TypeError: For invalid arguments, naming the argument and the value.
@@ -1160,6 +1368,55 @@ def loop(
             reconnect=reconnect,
             name=name,
             overlap=overlap,
+            cron=cron,
+            tz=tz,
+            jitter=jitter,
+            store=store,
+            catch_up=catch_up,
+            exclusive=exclusive,
+            lease=lease,
         )
 
     return decorator
+
+
+def upcoming(
+    n: int = 5,
+    *,
+    after: datetime | None = None,
+    seconds: float | None = None,
+    minutes: float | None = None,
+    hours: float | None = None,
+    time: dt_time | Sequence[dt_time] | None = None,
+    cron: str | None = None,
+    tz: tzinfo | str | None = None,
+) -> list[datetime]:
+    """The next ``n`` run instants of the schedule ``loop()`` would get from these arguments.
+
+    A relative schedule counts from ``after``, as a loop started then would (its first run is
+    at once). ``time=`` and cron schedules follow the rules of docs/scheduling.md, DST included.
+
+    Args:
+        n: How many instants (an int >= 0).
+        after: Count from this aware instant (a slot exactly then is included); None means now,
+            read from the running event loop's wall clock when it has one, else the system's.
+        seconds: As for ``loop()``.
+        minutes: As for ``loop()``.
+        hours: As for ``loop()``.
+        time: As for ``loop()``.
+        cron: As for ``loop()``.
+        tz: As for ``loop()``.
+
+    Returns:
+        Aware UTC datetimes, in order.
+
+    Raises:
+        TypeError, ValueError: as ``loop()`` for the schedule; ``n`` or ``after`` is invalid; a
+            relative schedule has an interval of 0 (its runs are back to back, not at instants).
+    """
+    count = validate_n(n)
+    schedule = make_loop_schedule(
+        seconds=seconds, minutes=minutes, hours=hours, time=time, cron=cron, tz=tz
+    )
+    start_ns = _ambient_wall_clock()() if after is None else validate_after(after)
+    return [from_epoch_ns(ns) for ns in upcoming_ns(schedule, start_ns, count)]
