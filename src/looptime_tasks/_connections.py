@@ -318,7 +318,7 @@ class ConnectionsLoop(asyncio.SelectorEventLoop):
         kernel for the peer's delayed ACK (Nagle's algorithm, up to about 40 ms) when the socket
         lacks TCP_NODELAY: in flight, though no request is, and nothing is readable yet.
         """
-        if _ioctl is None:
+        if _ioctl is None or not self._transports:
             return False
         for transport in list(self._transports.values()):
             sock = getattr(transport, "_sock", None)

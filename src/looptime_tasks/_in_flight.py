@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import socket
 import sys
 import threading
@@ -39,7 +40,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Final, TypeAlias
 
-from ._threads import is_idle, where
+from ._threads import is_idle, may_hide_a_hand_off, where
 from ._virtual_options import ThreadFilter
 
 __all__ = ("InFlight", "Request", "ThreadBudgetWarning", "socket_ends", "thread_count")
@@ -61,6 +62,11 @@ a short grace lets it, without making every answered request cost ``io_wait``.
 
 OwnEnds: TypeAlias = Callable[[], dict[tuple[Any, Any], set[int]]]
 """Gives the (local, peer) addresses of the loop's own connected sockets, with their fds."""
+
+
+_yield_gil: Final[Callable[[], None]] = getattr(os, "sched_yield", lambda: time.sleep(0))
+"""Release the GIL and the CPU for a moment (``sched_yield`` costs microseconds even on a busy
+machine, where ``time.sleep(0)`` waits for a time slice)."""
 
 
 class ThreadBudgetWarning(RuntimeWarning):
@@ -269,9 +275,6 @@ class InFlight:
         self, loop_thread: int | None, now_ns: int
     ) -> list[tuple[int, types.FrameType]]:
         """The plain threads working now (ident, innermost frame), budget and ignores applied."""
-        # Let a thread that was just handed work take the GIL first, as a real poll would: on
-        # 3.13+ a SimpleQueue hands its item straight to a parked getter, leaving no trace.
-        time.sleep(0)
         frames = sys._current_frames()
         if len(frames) <= 1:
             self._working_since.clear()
@@ -284,14 +287,24 @@ class InFlight:
                     del self._over_budget[ident]  # ended (its ident may be reused)
         job_threads = self.job_threads
         working: list[tuple[int, types.FrameType]] = []
+        unsure: list[int] = []
         for ident, frame in frames.items():
             if ident == loop_thread or ident in job_threads or ident in self._over_budget:
                 continue
-            if is_idle(frame):
-                continue
             if threads is not None and self._matches_ignore(ident, threads):
                 continue
-            working.append((ident, frame))
+            if not is_idle(frame):
+                working.append((ident, frame))
+            elif may_hide_a_hand_off(frame):
+                unsure.append(ident)
+        if unsure and not working:
+            # Let a thread that was just handed work take the GIL, then look again.
+            _yield_gil()
+            frames = sys._current_frames()
+            for ident in unsure:
+                again = frames.get(ident)
+                if again is not None and not is_idle(again):
+                    working.append((ident, again))
         since = self._working_since
         budget = self.thread_budget_ns
         still = {ident for ident, _ in working}

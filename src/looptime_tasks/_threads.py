@@ -25,8 +25,9 @@ Design decisions:
   is working: the receiver of the blocking call, when it is a local variable, is inspected (an
   unlocked lock has been released for the waiter; a non-empty ``SimpleQueue`` has work in it).
   Python 3.13's ``SimpleQueue`` hands an item straight to a parked getter and stays empty, so
-  the loop also yields the GIL once before it looks (see ``_in_flight``): a woken worker then
-  usually runs up to its next blocking call first, as it did when every pass made a real poll.
+  for a thread idle in ``SimpleQueue.get`` there (:func:`may_hide_a_hand_off`) the loop yields
+  the GIL and the CPU once and looks again (see ``_in_flight``): a woken worker then usually
+  runs up to its next blocking call first.
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ from __future__ import annotations
 import dis
 import queue
 import selectors
+import sys
 import types
 from typing import Any, Final
 
-__all__ = ("is_idle", "where")
+__all__ = ("is_idle", "may_hide_a_hand_off", "where")
 
 _IDLE_CALLS: Final = frozenset({"acquire", "get", "join", "accept", "select", "poll", "control"})
 """Names of blocking calls that wait for new work (see the module docstring)."""
@@ -153,6 +155,23 @@ def is_idle(frame: types.FrameType) -> bool:
         if isinstance(timeout, int | float) and timeout > 0:
             return False  # an event loop waiting for its own timer
     return True
+
+
+_HIDDEN_HAND_OFFS: Final = sys.version_info >= (3, 13)
+"""From 3.13 a ``SimpleQueue`` hands an item straight to a parked getter and stays empty."""
+
+
+def may_hide_a_hand_off(frame: types.FrameType) -> bool:
+    """Whether an idle-looking thread may already have been handed work that left no trace."""
+    if not _HIDDEN_HAND_OFFS:
+        return False
+    callee, receiver = _call_sites.get((frame.f_code, frame.f_lasti), _NO_CALL)
+    if callee == "get" and receiver is not None:
+        return isinstance(_variable(frame, receiver), queue.SimpleQueue)
+    if receiver is not None:  # Thread(target=queue.get)
+        method = _bound_builtin(frame, receiver, callee or "")
+        return method is not None and isinstance(method.__self__, queue.SimpleQueue)
+    return False
 
 
 def where(frame: types.FrameType) -> str:
