@@ -22,10 +22,11 @@ from typing import Any, TypeVar, cast
 
 import pytest
 from discord.ext import tasks as discord_tasks
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import looptime_tasks as tasks
+from looptime_tasks._schedule import resolve_local
 
 IMPLEMENTATIONS = [pytest.param(discord_tasks, id="discord.py"), pytest.param(tasks, id="ours")]
 
@@ -410,6 +411,20 @@ def test_is_ambiguous_answers_as_discord_py(dt: datetime.datetime) -> None:
 @given(_WALL_TIMES)
 def test_resolve_datetime_returns_what_discord_py_returns(dt: datetime.datetime) -> None:
     assert _identical(tasks.resolve_datetime(dt), discord_tasks.resolve_datetime(dt))
+
+
+@_HELPERS
+@given(_NEAR_TRANSITIONS)
+def test_resolve_datetime_gives_the_loop_instant_unless_offsets_change_twice_within_a_day(
+    dt: datetime.datetime,
+) -> None:
+    one_day = datetime.timedelta(days=1)
+    around = ((dt - one_day).utcoffset(), (dt + one_day).utcoffset())
+    assume(around == (dt.replace(fold=0).utcoffset(), dt.replace(fold=1).utcoffset()))
+
+    loop_instant = resolve_local(dt.date(), dt.timetz()).astimezone(datetime.UTC)
+
+    assert tasks.resolve_datetime(dt).astimezone(datetime.UTC) == loop_instant
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
