@@ -9,18 +9,24 @@ and the annotations written for discord.py (one type argument, ``Loop[LF]``).
 from __future__ import annotations
 
 import asyncio
+import datetime
+import functools
 import subprocess
 import sys
 import textwrap
 import typing
+import zoneinfo
 from collections.abc import Callable, Coroutine
 from types import ModuleType
 from typing import Any, TypeVar, cast
 
 import pytest
 from discord.ext import tasks as discord_tasks
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import looptime_tasks as tasks
+from looptime_tasks._schedule import resolve_local
 
 IMPLEMENTATIONS = [pytest.param(discord_tasks, id="discord.py"), pytest.param(tasks, id="ours")]
 
@@ -317,6 +323,175 @@ async def test_clear_exception_types_handles_no_default_type() -> None:
         await body.start()
 
 
+_JST = datetime.timezone(datetime.timedelta(hours=9))
+_NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
+_MAX_FIXED_OFFSET = datetime.timedelta(hours=23)
+
+
+# discord.py's DST helpers: is_ambiguous, is_imaginary, resolve_datetime ------------------------
+
+# Zones with DST in 2024 (their transitions from 2000 on are mostly DST ones); any zone at all
+# comes from `st.timezones()` below.
+_DST_ZONES = sorted(
+    key
+    for key in zoneinfo.available_timezones()
+    if zoneinfo.ZoneInfo(key).utcoffset(datetime.datetime(2024, 1, 1))
+    != zoneinfo.ZoneInfo(key).utcoffset(datetime.datetime(2024, 7, 1))
+)
+
+
+@functools.cache
+def _transitions(key: str, year: int) -> tuple[datetime.datetime, ...]:
+    """UTC instants in *year* at which zone *key* changes its UTC offset (to the second); two
+    changes within a week may be seen as one."""
+    tz = zoneinfo.ZoneInfo(key)
+
+    def offset(instant: datetime.datetime) -> datetime.timedelta | None:
+        return instant.astimezone(tz).utcoffset()
+
+    found: list[datetime.datetime] = []
+    week = datetime.timedelta(days=7)
+    low = datetime.datetime(year, 1, 1, tzinfo=datetime.UTC)
+    while low.year == year:
+        high = low + week
+        if offset(low) != offset(high):
+            start, end = low, high
+            while end - start > datetime.timedelta(seconds=1):
+                middle = start + (end - start) / 2
+                start, end = (middle, end) if offset(middle) == offset(start) else (start, middle)
+            found.append(end.replace(microsecond=0))
+        low = high
+    return tuple(found) or (datetime.datetime(year, 6, 1, tzinfo=datetime.UTC),)
+
+
+@st.composite
+def _wall_times_near_transitions(draw: st.DrawFn) -> datetime.datetime:
+    """A wall time within 90 minutes of one of a DST zone's transitions, either fold."""
+    key = draw(st.sampled_from(_DST_ZONES))
+    tz = zoneinfo.ZoneInfo(key)
+    transition = draw(st.sampled_from(_transitions(key, draw(st.integers(2000, 2037)))))
+    wall = transition.astimezone(tz).replace(tzinfo=None, fold=0)
+    wall += datetime.timedelta(minutes=draw(st.integers(-90, 90)))
+    return wall.replace(tzinfo=tz, fold=draw(st.integers(0, 1)))
+
+
+_ZONES: st.SearchStrategy[datetime.tzinfo | None] = st.one_of(
+    st.none(),
+    st.timezones(),
+    st.builds(datetime.timezone, st.timedeltas(-_MAX_FIXED_OFFSET, _MAX_FIXED_OFFSET)),
+)
+_ANY_WALL_TIMES = st.datetimes(
+    min_value=datetime.datetime(1900, 1, 2),
+    max_value=datetime.datetime(2100, 1, 1),
+    timezones=_ZONES,  # type: ignore[arg-type]  # the stub wants tzinfo | None strategies only
+)
+_NEAR_TRANSITIONS = _wall_times_near_transitions()
+_WALL_TIMES = st.one_of(_NEAR_TRANSITIONS, _NEAR_TRANSITIONS, _ANY_WALL_TIMES)
+_HELPERS = settings(max_examples=200, deadline=None)
+
+
+def _identical(a: datetime.datetime, b: datetime.datetime) -> bool:
+    """Same wall time, fold and tzinfo (``==`` ignores fold and compares aware ones in UTC)."""
+    return (a.replace(tzinfo=None), a.fold, a.tzinfo) == (b.replace(tzinfo=None), b.fold, b.tzinfo)
+
+
+@_HELPERS
+@given(_WALL_TIMES)
+def test_is_imaginary_answers_as_discord_py(dt: datetime.datetime) -> None:
+    assert tasks.is_imaginary(dt) is discord_tasks.is_imaginary(dt)
+
+
+@_HELPERS
+@given(_WALL_TIMES)
+def test_is_ambiguous_answers_as_discord_py(dt: datetime.datetime) -> None:
+    assert tasks.is_ambiguous(dt) is discord_tasks.is_ambiguous(dt)
+
+
+@_HELPERS
+@given(_WALL_TIMES)
+def test_resolve_datetime_returns_what_discord_py_returns(dt: datetime.datetime) -> None:
+    assert _identical(tasks.resolve_datetime(dt), discord_tasks.resolve_datetime(dt))
+
+
+@_HELPERS
+@given(_NEAR_TRANSITIONS)
+def test_resolve_datetime_gives_the_loop_instant_unless_offsets_change_twice_within_a_day(
+    dt: datetime.datetime,
+) -> None:
+    one_day = datetime.timedelta(days=1)
+    around = ((dt - one_day).utcoffset(), (dt + one_day).utcoffset())
+    assume(around == (dt.replace(fold=0).utcoffset(), dt.replace(fold=1).utcoffset()))
+
+    loop_instant = resolve_local(dt.date(), dt.timetz()).astimezone(datetime.UTC)
+
+    assert tasks.resolve_datetime(dt).astimezone(datetime.UTC) == loop_instant
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_resolve_datetime_shifts_a_gap_and_takes_the_later_of_an_overlap(impl: ModuleType) -> None:
+    gap = datetime.datetime(2024, 3, 10, 2, 30, tzinfo=_NEW_YORK)
+    overlap = datetime.datetime(2024, 11, 3, 1, 30, tzinfo=_NEW_YORK)
+
+    resolved = (impl.resolve_datetime(gap), impl.resolve_datetime(overlap))
+
+    assert [(dt.hour, dt.minute, dt.fold) for dt in resolved] == [(3, 30, 0), (1, 30, 1)]
+
+
+# next_iteration of a time= loop -----------------------------------------------------------------
+
+
+@pytest.mark.virtual_time(start="2024-03-10T01:00:00Z", wakeup_latency=0.001)
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+@pytest.mark.parametrize(
+    ("slot", "expected"),
+    [
+        (datetime.time(9, tzinfo=_JST), datetime.datetime(2024, 3, 11, 9, tzinfo=_JST)),
+        (datetime.time(5), datetime.datetime(2024, 3, 10, 5, tzinfo=datetime.UTC)),
+        # In the spring-forward gap: shifted by the gap, in the zone.
+        (
+            datetime.time(2, 30, tzinfo=_NEW_YORK),
+            datetime.datetime(2024, 3, 10, 3, 30, tzinfo=_NEW_YORK),
+        ),
+    ],
+    ids=["fixed-offset", "naive-is-utc", "zoneinfo-gap"],
+)
+async def test_next_iteration_of_a_time_loop_is_in_the_zone_of_its_slot(
+    impl: ModuleType, slot: datetime.time, expected: datetime.datetime
+) -> None:
+    @loop_of(impl, time=slot)
+    async def body() -> None: ...
+
+    body.start()
+    await asyncio.sleep(0.05)
+    due = body.next_iteration
+    body.cancel()
+
+    assert due is not None
+    assert (due, due.tzinfo, due.hour) == (expected, expected.tzinfo, expected.hour)
+
+
+async def test_next_iteration_of_mixed_zones_is_in_the_zone_of_the_next_slot() -> None:
+    # discord.py cannot sort a mix of fixed offsets and zones (TypeError): ours only.
+    @tasks.loop(time=[datetime.time(9, tzinfo=_JST), datetime.time(3, tzinfo=_NEW_YORK)])
+    async def body() -> None:
+        if body.current_loop == 1:
+            body.stop()
+
+    seen: list[datetime.datetime | None] = []
+    body.add_observer(
+        lambda event: (
+            seen.append(body.next_iteration) if event.kind is tasks.EventKind.SCHEDULED else None
+        )
+    )
+    await body.start()
+
+    # 2024-01-01: 09:00 JST is 00:00 UTC (the start), 03:00 New York is 08:00 UTC.
+    assert [(due.hour, due.tzinfo) for due in seen if due is not None] == [
+        (9, _JST),
+        (3, _NEW_YORK),
+    ]
+
+
 # Annotations written for discord.py --------------------------------------------------------------
 
 LF = TypeVar("LF", bound=Callable[..., Coroutine[Any, Any, Any]])
@@ -339,6 +514,14 @@ def test_loop_subclass_takes_a_type_variable(impl: ModuleType) -> None:
         pass
 
     assert typing.get_origin(MyLoop[Any]) is MyLoop
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_loop_subclass_takes_the_exported_type_variable(impl: ModuleType) -> None:
+    class MyLoop(impl.Loop[impl.LF]):  # type: ignore[misc,name-defined]
+        pass
+
+    assert MyLoop.__parameters__ == (impl.LF,)
 
 
 def test_get_type_hints_resolves_loop_annotations() -> None:

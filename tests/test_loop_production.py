@@ -103,6 +103,39 @@ def test_cron_loop_reports_its_expression_and_zone() -> None:
     )
 
 
+async def test_cron_loop_next_iteration_is_in_its_zone() -> None:
+    # The virtual clock starts at 2024-01-01 00:00 UTC: 09:00 in London is 09:00 UTC in winter.
+    loop = tasks.loop(cron="0 9 * * *", tz=LONDON)(noop)
+    loop.start()
+    await asyncio.sleep(1)
+    due = loop.next_iteration
+    loop.cancel()
+
+    assert due is not None
+    assert (due, due.tzinfo) == (datetime.datetime(2024, 1, 1, 9, tzinfo=LONDON), LONDON)
+
+
+@pytest.mark.virtual_time(start="2024-01-01T09:00:00Z")
+async def test_retry_of_a_time_loop_reports_next_iteration_in_the_slot_zone() -> None:
+    # 09:00 UTC is 09:00 in London: that slot runs and fails. Tokyo's 09:00 (00:00 UTC) is
+    # listed first, so only the retried slot tells London.
+    tokyo = zoneinfo.ZoneInfo("Asia/Tokyo")
+    failures = [OSError("down")]
+
+    @tasks.loop(time=[time(9, tzinfo=tokyo), time(9, tzinfo=LONDON)], count=1)
+    async def flaky() -> None:
+        if failures:
+            raise failures.pop()
+
+    task = flaky.start()
+    await asyncio.sleep(0.001)  # in the retry's backoff (at most 2 s)
+    due = flaky.next_iteration
+    await task
+
+    assert due is not None
+    assert (due.tzinfo, due < datetime.datetime(2024, 1, 1, 9, 0, 3, tzinfo=UTC)) == (LONDON, True)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [

@@ -66,6 +66,14 @@ class MyLoop(tasks.Loop[LF]):
     """A subclass as discord.py users write them."""
 
 
+class ExportedLoop(tasks.Loop[tasks.LF]):
+    """A subclass as disnake's tests write them, with the exported type variable."""
+
+    def __init__(self, coro: tasks.LF, interval: tuple[float, float, float]) -> None:
+        seconds, minutes, hours = interval
+        super().__init__(coro, seconds=seconds, minutes=minutes, hours=hours)
+
+
 class Reminders:
     job: tasks.Loop[Any]
 
@@ -118,6 +126,22 @@ def test_a_subclass_with_a_type_variable_binds_as_itself() -> None:
         work = MyLoop(_work, seconds=10)
 
     assert type(Service().work) is MyLoop
+
+
+def test_a_subclass_with_the_exported_type_variable_keeps_the_body_type() -> None:
+    looped: ExportedLoop[Callable[[str], Coroutine[Any, Any, str]]] = ExportedLoop(_echo, (1, 2, 3))
+
+    assert_type(looped.coro, Callable[[str], Coroutine[Any, Any, str]])
+    assert (looped.seconds, looped.minutes, looped.hours) == (1, 2, 3)
+
+
+def exported_loop_start_checks_the_body_arguments() -> None:
+    ExportedLoop(_echo, (1, 0, 0)).start(3)  # type: ignore[arg-type]
+
+
+def resolve_datetime_returns_a_datetime(dt: datetime) -> None:
+    assert_type(tasks.resolve_datetime(dt), datetime)
+    assert_type(tasks.is_ambiguous(dt) or tasks.is_imaginary(dt), bool)
 
 
 def cron_must_be_a_str() -> None:

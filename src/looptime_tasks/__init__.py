@@ -17,14 +17,16 @@ from __future__ import annotations
 import importlib.metadata
 
 from ._clock import VirtualClock
-from ._loop import ExponentialBackoff, Loop, loop, upcoming
+from ._loop import LF, ExponentialBackoff, Loop, loop, upcoming
 from ._observer import EventKind, LoopEvent, observe
+from ._schedule import is_ambiguous, is_imaginary, resolve_datetime
 from ._store import MemoryStore, PostgresStore, SQLiteStore, Store, StoreError
 from ._virtual_loop import DeadlockError, StallError, ThreadBudgetWarning, VirtualEventLoop, run
 
 __version__ = importlib.metadata.version("looptime-tasks")
 
 __all__ = (
+    "LF",
     "DeadlockError",
     "EventKind",
     "ExponentialBackoff",
@@ -40,8 +42,11 @@ __all__ = (
     "VirtualClock",
     "VirtualEventLoop",
     "__version__",
+    "is_ambiguous",
+    "is_imaginary",
     "loop",
     "observe",
+    "resolve_datetime",
     "run",
     "upcoming",
 )

@@ -63,11 +63,13 @@ from ._slots import EpochGrid, WallSchedule, upcoming_ns, validate_after, valida
 from ._store import Store, as_store
 from ._units import NS_PER_SECOND, from_epoch_ns, resolve, seconds_to_ns
 
-__all__ = ("ExponentialBackoff", "Loop", "loop", "upcoming")
+__all__ = ("LF", "ExponentialBackoff", "Loop", "loop", "upcoming")
 
 _logger = logging.getLogger("looptime_tasks")
 
 _CoroutineFunction: TypeAlias = Callable[..., Coroutine[Any, Any, Any]]
+#: The type variable of `Loop` (``Loop[LF]``): the type of the coroutine function, as discord.py's
+#: and disnake's ``ext.tasks.LF``, so ``class MyLoop(tasks.Loop[tasks.LF])`` works as there.
 LF = TypeVar("LF", bound=_CoroutineFunction)
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -1335,23 +1337,33 @@ class Loop(Generic[LF]):
 
     @property
     def next_iteration(self) -> datetime | None:
-        """When the next iteration is due (aware, UTC), or None if none is due.
+        """When the next iteration is due (aware), or None if none is due.
 
-        None before start, during ``before_loop``, after `stop()`, during ``after_loop`` and
-        after the end.
+        As in discord.py, a ``time=`` loop gives it in the zone of the time of day whose slot it
+        is (``hour == 9`` for ``time(9, tzinfo=jst)``; naive times mean UTC), a cron loop in its
+        ``tz``, a relative loop in UTC. None before start, during ``before_loop``, after
+        `stop()`, during ``after_loop`` and after the end.
         """
         run = self._run
         if run is None or run.stop_requested or not run.iterating:
             return None
         now, wall = run.event_loop.time(), run.wall_clock()
-        if run.retry_due is not None:
+        cursor = run.cursor
+        slot: int | None
+        if run.retry_due is not None:  # a retry of the slot that ran
             due: int | None = wall + round((run.retry_due - now) * NS_PER_SECOND)
+            slot = cursor.last_epoch_ns(now, wall)
         else:
-            due = run.cursor.next_epoch_ns(now, wall)
-        if due is None:
+            due = slot = cursor.next_epoch_ns(now, wall)
+        if due is None or slot is None:
             return None
         # An overdue iteration (a body overran) is due now, not in the past.
-        return from_epoch_ns(max(due, wall))
+        instant = from_epoch_ns(max(due, wall))
+        schedule = self._schedule
+        if isinstance(schedule, RelativeSchedule):
+            return instant
+        zone = schedule.tz if isinstance(schedule, CronSchedule) else schedule.zone_of(slot)
+        return instant.astimezone(zone)
 
     def get_task(self) -> asyncio.Task[None] | None:
         """The task of the latest run (finished or not), or None if never started."""

@@ -19,6 +19,12 @@ Design decisions recorded here (the user-facing version is ``docs/scheduling.md`
   by the length of the gap; an ambiguous wall time (fall-back) resolves to the *later*
   occurrence (``fold=1``). Each (local date, time) pair resolves to exactly one instant, so a
   time runs at most once per local day.
+* **discord.py's DST helpers are public, with discord.py's semantics.** `is_ambiguous`,
+  `is_imaginary` and `resolve_datetime` answer exactly as ``discord.ext.tasks``'s (its own tests
+  use them). They share the gap test with :func:`resolve_local`, but `resolve_datetime` shifts a
+  gapped time by the offset one day later minus the offset one day earlier, where the loop
+  shifts it by the length of its own gap: the two differ only when another transition falls
+  within a day, and the loop keeps its rule.
 * **Validation keeps discord.py's checks, order and sentences**, adds type and finiteness
   checks, and appends the offending value as `` (got ...)`` to every sentence that does not
   already say what was received.
@@ -33,7 +39,7 @@ import numbers
 import zoneinfo
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
 from ._units import NS_PER_DAY as _NS_PER_DAY
 from ._units import from_epoch_ns, to_epoch_ns
@@ -45,7 +51,10 @@ __all__ = (
     "Schedule",
     "TimeSchedule",
     "coalesced_grid_index",
+    "is_ambiguous",
+    "is_imaginary",
     "make_schedule",
+    "resolve_datetime",
     "resolve_local",
     "validate_count",
     "validate_overlap",
@@ -116,6 +125,20 @@ class TimeSchedule:
         if all(_is_fixed(t) for t in self.times):
             fixed = tuple(sorted({_utc_microseconds_of_day(t) * 1000 for t in self.times}))
         object.__setattr__(self, "_fixed_ns", fixed)
+
+    def zone_of(self, slot_ns: int) -> datetime.tzinfo:
+        """The zone of the time of day whose slot is ``slot_ns`` (epoch ns): the first such
+        time's, or the first time's when none has a slot then."""
+        first = self.times[0].tzinfo
+        assert first is not None  # normalised times are aware
+        if all(t.tzinfo is first for t in self.times):
+            return first
+        instant = from_epoch_ns(slot_ns)
+        for t in self.times:
+            tz = cast(datetime.tzinfo, t.tzinfo)
+            if resolve_local(instant.astimezone(tz).date(), t) == instant:
+                return tz
+        return first
 
     def slots_from(self, start_ns: int) -> Iterator[int]:
         """The scheduled instants at or after ``start_ns`` in order, in epoch ns, endlessly.
@@ -302,13 +325,81 @@ def resolve_local(day: datetime.date, t: datetime.time) -> datetime.datetime:
     earlier = wall.replace(tzinfo=tz)
     # PEP 495: in a gap, fold=0 uses the offset from *before* the transition, so the round trip
     # through UTC lands after the gap, exactly "shifted forward by the gap".
-    round_trip = earlier.astimezone(UTC).astimezone(tz)
+    round_trip = _round_trip(earlier)
     if round_trip.replace(tzinfo=None, fold=0) != wall:
         return round_trip
     later = earlier.replace(fold=1)
     if later.utcoffset() != earlier.utcoffset():
         return later
     return earlier
+
+
+def _round_trip(instant: datetime.datetime) -> datetime.datetime:
+    """``instant`` through UTC and back to its zone: another wall time only inside a gap."""
+    return instant.astimezone(UTC).astimezone(instant.tzinfo)
+
+
+def _has_transitions(instant: datetime.datetime) -> bool:
+    """Whether ``instant``'s zone may have gaps or overlaps (naive and fixed offsets never do)."""
+    return instant.tzinfo is not None and not isinstance(instant.tzinfo, datetime.timezone)
+
+
+def is_imaginary(dt: datetime.datetime) -> bool:
+    """Whether the wall time ``dt`` never happens in its zone (a spring-forward gap).
+
+    discord.py's ``discord.ext.tasks.is_imaginary``, with its semantics: a naive ``dt`` or a
+    fixed offset (`datetime.timezone`) is never imaginary; ``dt.fold`` does not matter.
+
+    Args:
+        dt: A wall time, naive or aware.
+    """
+    if not _has_transitions(dt):
+        return False
+    return _round_trip(dt).replace(tzinfo=None) != dt.replace(tzinfo=None)
+
+
+def is_ambiguous(dt: datetime.datetime) -> bool:
+    """Whether ``dt``'s two folds differ in UTC offset or DST offset in its zone.
+
+    discord.py's ``discord.ext.tasks.is_ambiguous``, with its semantics: true for a wall time
+    that happens twice (a fall-back overlap), and also inside a spring-forward gap (where the
+    two folds also differ); a naive ``dt`` or a fixed offset is never ambiguous.
+
+    Args:
+        dt: A wall time, naive or aware.
+    """
+    if not _has_transitions(dt):
+        return False
+    earlier, later = dt.replace(fold=0), dt.replace(fold=1)
+    return earlier.utcoffset() != later.utcoffset() or earlier.dst() != later.dst()
+
+
+def resolve_datetime(dt: datetime.datetime) -> datetime.datetime:
+    """The wall time ``dt`` made real, as discord.py's ``discord.ext.tasks.resolve_datetime``.
+
+    An imaginary ``dt`` (see `is_imaginary`) moves forward by the zone's UTC offset one day
+    later minus its offset one day earlier (the gap, unless another transition falls within a
+    day); otherwise an ambiguous one (see `is_ambiguous`) gets ``fold=1``, the later
+    occurrence; anything else, naive and fixed offsets included, is returned unchanged.
+    ``time=`` loops resolve their slots by `resolve_local` (docs/scheduling.md), which shifts
+    a gapped time by its own gap's length.
+
+    Args:
+        dt: A wall time, naive or aware.
+
+    Raises:
+        OverflowError: ``dt`` is within a day of the datetime range's ends and imaginary.
+    """
+    if not _has_transitions(dt):
+        return dt
+    if is_imaginary(dt):
+        one_day = datetime.timedelta(days=1)
+        # A zone answering None is broken: the subtraction raises TypeError, as discord.py's.
+        after = cast(datetime.timedelta, (dt + one_day).utcoffset())
+        return dt + (after - cast(datetime.timedelta, (dt - one_day).utcoffset()))
+    if is_ambiguous(dt):
+        return dt.replace(fold=1)
+    return dt
 
 
 def coalesced_grid_index(anchor: float, interval: float, last_index: int, now: float) -> int:
