@@ -55,6 +55,7 @@ VIRTUAL_LOOP_MODULES = (
     "_connections",
     "_wall_clock",
     "_diagnostics",
+    "_ordering",
     "_clock",
 )
 """The virtual-time event loop: they may import each other, and nothing else of the package."""

@@ -3,8 +3,8 @@
 Layout: `_schedule` is pure schedule arithmetic (no asyncio, no clock); `_backoff` the reconnect
 backoff law; `_loop` the `Loop` task and its `@loop` decorator; `_observer` the events a `Loop`
 reports; `_clock`, `_virtual_loop` and the modules it is split into (`_virtual_options`,
-`_in_flight`, `_threads`, `_connections`, `_wall_clock`, `_diagnostics`) the virtual-time event
-loop, which knows nothing of `Loop`.
+`_in_flight`, `_threads`, `_connections`, `_wall_clock`, `_diagnostics`, and `_ordering`, the
+order of callbacks) the virtual-time event loop, which knows nothing of `Loop`.
 `pytest_plugin`, `fakebot` and `simulation` (with its private `_simulation`, `_timeline`,
 `_report` and `_script`) build on the public names below only.
 """
@@ -17,11 +17,13 @@ from ._backoff import ExponentialBackoff
 from ._clock import VirtualClock
 from ._loop import Loop, loop
 from ._observer import EventKind, LoopEvent, observe
+from ._ordering import Chooser
 from ._virtual_loop import DeadlockError, StallError, ThreadBudgetWarning, VirtualEventLoop, run
 
 __version__ = importlib.metadata.version("looptime-tasks")
 
 __all__ = (
+    "Chooser",
     "DeadlockError",
     "EventKind",
     "ExponentialBackoff",

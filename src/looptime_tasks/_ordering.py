@@ -20,17 +20,25 @@ Design decisions (``docs/virtual-time.md``, "Order of callbacks", is the user-fa
     a transport's ``connection_made`` still precedes its first ``data_received``;
   - callbacks whose origin is unknown (scheduled before the loop ran, from another thread or a
     signal handler, or while shuffling was off) keep their relative order, as one group;
+  - ready callbacks that are not task steps or wake-ups (transport and protocol callbacks, I/O
+    callbacks, future done-callbacks, plain ``call_soon`` functions) keep asyncio's order among
+    themselves, whatever their origin: asyncio's own plumbing hands data over that way (its
+    subprocess transport queues a pipe's data behind the ``connection_made()`` another callback
+    scheduled, and loses the data if it overtakes it);
   - timers due at different deadlines fire in deadline order; only timers due at the same
     deadline, which asyncio leaves unordered, are shuffled among themselves.
 
-  Everything else may be reordered: steps of different tasks, wake-ups caused by different
-  callbacks, I/O callbacks, and timers relative to ready callbacks.
+  What moves are task steps and task wake-ups (relative to each other and to plain callbacks
+  of other origins) and due timers relative to ready callbacks: where the races of
+  application code are.
 
-* **A chooser picks, one decision at a time.** At each step the candidates are the first
-  callback of every group above (in asyncio's own order, so choosing 0 every time *is* the FIFO
-  run) and the chooser returns an index. A decision is asked for only when there are two
-  candidates or more. With ``shuffle=True`` the index is ``event_loop.random.randrange(n)``, so a
-  seed replays the same order; a Hypothesis-backed chooser shrinks towards 0, towards FIFO.
+* **A chooser picks, one decision at a time.** The rules above form a graph (each entry waits
+  for at most two others: the previous one of its origin and the previous plain callback). At
+  each step the candidates are the entries nothing holds back, in asyncio's own order (so
+  choosing 0 every time *is* the FIFO run), and the chooser returns an index. A decision is
+  asked for only when there are two candidates or more. With ``shuffle=True`` the index is
+  ``event_loop.random.randrange(n)``, so a seed replays the same order; a Hypothesis-backed
+  chooser shrinks towards 0, towards FIFO.
 
 * **How the origin is known without touching ``call_soon``.** The shuffled batch is put back into
   asyncio's ready queue wrapped in :class:`_Slot` objects. When a slot runs, it records the queue's
@@ -234,6 +242,9 @@ class _Slot:
 _UNKNOWN: Final = -1
 """Origin of entries appended while no slot of ours ran (before the loop, other threads...)."""
 
+_PLUMBING: Final = -3
+"""The chain of every ready entry that is not a task step or wake-up: they keep FIFO order."""
+
 
 class Shuffler:
     """Reorders each pass's batch of one event loop with a :class:`Chooser`."""
@@ -273,7 +284,10 @@ class Shuffler:
         entries = list(ready)
         ready.clear()
         batch: list[asyncio.Handle] = []
-        next_of: list[int] = []
+        # The order to keep is a graph: each entry waits for its predecessor of the same origin
+        # and, unless it is a task step, for the previous entry that is not one either.
+        successors: list[list[int]] = []
+        waiting: list[int] = []
         heads: list[int] = []
         last_of: dict[int, int] = {}
 
@@ -282,14 +296,19 @@ class Shuffler:
                 return  # asyncio would skip it; it is not worth a decision
             position = len(batch)
             batch.append(handle)
-            next_of.append(-1)
-            previous = None if origin is None else last_of.get(origin)
-            if previous is None:
+            successors.append([])
+            waiting.append(0)
+            keys = [] if origin is None else [origin]
+            if not isinstance(getattr(handle._callback, "__self__", None), asyncio.Task):
+                keys.append(_PLUMBING)
+            for key in keys:
+                previous = last_of.get(key)
+                if previous is not None and position not in successors[previous]:
+                    successors[previous].append(position)
+                    waiting[position] += 1
+                last_of[key] = position
+            if not waiting[position]:
                 heads.append(position)
-            else:
-                next_of[previous] = position
-            if origin is not None:
-                last_of[origin] = position
 
         # Slots of an interrupted pass (KeyboardInterrupt in a callback) come first, in the
         # order already chosen for them: one group.
@@ -319,8 +338,8 @@ class Shuffler:
                 previous_when = timer._when  # type: ignore[attr-defined]
             groups[-1].append(len(batch))
             batch.append(timer)
-            next_of.append(-1)
-        order = self._interleave(batch, next_of, heads, ready_count, groups)
+            successors.append([])
+        order = self._interleave(batch, successors, waiting, heads, ready_count, groups)
         ready.extend(_Slot(handle, index, self) for index, handle in enumerate(order))
         self._size = len(order)
         self._marks = []
@@ -328,7 +347,8 @@ class Shuffler:
     def _interleave(
         self,
         batch: list[asyncio.Handle],
-        next_of: list[int],
+        successors: list[list[int]],
+        waiting: list[int],
         heads: list[int],
         ready_count: int,
         groups: list[list[int]],
@@ -350,10 +370,11 @@ class Shuffler:
                 raise self._bad_choice(index, count)
             position = heads.pop(index)
             order.append(batch[position])
-            following = next_of[position]
-            if following >= 0:
-                bisect.insort(heads, following)
-            elif position >= ready_count:
+            for following in successors[position]:
+                waiting[following] -= 1
+                if not waiting[following]:
+                    bisect.insort(heads, following)
+            if position >= ready_count:
                 group_left -= 1
                 if group_left == 0:
                     group = next(group_iter, None)
