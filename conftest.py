@@ -11,7 +11,8 @@ import os
 from hypothesis import settings
 
 # Session fixtures of real components, started only when a test asks: `postgres` (a throwaway
-# PostgreSQL server), `tcp_server` and `http_server` (slow servers in child processes).
+# PostgreSQL server), `tcp_server`, `udp_server` and `http_server` (slow servers in child
+# processes).
 pytest_plugins = ["pytester", "_postgres", "_servers"]
 
 # CI must not fail by chance: there, Hypothesis replays the same examples on every run and never

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import looptime_tasks
 from looptime_tasks import LoopEvent
@@ -30,7 +31,7 @@ from looptime_tasks.simulation import Simulation, load_script, run_script, simul
 BOT_WEEK = Path(__file__).resolve().parent.parent / "simulations" / "bot_week.py"
 
 
-def make_loop() -> looptime_tasks.Loop[[], None]:
+def make_loop() -> looptime_tasks.Loop[Any]:
     """A fresh one-minute loop with an empty body."""
 
     @looptime_tasks.loop(minutes=1)

@@ -5,11 +5,14 @@ so its delays are real seconds whatever loop the test runs on. Loopback only.
 
 * ``tcp``: a raw TCP line server. Send ``b"<seconds>\\n"``; after that many real seconds it
   replies ``b"done <seconds>\\n"``. Each line gets its reply; connections are independent.
+* ``udp``: a UDP server. A datagram ``b"<seconds>"`` gets the datagram ``b"done <seconds>"``
+  back after that many real seconds.
 * ``http``: an aiohttp server. ``GET /sleep?seconds=<seconds>`` replies ``done <seconds>``
-  (text/plain) after that many real seconds.
+  (text/plain) after that many real seconds; ``GET /headers-then-sleep?seconds=<seconds>``
+  sends the status line and headers at once and the same body that many seconds later.
 
-Use the session-scoped fixtures ``tcp_server`` and ``http_server`` (registered from the root
-``conftest.py``), or ``with child_server("tcp") as server: ...``. Run one by hand with
+Use the session-scoped fixtures ``tcp_server``, ``udp_server`` and ``http_server`` (registered
+from the root ``conftest.py``), or ``with child_server("tcp") as server: ...``. Run one by hand with
 ``python tests/_servers.py tcp``: it prints ``PORT <port>`` and serves until its standard input
 closes (so it never outlives the test process that started it, even one killed hard).
 
@@ -32,14 +35,14 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, cast
 
 import pytest
 
 START_TIMEOUT: Final = 10.0
 """Real seconds a child server may take to print its port."""
 
-KINDS: Final = ("tcp", "http")
+KINDS: Final = ("tcp", "udp", "http")
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,25 @@ async def _start_tcp() -> int:
     return port
 
 
+class _ReplyToDatagrams(asyncio.DatagramProtocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # (3.11's selector datagram transport does not subclass DatagramTransport.)
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        seconds = float(data)
+        reply = f"done {seconds:g}".encode()
+        asyncio.get_running_loop().call_later(seconds, self.transport.sendto, reply, addr)
+
+
+async def _start_udp() -> int:
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        _ReplyToDatagrams, local_addr=("127.0.0.1", 0)
+    )
+    port: int = transport.get_extra_info("sockname")[1]
+    return port
+
+
 async def _start_http() -> int:
     from aiohttp import web
 
@@ -86,8 +108,18 @@ async def _start_http() -> int:
         await asyncio.sleep(seconds)
         return web.Response(text=f"done {seconds:g}")
 
+    async def headers_then_sleep(request: web.Request) -> web.StreamResponse:
+        seconds = float(request.query["seconds"])
+        response = web.StreamResponse()
+        await response.prepare(request)  # the status line and headers go out at once
+        await asyncio.sleep(seconds)
+        await response.write(f"done {seconds:g}".encode())
+        await response.write_eof()
+        return response
+
     app = web.Application()
     app.router.add_get("/sleep", sleep)
+    app.router.add_get("/headers-then-sleep", headers_then_sleep)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     listener = socket.create_server(("127.0.0.1", 0))
@@ -97,7 +129,8 @@ async def _start_http() -> int:
 
 
 async def _serve(kind: str) -> None:
-    port = await (_start_tcp() if kind == "tcp" else _start_http())
+    starts = {"tcp": _start_tcp, "udp": _start_udp, "http": _start_http}
+    port = await starts[kind]()
     print(f"PORT {port}", flush=True)
     # Serve until the parent closes our standard input (or dies).
     event_loop = asyncio.get_running_loop()
@@ -122,7 +155,7 @@ def _read_port(child: subprocess.Popen[bytes]) -> int:
 
 @contextlib.contextmanager
 def child_server(kind: str) -> Iterator[ChildServer]:
-    """Start a ``kind`` server (``"tcp"`` or ``"http"``) in a child process; stop it after."""
+    """Start a ``kind`` server (one of :data:`KINDS`) in a child process; stop it after."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)} (got {kind!r})")
     child = subprocess.Popen(
@@ -142,6 +175,13 @@ def child_server(kind: str) -> Iterator[ChildServer]:
 def tcp_server() -> Iterator[ChildServer]:
     """A raw TCP server in a child process: ``b"0.3\\n"`` gets ``b"done 0.3\\n"`` 0.3 s later."""
     with child_server("tcp") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def udp_server() -> Iterator[ChildServer]:
+    """A UDP server in a child process: ``b"0.3"`` gets ``b"done 0.3"`` back 0.3 s later."""
+    with child_server("udp") as server:
         yield server
 
 

@@ -1,15 +1,22 @@
-"""Tests for ``ExponentialBackoff``: discord.py's law with an injected clock and generator."""
+"""Tests for ``ExponentialBackoff``: discord.py's law with an injected clock and generator.
+
+The pure law (`_backoff.ExponentialBackoff`) first; then the public class, which takes the
+clock and generator of the running event loop when none is given.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import types
+from typing import cast
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from looptime_tasks import _backoff
+import looptime_tasks as tasks
+from looptime_tasks import VirtualEventLoop, _backoff
 from looptime_tasks._backoff import ExponentialBackoff
 
 SEED = 20240310
@@ -177,3 +184,56 @@ def test_delays_stay_within_the_exponent_range(
         delay = backoff.delay()
 
         assert 0 <= delay <= base * 2**exponent
+
+
+# The public ExponentialBackoff: made inside a running event loop, it uses that loop ----------
+
+
+async def test_made_inside_a_loop_draws_from_the_loops_seeded_random() -> None:
+    event_loop = cast(VirtualEventLoop, asyncio.get_running_loop())
+    twin = random.Random()
+    twin.setstate(event_loop.random.getstate())
+    backoff = tasks.ExponentialBackoff()
+
+    assert [backoff.delay() for _ in range(3)] == [twin.uniform(0, 2**n) for n in (1, 2, 3)]
+
+
+async def test_made_inside_a_loop_measures_the_quiet_window_on_the_loops_clock() -> None:
+    event_loop = cast(VirtualEventLoop, asyncio.get_running_loop())
+    backoff = tasks.ExponentialBackoff()
+    for _ in range(5):
+        backoff.delay()
+    await asyncio.sleep(2048.5)  # virtual seconds: time.monotonic() has hardly moved
+    twin = random.Random()
+    twin.setstate(event_loop.random.getstate())
+
+    assert backoff.delay() == twin.uniform(0, 2)
+
+
+async def test_made_inside_a_loop_an_explicit_clock_and_random_win() -> None:
+    clock = FakeClock()
+    backoff = tasks.ExponentialBackoff(random=random.Random(SEED), clock=clock)
+    delays = [backoff.delay() for _ in range(2)]
+
+    assert (delays, clock.reads) == (_twin_draws(SEED, [2, 4]), 3)
+
+
+def test_made_outside_a_loop_it_keeps_time_monotonic(monkeypatch: pytest.MonkeyPatch) -> None:
+    readings = iter([100.0, 100.0 + 2048.5])
+    monkeypatch.setattr(_backoff, "_time", types.SimpleNamespace(monotonic=lambda: next(readings)))
+    backoff = tasks.ExponentialBackoff(random=random.Random(SEED))
+
+    assert backoff.delay() == random.Random(SEED).uniform(0, 2)
+
+
+def test_same_seed_gives_the_same_delays_in_two_runs() -> None:
+    async def delays() -> list[float]:
+        backoff = tasks.ExponentialBackoff()
+        return [backoff.delay() for _ in range(4)]
+
+    assert tasks.run(delays(), seed=7) == tasks.run(delays(), seed=7)
+
+
+def _twin_draws(seed: int, uppers: list[int]) -> list[float]:
+    twin = random.Random(seed)
+    return [twin.uniform(0, upper) for upper in uppers]

@@ -15,6 +15,7 @@ import ssl
 import threading
 import time
 from datetime import timedelta
+from typing import Any
 
 import aiohttp
 import pytest
@@ -109,6 +110,79 @@ def test_http_reply_after_30_s_times_out_at_1_s(
 
     assert TIMEOUT <= elapsed < TIMEOUT + 1
     assert time.perf_counter() - began < 5
+
+
+@on_both_loops()
+def test_reply_through_sock_methods_arrives_under_a_5_s_timeout(
+    event_loop_kind: str, tcp_server: ChildServer
+) -> None:
+    """The loop's low-level ``sock_connect``/``sock_sendall``/``sock_recv``."""
+
+    async def main() -> tuple[bytes, float]:
+        event_loop = asyncio.get_running_loop()
+        with socket.socket() as sock:
+            sock.setblocking(False)
+            began = loop_time()
+            await event_loop.sock_connect(sock, (tcp_server.host, tcp_server.port))
+            await event_loop.sock_sendall(sock, b"0.3\n")  # real-time: answered 0.3 s later
+            reply = await asyncio.wait_for(event_loop.sock_recv(sock, 100), 5)
+            return reply, loop_time() - began
+
+    reply, elapsed = run_on(event_loop_kind, main())
+
+    assert reply == b"done 0.3\n"
+    assert elapsed < 5
+
+
+class _OneReply(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        if not self.reply.done():
+            self.reply.set_result(data)
+
+
+@on_both_loops(virtual_xfail="issue 9: a datagram sent and not answered yet is not in flight")
+def test_udp_reply_after_0_3_s_arrives_under_a_5_s_timeout(
+    event_loop_kind: str, udp_server: ChildServer
+) -> None:
+    """A datagram request (a DNS query, a game server's status) and its late answer."""
+
+    async def main() -> tuple[bytes, float]:
+        transport, protocol = await asyncio.get_running_loop().create_datagram_endpoint(
+            _OneReply, remote_addr=(udp_server.host, udp_server.port)
+        )
+        try:
+            began = loop_time()
+            transport.sendto(b"0.3")  # real-time: answered 0.3 s later
+            return await asyncio.wait_for(protocol.reply, 5), loop_time() - began
+        finally:
+            transport.close()
+
+    reply, elapsed = run_on(event_loop_kind, main())
+
+    assert reply == b"done 0.3"
+    assert elapsed < 5
+
+
+@on_both_loops(virtual_xfail="issue 9: a reply that came in part no longer counts as in flight")
+def test_http_body_sent_0_3_s_after_the_headers_arrives_under_a_5_s_timeout(
+    event_loop_kind: str, http_server: ChildServer
+) -> None:
+    """A reply that comes in parts: the headers at once, the body 0.3 s later (streaming)."""
+
+    async def main() -> tuple[str, float]:
+        url = f"{http_server.url}/headers-then-sleep?seconds=0.3"
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            began = loop_time()
+            body = await asyncio.wait_for(response.text(), 5)  # real-time: 0.3 s
+            return body, loop_time() - began
+
+    body, elapsed = run_on(event_loop_kind, main())
+
+    assert body == "done 0.3"
+    assert elapsed < 5
 
 
 def test_idle_keep_alive_connection_keeps_a_simulated_day_fast(http_server: ChildServer) -> None:

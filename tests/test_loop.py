@@ -59,14 +59,14 @@ def test_count_is_checked_before_the_coroutine() -> None:
     def not_a_coroutine() -> None: ...
 
     with pytest.raises(ValueError, match=r"^count must be greater than 0 or None"):
-        tasks.loop(seconds=1, count=0)(not_a_coroutine)  # type: ignore[arg-type]
+        tasks.loop(seconds=1, count=0)(not_a_coroutine)  # type: ignore[type-var]
 
 
 def test_plain_function_is_rejected() -> None:
     def not_a_coroutine() -> None: ...
 
     with pytest.raises(TypeError, match=r"^Expected coroutine function, not 'function'\.$"):
-        tasks.loop(seconds=1)(not_a_coroutine)  # type: ignore[arg-type]
+        tasks.loop(seconds=1)(not_a_coroutine)  # type: ignore[type-var]
 
 
 def test_hook_decorator_rejects_a_plain_function() -> None:
@@ -945,7 +945,7 @@ async def test_change_from_interval_to_times_while_sleeping() -> None:
 # Reconnect ------------------------------------------------------------------------------------
 
 
-def record_retry_delays(looped: tasks.Loop[Any, Any]) -> list[float]:
+def record_retry_delays(looped: tasks.Loop[Any]) -> list[float]:
     """The retry delays of *looped*'s handled failures, in seconds, as they happen."""
     delays: list[float] = []
 
@@ -1152,7 +1152,7 @@ def test_exception_types_added_on_the_class_carry_over_to_instances() -> None:
 
 
 def test_binding_keeps_a_loop_subclass() -> None:
-    class MyLoop(tasks.Loop[Any, Any]): ...
+    class MyLoop(tasks.Loop[Any]): ...
 
     class Service:
         async def _work(self) -> None: ...

@@ -15,7 +15,8 @@ virtual instant it starts at. After every step it checks:
 - a finished run leaves no state behind (``is_being_cancelled()`` False, ``current_loop`` 0,
   ``next_iteration`` None, ``is_running()`` False), and a run that ends without stop, cancel or
   failure has made exactly ``count`` iterations;
-- ``current_loop`` counts the iterations of the running run;
+- ``current_loop`` counts the iterations of the running run; in ``after_loop`` after a
+  ``stop()``, it is the index of the last body that ran (as in discord.py);
 - ``failed()`` is True exactly when the latest run ended (or is ending) by an unhandled exception;
 - ``is_being_cancelled()`` is True exactly from a ``cancel()`` (or ``restart()``) of a running
   loop until its task ends;
@@ -141,7 +142,7 @@ class LoopMachine(RuleBasedStateMachine):
         self.cancel_requested: set[asyncio.Task[Any]] = set()
         self.cancelled_before_after_loop: set[asyncio.Task[Any]] = set()
         self.after_loop_finished: set[asyncio.Task[Any]] = set()
-        self.looped: tasks.Loop[[], None] = tasks.loop(seconds=1)(self.body)
+        self.looped: tasks.Loop[Any] = tasks.loop(seconds=1)(self.body)
 
     # Set-up and tear-down --------------------------------------------------------------------
 
@@ -308,8 +309,8 @@ class LoopMachine(RuleBasedStateMachine):
                 assert task is not None
             else:
                 assert task is None
-        elif operation == "stop":
-            if task is not None:
+        elif operation == "stop":  # a stop during after_loop changes nothing
+            if task is not None and self.hook.get(task) != "after":
                 self.stop_requested.add(task)
             self.looped.stop()
         else:
@@ -436,6 +437,10 @@ class LoopMachine(RuleBasedStateMachine):
     def current_loop_counts_the_iterations_of_the_run(self) -> None:
         task = self.running_task()
         if task is None or self.reported[task]:
+            return
+        if task in self.stop_requested and self.hook.get(task) == "after":
+            # As in discord.py: after a stop, the index of the last body that ran.
+            assert self.looped.current_loop == max(len(self.entered[task]) - 1, 0)
             return
         made = self.entered[task] if self.looped.overlap else self.completed[task]
 

@@ -9,12 +9,23 @@ the outer test) so that they never clash with this suite's modules.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
 from pathlib import Path
 
 import pytest
 
+from looptime_tasks import VirtualEventLoop
+
 ROOT = Path(__file__).resolve().parent.parent
+
+# The marker's options: every option of VirtualEventLoop.configure(), then the plugin's seeds.
+LOOP_OPTIONS = [
+    name
+    for name, parameter in inspect.signature(VirtualEventLoop.configure).parameters.items()
+    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+]
+MARKER_OPTIONS = ", ".join([*LOOP_OPTIONS, "seeds"])
 
 # Hypothesis's plugin is off because an in-process run would re-import it every time (slow).
 INI = """
@@ -485,14 +496,13 @@ def test_stall_fails_the_test_with_its_task_listing(pytester: pytest.Pytester) -
         pytest.param(
             "virtual_time(tick=1)",
             "@pytest.mark.virtual_time got the unknown option 'tick'; valid options are: "
-            "start, seed, autojump, autojump_threshold, wakeup_latency, stall_limit",
+            + MARKER_OPTIONS,
             id="unknown-keyword",
         ),
         pytest.param(
             'virtual_time("2024-03-01")',
             "@pytest.mark.virtual_time takes at most one positional argument, True or False, to "
-            "opt in or out (got '2024-03-01'); pass options as keywords: start, seed, autojump, "
-            "autojump_threshold, wakeup_latency, stall_limit",
+            "opt in or out (got '2024-03-01'); pass options as keywords: " + MARKER_OPTIONS,
             id="positional-non-bool",
         ),
         pytest.param(
@@ -858,16 +868,474 @@ def test_without_pytest_asyncio_the_flag_is_a_usage_error(pytester: pytest.Pytes
     result.stderr.fnmatch_lines(["*pip install 'pytest-asyncio>=1.4'"])
 
 
+# --- loop factories of pytest-asyncio --------------------------------------------------------
+
+# A user's loop factories: two, so that pytest-asyncio shows their names in the test ids.
+FACTORIES_CONFTEST = """
+import asyncio
+
+import pytest
+
+
+class CustomLoop(asyncio.SelectorEventLoop):
+    pass
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_asyncio_loop_factories(config, item):
+    return {"custom": CustomLoop, "stock": asyncio.SelectorEventLoop}
+"""
+
+
+def collected_ids(pytester: pytest.Pytester, **files: str) -> list[str]:
+    """The test ids that ``pytest --collect-only`` finds in the test modules ``files``."""
+    pytester.makepyfile(**files)
+    result = pytester.runpytest("--collect-only", "-q")
+    return [line for line in result.stdout.lines if "::" in line]
+
+
+@pytest.mark.parametrize(
+    ("args", "ini"),
+    [([], "virtual_time = true\n"), (["--virtual-time"], "")],
+    ids=["ini-option", "flag"],
+)
+def test_explicit_loop_factory_wins_over_the_global_switch(
+    pytester: pytest.Pytester, args: list[str], ini: str
+) -> None:
+    pytester.makeini(INI + ini)
+    pytester.makeconftest(FACTORIES_CONFTEST)
+    pytester.makepyfile("""
+        import asyncio
+
+        import pytest
+
+
+        @pytest.mark.asyncio(loop_factories=["custom"])
+        async def test_chosen():
+            assert type(asyncio.get_running_loop()).__name__ == "CustomLoop"
+    """)
+
+    pytester.runpytest(*args).assert_outcomes(passed=1)
+
+
+def test_loop_factories_naming_virtual_run_the_test_once_per_factory(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(FACTORIES_CONFTEST)
+    pytester.makepyfile(
+        test_vt_both="""
+        import asyncio
+
+        import pytest
+
+        LOOPS = {"virtual": "VirtualEventLoop", "custom": "CustomLoop"}
+
+
+        @pytest.mark.asyncio(loop_factories=["virtual", "custom"])
+        async def test_both(request):
+            assert type(asyncio.get_running_loop()).__name__ == LOOPS[request.node.callspec.id]
+    """
+    )
+
+    result = pytester.runpytest("-v")
+
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "test_vt_both.py::test_both?virtual? PASSED*",
+            "test_vt_both.py::test_both?custom? PASSED*",
+        ]
+    )
+
+
+def test_loop_factories_naming_only_virtual_put_the_test_on_virtual_time(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile("""
+        import asyncio
+
+        import pytest
+
+        import looptime_tasks
+
+
+        @pytest.mark.asyncio(loop_factories=["virtual"])
+        async def test_chosen():
+            assert type(asyncio.get_running_loop()) is looptime_tasks.VirtualEventLoop
+    """)
+
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_users_factories_collapse_to_the_virtual_one_for_tests_on_virtual_time(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(FACTORIES_CONFTEST)
+    ids = collected_ids(
+        pytester,
+        test_vt_ids="""
+        import pytest
+
+
+        @pytest.mark.virtual_time
+        async def test_marked():
+            pass
+
+
+        async def test_unmarked():
+            pass
+    """,
+    )
+
+    assert ids == [
+        "test_vt_ids.py::test_marked",
+        "test_vt_ids.py::test_unmarked[custom]",
+        "test_vt_ids.py::test_unmarked[stock]",
+    ]
+
+
+def test_virtual_time_marker_with_loop_factories_not_naming_virtual_is_a_usage_error(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(FACTORIES_CONFTEST)
+    pytester.makepyfile(
+        test_vt_conflict="""
+        import pytest
+
+        pytestmark = pytest.mark.virtual_time
+
+
+        @pytest.mark.asyncio(loop_factories=["custom"])
+        async def test_custom():
+            pass
+    """
+    )
+
+    result = pytester.runpytest()
+
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.assert_outcomes(errors=1)
+    assert (
+        "UsageError: test_vt_conflict.py::test_custom: @pytest.mark.virtual_time puts the test on "
+        "virtual time, but @pytest.mark.asyncio(loop_factories=['custom']) does not name the "
+        "virtual loop factory ('virtual'); add it (loop_factories=['custom', 'virtual'] runs the "
+        "test once on each), or take the test off virtual time (remove the marker, or "
+        "@pytest.mark.virtual_time(False) on the test where the marker comes from its class or "
+        "module)"
+    ) in result.stdout.lines
+
+
+def test_virtual_time_false_with_loop_factories_naming_virtual_is_a_usage_error(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_vt_conflict="""
+        import pytest
+
+
+        @pytest.mark.virtual_time(False)
+        @pytest.mark.asyncio(loop_factories=["virtual"])
+        async def test_off():
+            pass
+    """
+    )
+
+    result = pytester.runpytest()
+
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.assert_outcomes(errors=1)
+    assert (
+        "UsageError: test_vt_conflict.py::test_off: @pytest.mark.virtual_time(False) takes the "
+        "test off virtual time, but @pytest.mark.asyncio(loop_factories=['virtual']) chooses "
+        "the virtual loop factory ('virtual'); remove one of the two"
+    ) in result.stdout.lines
+
+
+def collection_error_lines(result: pytest.RunResult) -> list[str]:
+    """The exception and summary lines of a run's collection errors."""
+    return [line for line in result.stdout.lines if line.startswith(("E   ", "ERROR "))]
+
+
+@pytest.mark.parametrize(
+    ("answer", "marker", "args"),
+    [
+        pytest.param("None", "", [], id="None-not-on-virtual-time"),
+        pytest.param("None", "@pytest.mark.virtual_time", [], id="None-marker"),
+        pytest.param("None", "", ["--virtual-time"], id="None-flag"),
+        pytest.param("{}", "@pytest.mark.virtual_time", [], id="empty-marker"),
+        pytest.param("{'custom': 42}", "", ["--virtual-time"], id="not-callable-flag"),
+    ],
+)
+def test_broken_user_hook_is_reported_as_pytest_asyncio_reports_it(
+    pytester: pytest.Pytester, answer: str, marker: str, args: list[str]
+) -> None:
+    pytester.makeconftest(f"""
+        import pytest
+
+
+        @pytest.hookimpl(optionalhook=True)
+        def pytest_asyncio_loop_factories(config, item):
+            return {answer}
+    """)
+    test_file = """
+        import pytest
+
+
+        {marker}
+        async def test_x():
+            pass
+    """
+    # --tb=line: the same error lines, without rendering a slow traceback through pluggy.
+    pytester.makepyfile(test_vt_hook=test_file.format(marker=""))
+    alone = pytester.runpytest("--tb=line", "-p", "no:looptime_tasks")
+    pytester.makepyfile(test_vt_hook=test_file.format(marker=marker))
+
+    result = pytester.runpytest("--tb=line", *args)
+
+    assert result.ret == alone.ret == pytest.ExitCode.INTERRUPTED
+    assert collection_error_lines(result) == collection_error_lines(alone)
+    assert (
+        "E   pytest.UsageError: pytest_asyncio_loop_factories must return a non-empty mapping "
+        "of factory names to callables."
+    ) in result.stdout.lines
+
+
+# --- seeds -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("seeds", "expected"),
+    [("3", [0, 1, 2]), ("range(5, 8)", [5, 6, 7]), ("[42, 7]", [42, 7])],
+    ids=["count", "range", "list"],
+)
+def test_seeds_run_the_test_once_per_seed_with_seed_ids(
+    pytester: pytest.Pytester, seeds: str, expected: list[int]
+) -> None:
+    ids = collected_ids(
+        pytester,
+        test_vt_seeds=f"""
+        import pytest
+
+
+        @pytest.mark.virtual_time(seeds={seeds})
+        async def test_x():
+            pass
+    """,
+    )
+
+    assert ids == [f"test_vt_seeds.py::test_x[seed={seed}]" for seed in expected]
+
+
+@pytest.mark.parametrize("loop_scope", ["function", "module"])
+def test_each_run_is_on_a_loop_seeded_with_its_seed(
+    pytester: pytest.Pytester, loop_scope: str
+) -> None:
+    pytester.makepyfile(f"""
+        import asyncio
+        import random
+
+        import pytest
+
+
+        @pytest.mark.asyncio(loop_scope="{loop_scope}")
+        @pytest.mark.virtual_time(seeds=[3, 17])
+        async def test_x(request):
+            seed = int(request.node.callspec.id.removeprefix("seed="))
+            assert asyncio.get_running_loop().random.random() == random.Random(seed).random()
+    """)
+
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_seed_ids_come_after_the_other_parameters(pytester: pytest.Pytester) -> None:
+    ids = collected_ids(
+        pytester,
+        test_vt_seeds="""
+        import pytest
+
+
+        @pytest.mark.virtual_time(seeds=2)
+        @pytest.mark.parametrize("day", ["mon", "tue"])
+        async def test_x(day):
+            pass
+    """,
+    )
+
+    assert ids == [
+        "test_vt_seeds.py::test_x[mon-seed=0]",
+        "test_vt_seeds.py::test_x[mon-seed=1]",
+        "test_vt_seeds.py::test_x[tue-seed=0]",
+        "test_vt_seeds.py::test_x[tue-seed=1]",
+    ]
+
+
+def test_failed_run_names_its_seed_and_how_to_rerun_it(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_vt_seeds="""
+        import pytest
+
+
+        @pytest.mark.virtual_time(seeds=3)
+        async def test_x(request):
+            assert request.node.callspec.id != "seed=1"
+    """
+    )
+
+    result = pytester.runpytest()
+
+    result.assert_outcomes(passed=2, failed=1)
+    assert (
+        "seed=1: rerun this seed alone with: pytest 'test_vt_seeds.py::test_x[seed=1]'"
+    ) in result.stdout.lines
+    result.stdout.fnmatch_lines(["*- virtual time seed -*"])
+
+
+def test_closer_marker_wins_between_seed_and_seeds(pytester: pytest.Pytester) -> None:
+    ids = collected_ids(
+        pytester,
+        test_vt_seeds="""
+        import pytest
+
+        pytestmark = pytest.mark.virtual_time(seeds=3)
+
+
+        @pytest.mark.virtual_time(seed=7)
+        async def test_one_seed():
+            pass
+
+
+        class TestSeeds:
+            pytestmark = pytest.mark.virtual_time(seed=7)
+
+            @pytest.mark.virtual_time(seeds=2)
+            async def test_two_seeds(self):
+                pass
+    """,
+    )
+
+    assert ids == [
+        "test_vt_seeds.py::test_one_seed",
+        "test_vt_seeds.py::TestSeeds::test_two_seeds[seed=0]",
+        "test_vt_seeds.py::TestSeeds::test_two_seeds[seed=1]",
+    ]
+
+
+def test_seeds_leave_sync_tests_alone(pytester: pytest.Pytester) -> None:
+    ids = collected_ids(
+        pytester,
+        test_vt_seeds="""
+        import pytest
+
+        pytestmark = pytest.mark.virtual_time(seeds=3)
+
+
+        def test_sync():
+            pass
+    """,
+    )
+
+    assert ids == ["test_vt_seeds.py::test_sync"]
+
+
+@pytest.mark.parametrize(
+    ("seeds", "got"),
+    [
+        ("0", "0"),
+        ("-3", "-3"),
+        ("range(5, 5)", "the empty range(5, 5)"),
+        ("[]", "the empty []"),
+        ("'10'", "'10'"),
+        ("True", "True"),
+        ("2.5", "2.5"),
+        ("[1, 'a']", "[1, 'a']"),
+        ("[3, 1, 3]", "[3, 1, 3], which repeats 3"),
+    ],
+)
+def test_bad_seeds_are_a_usage_error_saying_what_is_accepted(
+    pytester: pytest.Pytester, seeds: str, got: str
+) -> None:
+    pytester.makepyfile(
+        test_vt_seeds=f"""
+        import pytest
+
+
+        @pytest.mark.virtual_time(seeds={seeds})
+        async def test_bad():
+            pass
+    """
+    )
+
+    result = pytester.runpytest()
+
+    result.assert_outcomes(errors=1)
+    assert (
+        f"UsageError: test_vt_seeds.py::test_bad: @pytest.mark.virtual_time(seeds={seeds}): "
+        "seeds must be a number of runs n >= 1 (for seeds 0 to n - 1) or a non-empty range, "
+        f"list or tuple of distinct ints (got {got})"
+    ) in result.stdout.lines
+
+
+def test_seed_and_seeds_in_one_marker_are_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_vt_seeds="""
+        import pytest
+
+
+        @pytest.mark.virtual_time(seed=1, seeds=10)
+        async def test_bad():
+            pass
+    """
+    )
+
+    result = pytester.runpytest()
+
+    result.assert_outcomes(errors=1)
+    assert (
+        "UsageError: test_vt_seeds.py::test_bad: @pytest.mark.virtual_time(seed=1, seeds=10): "
+        "give seed (one run) or seeds (one run per seed), not both"
+    ) in result.stdout.lines
+
+
+def test_seeds_spread_over_pytest_xdist_workers(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_vt_seeds="""
+        import asyncio
+        import random
+
+        import pytest
+
+
+        @pytest.mark.virtual_time(seeds=4)
+        async def test_x(request):
+            seed = int(request.node.callspec.id.removeprefix("seed="))
+            assert asyncio.get_running_loop().random.random() == random.Random(seed).random()
+            assert seed != 2
+    """
+    )
+
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+
+    result.stdout.fnmatch_lines(["2 workers [[]4 items[]]"])
+    result.assert_outcomes(passed=3, failed=1)
+    assert (
+        "seed=2: rerun this seed alone with: pytest 'test_vt_seeds.py::test_x[seed=2]'"
+    ) in result.stdout.lines
+
+
 # --- help ------------------------------------------------------------------------------------
 
 
 def test_markers_help_shows_virtual_time(pytester: pytest.Pytester) -> None:
+    defaults = inspect.signature(VirtualEventLoop).parameters
+    options = ", ".join(
+        name if name == "start" else f"{name}={defaults[name].default!r}" for name in LOOP_OPTIONS
+    )
+
     result = pytester.runpytest("--markers")
 
     result.stdout.fnmatch_lines(
         [
-            "@pytest.mark.virtual_time(enabled=True, *, start, seed=0, autojump=True, "
-            "autojump_threshold=0.0, wakeup_latency=0.0, stall_limit=100000): run the asyncio test "
+            f"@pytest.mark.virtual_time(enabled=True, *, {options}, seeds): run the asyncio test "
             "on looptime_tasks' virtual-time event loop, *"
         ]
     )
@@ -908,19 +1376,45 @@ def readme_test_example() -> str:
     return block.group(1)
 
 
-def docs_test_examples() -> list[str]:
+def docs_test_examples() -> list[tuple[str, str]]:
+    """docs/testing.md's test modules, each with the ``# conftest.py`` block before it, if any."""
     text = (ROOT / "docs" / "testing.md").read_text(encoding="utf-8")
-    return re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    examples: list[tuple[str, str]] = []
+    conftest = ""
+    for block in re.findall(r"```python\n(.*?)```", text, re.DOTALL):
+        if block.startswith("# conftest.py\n"):
+            conftest = block
+        else:
+            examples.append((conftest, block))
+            conftest = ""
+    return examples
 
 
+@pytest.mark.parametrize("args", [[], ["--virtual-time"]], ids=["as-marked", "flag"])
 @pytest.mark.parametrize("index", range(len(docs_test_examples())))
-def test_docs_testing_example_passes(pytester: pytest.Pytester, index: int) -> None:
-    example = docs_test_examples()[index]
+def test_docs_testing_example_passes(
+    pytester: pytest.Pytester, index: int, args: list[str]
+) -> None:
+    conftest, example = docs_test_examples()[index]
+    if conftest:
+        pytester.makeconftest(conftest)
     pytester.makepyfile(test_vt_docs=example)
 
-    result = pytester.runpytest()
+    result = pytester.runpytest(*args)
 
-    result.assert_outcomes(passed=len(re.findall(r"^async def test_", example, re.MULTILINE)))
+    # At least one run per test: seeds= and several loop factories make more.
+    assert result.ret == pytest.ExitCode.OK
+    tests = len(re.findall(r"^async def test_", example, re.MULTILINE))
+    assert result.parseoutcomes()["passed"] >= tests
+
+
+def test_docs_options_table_lists_every_marker_option() -> None:
+    text = (ROOT / "docs" / "testing.md").read_text(encoding="utf-8")
+    section = text.split("\n## Options\n", 1)[1].split("\n## ", 1)[0]
+
+    listed = re.findall(r"^\| `(\w+)` \|", section, re.MULTILINE)
+
+    assert sorted(listed) == sorted(MARKER_OPTIONS.split(", "))
 
 
 def test_readme_testing_example_passes_in_strict_mode(pytester: pytest.Pytester) -> None:

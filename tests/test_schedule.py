@@ -18,13 +18,12 @@ from looptime_tasks._schedule import (
     RelativeSchedule,
     TimeSchedule,
     coalesced_grid_index,
-    from_epoch_ns,
     make_schedule,
     resolve_local,
-    to_epoch_ns,
     validate_count,
     validate_overlap,
 )
+from looptime_tasks._units import from_epoch_ns, to_epoch_ns
 
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
 LONDON = zoneinfo.ZoneInfo("Europe/London")

@@ -43,7 +43,7 @@ def at(seconds: float) -> datetime:
     return START + timedelta(seconds=seconds)
 
 
-def run_loops(*loops: tasks.Loop[[], None], duration: float = 300, **options: Any) -> Timeline:
+def run_loops(*loops: tasks.Loop[Any], duration: float = 300, **options: Any) -> Timeline:
     """Start *loops* at the start instant and simulate *duration* seconds."""
 
     async def setup(sim: Simulation) -> None:
@@ -53,7 +53,7 @@ def run_loops(*loops: tasks.Loop[[], None], duration: float = 300, **options: An
     return simulate(setup, duration=duration, **options)
 
 
-def every(seconds: float, **options: Any) -> tasks.Loop[[], None]:
+def every(seconds: float, **options: Any) -> tasks.Loop[Any]:
     """A loop that does nothing every *seconds*."""
 
     @tasks.loop(seconds=seconds, **options)
@@ -63,7 +63,7 @@ def every(seconds: float, **options: Any) -> tasks.Loop[[], None]:
     return tick
 
 
-def sleeping(interval: float, body: float, **options: Any) -> tasks.Loop[[], None]:
+def sleeping(interval: float, body: float, **options: Any) -> tasks.Loop[Any]:
     """A loop every *interval* seconds whose body sleeps *body* seconds."""
 
     @tasks.loop(seconds=interval, **options)
@@ -73,7 +73,7 @@ def sleeping(interval: float, body: float, **options: Any) -> tasks.Loop[[], Non
     return slow
 
 
-def failing(outcomes: list[BaseException | None], **options: Any) -> tasks.Loop[[], None]:
+def failing(outcomes: list[BaseException | None], **options: Any) -> tasks.Loop[Any]:
     """A loop every 60 s whose n-th body call raises outcomes[n] (None: returns)."""
     calls = iter(outcomes)
 

@@ -8,6 +8,8 @@ type check. The runtime tests only check that the annotations hold at run time t
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar, assert_type
 
 import looptime_tasks as tasks
 
@@ -35,7 +37,7 @@ def bound_loop_start_takes_the_method_parameters_without_self() -> None:
 
 
 async def test_call_returns_the_body_result_with_its_type() -> None:
-    result: str = await greet("ab", times=2)
+    result = assert_type(await greet("ab", times=2), str)
 
     assert result == "abab"
 
@@ -52,3 +54,66 @@ async def test_bound_loop_starts_with_the_method_parameters() -> None:
     await task
 
     assert task.done()
+
+
+# Annotations written for discord.py: `Loop` takes one type argument, the coroutine function.
+
+LF = TypeVar("LF", bound=Callable[..., Coroutine[Any, Any, Any]])
+
+
+class MyLoop(tasks.Loop[LF]):
+    """A subclass as discord.py users write them."""
+
+
+class Reminders:
+    job: tasks.Loop[Any]
+
+    def __init__(self) -> None:
+        self.job = greet
+
+    @tasks.loop(seconds=10, count=1)
+    async def daily(self) -> None: ...
+
+
+def cancel_all(*loops: tasks.Loop[Any]) -> None:
+    for looped in loops:
+        looped.cancel()
+
+
+def loop_of_any_starts_with_any_arguments(looped: tasks.Loop[Any]) -> asyncio.Task[None]:
+    return looped.start(1, "two", three=3)
+
+
+def precise_loop_type_is_the_coroutine_function() -> None:
+    looped: tasks.Loop[Callable[[str], Coroutine[Any, Any, str]]] = tasks.loop(seconds=1)(_echo)
+    assert_type(looped.coro, Callable[[str], Coroutine[Any, Any, str]])
+    looped.start(3)  # type: ignore[arg-type]
+
+
+async def _echo(text: str) -> str:
+    return text
+
+
+def start_and_call_keep_the_body_types() -> None:
+    assert_type(greet.start("x", times=2), asyncio.Task[None])
+    assert_type(Reminders().daily.start(), asyncio.Task[None])
+    Reminders().daily.start(1)  # type: ignore[call-arg]
+    greet.restart("x", nope=1)  # type: ignore[call-arg]
+
+
+async def test_a_cog_annotated_as_for_discord_py_runs() -> None:
+    cog = Reminders()
+    task = cog.daily.start()
+    cancel_all(cog.job)
+    await task
+
+    assert isinstance(cog.daily, tasks.Loop)
+
+
+def test_a_subclass_with_a_type_variable_binds_as_itself() -> None:
+    class Service:
+        async def _work(self) -> None: ...
+
+        work = MyLoop(_work, seconds=10)
+
+    assert type(Service().work) is MyLoop

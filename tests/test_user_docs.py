@@ -51,7 +51,7 @@ def at(seconds: float = 0, *, days: int = 0, hours: int = 0) -> datetime:
     return START + timedelta(days=days, hours=hours, seconds=seconds)
 
 
-async def cancel(*loops: tasks.Loop[Any, Any]) -> None:
+async def cancel(*loops: tasks.Loop[Any]) -> None:
     """Cancel *loops* and wait until their tasks have ended."""
     for looped in loops:
         looped.cancel()
@@ -518,7 +518,7 @@ async def test_restart_task_command_runs_the_task_again_from_its_first_iteration
 
 
 def task_status_command(
-    bot: commands.Bot, my_task: tasks.Loop[[], None]
+    bot: commands.Bot, my_task: tasks.Loop[Any]
 ) -> Callable[[Context], Awaitable[None]]:
     """The documentation's ``task_status`` command, about *my_task*."""
 
@@ -657,7 +657,7 @@ async def test_before_loop_waits_for_the_bot_and_runs_once_before_the_first_iter
     await cancel(my_task)
 
 
-def after_loop_example() -> tasks.Loop[[], None]:
+def after_loop_example() -> tasks.Loop[Any]:
     """The documentation's After Loop example."""
 
     @tasks.loop(seconds=30)
@@ -783,7 +783,7 @@ async def test_resilient_task_retries_a_connection_error(
 # Custom Exception Types --------------------------------------------------------------------------
 
 
-def api_task_example(failures: list[BaseException]) -> tasks.Loop[[], None]:
+def api_task_example(failures: list[BaseException]) -> tasks.Loop[Any]:
     """The documentation's ``api_task``; its API calls raise *failures*, one per call."""
 
     @tasks.loop(seconds=30)

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
@@ -23,13 +24,21 @@ from looptime_tasks import run
 PEER = """
 import socket, sys, time
 sock = socket.socket(fileno=int(sys.argv[1]))
-request = sock.recv(100)
+request, sender = sock.recvfrom(100)
 delay = float(sys.argv[2])
 if delay >= 0:
     time.sleep(delay)
-    sock.sendall(b"pong\\n")
-sock.recv(100)  # until the loop's end closes
+    sock.sendto(b"pong\\n", sender) if sender else sock.send(b"pong\\n")
+if sock.type == socket.SOCK_STREAM:
+    sock.recv(100)  # until the loop's end closes
 """
+
+
+def start_peer(theirs: socket.socket, delay: float) -> subprocess.Popen[bytes]:
+    """Serve one request on ``theirs`` in a separate process, answering after ``delay`` s."""
+    return subprocess.Popen(
+        [sys.executable, "-c", PEER, str(theirs.fileno()), str(delay)], pass_fds=[theirs.fileno()]
+    )
 
 
 @contextmanager
@@ -39,15 +48,26 @@ def outside_peer(delay: float) -> Iterator[socket.socket]:
     A negative ``delay`` never answers.
     """
     ours, theirs = socket.socketpair()
-    peer = subprocess.Popen(
-        [sys.executable, "-c", PEER, str(theirs.fileno()), str(delay)], pass_fds=[theirs.fileno()]
-    )
+    peer = start_peer(theirs, delay)
     theirs.close()
     try:
         yield ours
     finally:
         ours.close()
         peer.wait(5)  # real-time: the peer ends when our end closes
+
+
+@contextmanager
+def outside_datagram_peer(delay: float) -> Iterator[tuple[str, int]]:
+    """The address of a UDP socket a separate process answers once, after ``delay`` s."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as theirs:
+        theirs.bind(("127.0.0.1", 0))
+        peer = start_peer(theirs, delay)
+        address = theirs.getsockname()
+    try:
+        yield address
+    finally:
+        peer.wait(5)  # real-time: the peer ends after its one answer
 
 
 def test_reply_from_an_outside_peer_arrives_under_a_longer_timeout() -> None:
@@ -150,3 +170,49 @@ def test_child_pipe_held_open_by_a_grandchild_is_read_to_its_end() -> None:
         return output
 
     assert run(main()) == b"grandchild\n"
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.received: asyncio.Queue[tuple[bytes, Any]] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.received.put_nowait((data, addr))
+
+
+def test_datagram_reply_from_an_outside_peer_arrives_under_a_longer_timeout() -> None:
+    async def main() -> bytes:
+        event_loop = asyncio.get_running_loop()
+        with outside_datagram_peer(0.3) as address:  # real-time: answered after 0.3 s
+            transport, protocol = await event_loop.create_datagram_endpoint(
+                _Datagrams, remote_addr=address
+            )
+            transport.sendto(b"ping")
+            reply, _ = await asyncio.wait_for(protocol.received.get(), 5)
+            transport.close()
+        return reply
+
+    assert run(main()) == b"pong\n"
+
+
+def test_datagram_to_a_server_on_the_same_loop_costs_nothing() -> None:
+    async def main() -> tuple[bytes, float]:
+        event_loop = asyncio.get_running_loop()
+        server, server_side = await event_loop.create_datagram_endpoint(
+            _Datagrams, local_addr=("127.0.0.1", 0)
+        )
+        client, client_side = await event_loop.create_datagram_endpoint(
+            _Datagrams, local_addr=("127.0.0.1", 0)
+        )
+        client.sendto(b"ping", server.get_extra_info("sockname"))
+        _, sender = await server_side.received.get()
+        await asyncio.sleep(3600)
+        server.sendto(b"pong", sender)
+        reply, _ = await client_side.received.get()
+        server.close()
+        client.close()
+        return reply, event_loop.time()
+
+    began = time.perf_counter()
+    assert run(main()) == (b"pong", 3600)
+    assert time.perf_counter() - began < 0.5

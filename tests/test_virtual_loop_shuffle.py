@@ -184,3 +184,13 @@ def test_shuffle_keeps_virtual_deadlines_exact() -> None:
 
     for seed in range(5):
         assert looptime_tasks.run(main(), shuffle=True, seed=seed) == [1.0, 1.0, 2.0, 3.0]
+
+
+@pytest.fixture
+def shuffled_with_seed_42() -> list[str]:
+    return looptime_tasks.run(sleepers(), shuffle=True, seed=42)
+
+
+@pytest.mark.virtual_time(shuffle=True, seed=42)
+async def test_marker_option_shuffles_the_tests_loop(shuffled_with_seed_42: list[str]) -> None:
+    assert await sleepers() == shuffled_with_seed_42

@@ -382,3 +382,19 @@ def test_call_soon_threadsafe_source_traceback_ends_at_the_caller() -> None:
         line,
         "test_call_soon_threadsafe_source_traceback_ends_at_the_caller",
     )
+
+
+def test_job_that_handed_work_over_but_still_computes_is_not_jumped_past() -> None:
+    async def main() -> bool:
+        event_loop = asyncio.get_running_loop()
+
+        def job() -> bool:
+            handed = asyncio.run_coroutine_threadsafe(asyncio.sleep(60), event_loop)
+            time.sleep(0.1)  # real-time: the job computes on before it looks at the result
+            done = handed.done()
+            handed.cancel()
+            return done
+
+        return await asyncio.to_thread(job)
+
+    assert run(main()) is False

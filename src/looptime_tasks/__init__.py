@@ -1,10 +1,11 @@
 """looptime_tasks: periodic background tasks, a virtual-time event loop, and tools to test them.
 
-Layout: `_schedule` is pure schedule arithmetic (no asyncio, no clock); `_backoff` the reconnect
-backoff law; `_loop` the `Loop` task and its `@loop` decorator; `_observer` the events a `Loop`
-reports; `_clock`, `_virtual_loop` and the modules it is split into (`_virtual_options`,
-`_in_flight`, `_threads`, `_connections`, `_wall_clock`, `_diagnostics`, and `_ordering`, the
-order of callbacks) the virtual-time event loop, which knows nothing of `Loop`.
+Layout: `_units` holds the time units (epoch, nanoseconds, datetimes); `_schedule` is pure
+schedule arithmetic (no asyncio, no clock); `_backoff` the reconnect backoff law; `_loop` the
+`Loop` task, its `@loop` decorator and the event-loop-aware `ExponentialBackoff`; `_observer`
+the events a `Loop` reports; `_clock`, `_virtual_loop` and the modules it is split into
+(`_virtual_options`, `_in_flight`, `_threads`, `_connections`, `_wall_clock`, `_diagnostics`,
+`_ordering`: the order of callbacks) the virtual-time event loop, which knows nothing of `Loop`.
 `pytest_plugin`, `fakebot` and `simulation` (with its private `_simulation`, `_timeline`,
 `_report` and `_script`) build on the public names below only.
 """
@@ -13,9 +14,8 @@ from __future__ import annotations
 
 import importlib.metadata
 
-from ._backoff import ExponentialBackoff
 from ._clock import VirtualClock
-from ._loop import Loop, loop
+from ._loop import ExponentialBackoff, Loop, loop
 from ._observer import EventKind, LoopEvent, observe
 from ._ordering import Chooser
 from ._virtual_loop import DeadlockError, StallError, ThreadBudgetWarning, VirtualEventLoop, run

@@ -62,12 +62,24 @@ class ExponentialBackoff:
             raise ValueError(f"base must be a positive int, in seconds (got {base!r}).")
         self._base = base
         self._integral = integral
+        if clock is None or random is None:
+            ambient_clock, ambient_random = self._ambient()
+            clock = clock if clock is not None else ambient_clock
+            random = random if random is not None else ambient_random
         self._random = random if random is not None else _random.Random()
         self._clock: Callable[[], float] = clock if clock is not None else _time.monotonic
         self._exponent = 0
         # A quiet period longer than this (seconds) resets the exponent.
         self._reset_window = base * 2**11
         self._last_call = self._clock()
+
+    @staticmethod
+    def _ambient() -> tuple[Callable[[], float] | None, _random.Random | None]:
+        """The clock and generator to use when none is given; here none (pure).
+
+        The public subclass (in `_loop`) answers with the running event loop's.
+        """
+        return None, None
 
     def delay(self) -> float:
         """Return how long to wait before the next retry, in seconds.

@@ -15,11 +15,13 @@ Everything is integer nanoseconds inside; floats appear only at the edges (``mon
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
 
-__all__ = ("DEFAULT_START", "ClockDriver", "VirtualClock")
+from ._units import NS_PER_MICROSECOND, parse_start, seconds_to_ns, timedelta_to_ns, to_epoch_ns
+
+# parse_start and seconds_to_ns live in _units; re-exported for the modules that import them here.
+__all__ = ("DEFAULT_START", "ClockDriver", "VirtualClock", "parse_start", "seconds_to_ns")
 
 DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
 """Where virtual wall-clock time begins unless told otherwise: 2024-01-01T00:00:00+00:00.
@@ -27,10 +29,6 @@ DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
 A fixed instant rather than the real time, so that runs are reproducible: the same program on the
 same seed sees the same dates, weekdays and DST transitions every time it runs.
 """
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NS_PER_SECOND = 1_000_000_000
-_NS_PER_MICROSECOND = 1_000
 
 
 class ClockDriver(Protocol):
@@ -50,81 +48,6 @@ class ClockDriver(Protocol):
     def _on_wall_jump(self, delta_ns: int) -> None:
         """Move the patched process wall clock (if any) by ``delta_ns`` nanoseconds."""
         ...
-
-
-def parse_start(start: object) -> datetime:
-    """Validate the ``start`` option and return it as an aware datetime.
-
-    Args:
-        start: an aware :class:`~datetime.datetime`, or an ISO-8601 string with a UTC offset
-            (``"2024-01-01T00:00:00+00:00"``, ``"2024-01-01T00:00Z"``).
-
-    Returns:
-        The aware datetime, in the time zone it was given in.
-
-    Raises:
-        TypeError: ``start`` is neither a datetime nor a string.
-        ValueError: the string is not ISO-8601, or the datetime has no time zone.
-    """
-    if isinstance(start, str):
-        try:
-            parsed = datetime.fromisoformat(start)
-        except ValueError:
-            raise ValueError(
-                f"start must be an aware datetime or an ISO-8601 string with a UTC offset "
-                f"(got {start!r}, which is not ISO-8601)"
-            ) from None
-    elif isinstance(start, datetime):
-        parsed = start
-    else:
-        raise TypeError(
-            f"start must be an aware datetime or an ISO-8601 string with a UTC offset "
-            f"(got {start!r} of type {type(start).__name__})"
-        )
-    # A naive datetime would silently mean "the local time zone of whatever machine runs the
-    # test", which is exactly the non-reproducibility a virtual clock exists to remove.
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise ValueError(
-            f"start must be time-zone aware (got the naive datetime {parsed.isoformat()!r}); "
-            f"add a time zone, e.g. tzinfo=datetime.UTC or a '+00:00' suffix"
-        )
-    return parsed
-
-
-def seconds_to_ns(seconds: float | timedelta, name: str) -> int:
-    """Convert a non-negative duration to integer nanoseconds, rejecting NaN and infinities.
-
-    Args:
-        seconds: the duration, in seconds (int or float) or as a :class:`~datetime.timedelta`.
-        name: the parameter name used in error messages.
-
-    Returns:
-        The duration in nanoseconds, rounded to the nearest nanosecond.
-
-    Raises:
-        TypeError: ``seconds`` is not a number or a timedelta.
-        ValueError: ``seconds`` is negative, NaN or infinite.
-    """
-    if isinstance(seconds, timedelta):
-        # Exact: timedelta has microsecond resolution and integer fields.
-        ns = (
-            seconds.days * 86_400 + seconds.seconds
-        ) * _NS_PER_SECOND + seconds.microseconds * _NS_PER_MICROSECOND
-        if ns < 0:
-            raise ValueError(f"{name} must be >= 0 (got {seconds!r})")
-        return ns
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        raise TypeError(
-            f"{name} must be a number of seconds or a timedelta "
-            f"(got {seconds!r} of type {type(seconds).__name__})"
-        )
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"{name} must be a finite number of seconds >= 0 (got {seconds!r})")
-    if isinstance(seconds, int):
-        return seconds * _NS_PER_SECOND
-    # round(), not int(): 0.1 s must be 100_000_000 ns, not 99_999_999 because 0.1 * 1e9 is
-    # 99999999.99999999 in binary floating point.
-    return round(seconds * _NS_PER_SECOND)
 
 
 class VirtualClock:
@@ -156,7 +79,7 @@ class VirtualClock:
         self._start = start
         self._start_utc = start.astimezone(UTC)
         # Exact integer arithmetic: start.timestamp() would round to ~240 ns near 2024.
-        self._start_ns = (self._start_utc - _EPOCH) // timedelta(microseconds=1) * 1_000
+        self._start_ns = to_epoch_ns(self._start_utc)
 
     def __repr__(self) -> str:
         return f"<VirtualClock now={self.now().isoformat()} monotonic={self.monotonic()!r}>"
@@ -169,7 +92,7 @@ class VirtualClock:
     @property
     def elapsed(self) -> timedelta:
         """Virtual monotonic time elapsed since the loop was created (microsecond resolution)."""
-        return timedelta(microseconds=self._driver._now_ns // _NS_PER_MICROSECOND)
+        return timedelta(microseconds=self._driver._now_ns // NS_PER_MICROSECOND)
 
     def monotonic(self) -> float:
         """Return the virtual monotonic time in seconds; always equal to ``event_loop.time()``."""
@@ -186,7 +109,7 @@ class VirtualClock:
         """
         # Always add in UTC: adding a timedelta to a ZoneInfo datetime is wall-time arithmetic
         # and would be off by an hour across a DST transition.
-        now = self._start_utc + timedelta(microseconds=self.wall_ns() // _NS_PER_MICROSECOND)
+        now = self._start_utc + timedelta(microseconds=self.wall_ns() // NS_PER_MICROSECOND)
         return now if tz is UTC else now.astimezone(tz)
 
     def wall_ns(self) -> int:
@@ -253,8 +176,6 @@ class VirtualClock:
             raise TypeError(
                 f"delta must be a timedelta (got {delta!r} of type {type(delta).__name__})"
             )
-        delta_ns = (delta.days * 86_400 + delta.seconds) * _NS_PER_SECOND + (
-            delta.microseconds * _NS_PER_MICROSECOND
-        )
+        delta_ns = timedelta_to_ns(delta)
         self._wall_offset_ns += delta_ns
         self._driver._on_wall_jump(delta_ns)

@@ -11,6 +11,10 @@ Design decisions:
   all count, and an idle keep-alive connection does not. Accepted connections are not tracked:
   a server that has answered is not waiting for anything.
 
+* **Datagrams too.** A UDP endpoint (``create_datagram_endpoint``) is built as a
+  :class:`TrackedDatagramTransport`: a ``sendto()`` is a request until a datagram comes back (a
+  DNS query, a game server's status).
+
 * **Nothing on the hot path.** The marks are a dict insert and a dict pop; the decision (is the
   peer outside the loop? is the request older than ``io_wait``?) is taken only when the loop is
   about to jump.
@@ -27,9 +31,10 @@ from ._in_flight import InFlight
 if TYPE_CHECKING:
     import socket
 
-__all__ = ("TrackedSocketTransport",)
+__all__ = ("TrackedDatagramTransport", "TrackedSocketTransport")
 
 _Base: Any = selector_events._SelectorSocketTransport  # type: ignore[attr-defined]
+_DatagramBase: Any = selector_events._SelectorDatagramTransport  # type: ignore[attr-defined]
 
 
 class TrackedSocketTransport(_Base):  # type: ignore[misc]
@@ -58,6 +63,34 @@ class TrackedSocketTransport(_Base):  # type: ignore[misc]
         # Python 3.12+ sends from writelines() without going through write().
         self._in_flight.sent(self._sock)
         super().writelines(list_of_data)
+
+    def _read_ready(self) -> None:
+        self._in_flight.received(self._sock)
+        super()._read_ready()
+
+
+class TrackedDatagramTransport(_DatagramBase):  # type: ignore[misc]
+    """A datagram transport whose sends are requests in flight until a datagram comes back."""
+
+    _sock: socket.socket
+
+    def __init__(
+        self,
+        in_flight: InFlight,
+        event_loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        protocol: asyncio.BaseProtocol,
+        address: Any = None,
+        waiter: asyncio.Future[Any] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self._in_flight = in_flight
+        super().__init__(event_loop, sock, protocol, address, waiter, extra)
+
+    def sendto(self, data: bytes | bytearray | memoryview, addr: Any = None) -> None:
+        if data:
+            self._in_flight.sent(self._sock, addr)
+        super().sendto(data, addr)
 
     def _read_ready(self) -> None:
         self._in_flight.received(self._sock)

@@ -44,7 +44,6 @@ from ._virtual_options import ThreadFilter
 
 __all__ = ("InFlight", "Request", "ThreadBudgetWarning", "thread_count")
 
-_NS_PER_SECOND: Final = 1_000_000_000
 
 thread_count: Final[Callable[[], int]] = getattr(
     __import__("_thread"), "_count", lambda: threading.active_count() - 1
@@ -153,12 +152,19 @@ class InFlight:
         return bool(self.pending_jobs or self.executor_shutdowns or self.subprocesses)
 
     def only_jobs_waiting_on_loop(self) -> bool:
-        """Whether every pending executor job has handed work to the loop (and so waits on it)."""
-        return (
-            not self.executor_shutdowns
-            and not self.subprocesses
-            and self.pending_jobs <= self.waiting_jobs
-        )
+        """Whether every pending executor job has handed work to the loop and now waits on it.
+
+        Handing work over is not enough: the job's thread must also be blocked (in
+        ``Future.result()``, say), not still computing before it gets there.
+        """
+        if (
+            self.executor_shutdowns
+            or self.subprocesses
+            or not self.pending_jobs <= self.waiting_jobs
+        ):
+            return False
+        frames = sys._current_frames()
+        return all(is_idle(frames[ident]) for ident in list(self.job_threads) if ident in frames)
 
     def add_subprocess(self, transport: asyncio.SubprocessTransport) -> bool:
         """Count a child process until it has exited and its pipes are closed; False if it has."""
@@ -169,10 +175,11 @@ class InFlight:
 
     # --- requests on the loop's own connections -------------------------------------------------
 
-    def sent(self, sock: socket.socket) -> None:
-        """Data went out on ``sock``: a request is in flight until something comes back."""
+    def sent(self, sock: socket.socket, peer: Any = None) -> None:
+        """Data went out on ``sock`` (to ``peer``, for an unconnected datagram socket): a
+        request is in flight until something comes back."""
         if sock not in self.requests:
-            self.requests[sock] = Request(sock)
+            self.requests[sock] = Request(sock, peer)
             self._on_request()
 
     def connecting(self, sock: socket.socket, address: Any) -> None:
@@ -198,14 +205,16 @@ class InFlight:
                 continue
             if not request.connecting:
                 pair = _peer_pair(sock)
+                if ends is None:
+                    ends = own()
                 if pair is not None:
-                    if ends is None:
-                        ends = own()
                     # The other end: a socket of the loop whose local address is our peer's and
                     # whose peer is us (not ``sock`` itself: unnamed Unix sockets read ('', '')).
                     if ends.get((pair[1], pair[0]), set()) - {sock.fileno()}:
                         self._internal.add(sock)
                         continue
+                elif request.peer is not None and ends.get((request.peer, None)):
+                    continue  # a datagram to an unconnected socket of the loop
             return True
         return False
 

@@ -6,13 +6,19 @@ Design decisions (docs/loop.md lists every deviation from discord.py 2.7):
   and the wall clock through it: an event loop that carries a ``clock`` with ``wall_epoch_ns()``
   (such as `VirtualEventLoop`) supplies its own, a stock event loop lives by the system's.
   Randomness (backoff jitter) comes from ``event_loop.random`` when it has one. No other clock
-  is read. Wall instants are integer nanoseconds inside, datetimes only at the edge.
-- Relative loops run on a fixed grid of monotonic instants from the first run; `time=` loops on
-  the wall clock, re-checked after every wake-up so that an early wake-up or a wall-clock step can
-  never run a slot early or twice. Missed slots coalesce into one late run.
+  is read. Wall instants are integer nanoseconds since the epoch inside ("epoch ns"), datetimes
+  only at the edge.
+- One `_Run` object per run, from `start()` to its end, holds everything that run changes;
+  ending a run is dropping it, so no state can outlive it.
+- One schedule cursor per schedule kind (`_GridCursor`: a fixed grid of event-loop instants;
+  `_SlotCursor`: times of day on the wall clock) with one small interface: `next_due(now)`,
+  the event-loop instant the next slot is due (chosen once, kept until it runs), and `ran()`,
+  which records that slot as the last one. `change_interval()` replaces the cursor with one of
+  the new kind that counts from the last slot. Slots of `time=` loops are re-checked against
+  the wall clock after every wake-up, so an early wake-up or a wall-clock step can never run a
+  slot early or twice. Missed slots coalesce into one late run.
 - Every sleep of a run waits on a future that `stop()` and `change_interval()` can resolve early,
   so both take effect at once, wherever they are called.
-- The state of a run is reset in a ``finally`` that does not depend on ``after_loop``.
 - The pure arithmetic (slots, DST, grid) lives in `_schedule`; this module only joins it with
   asyncio.
 """
@@ -30,31 +36,33 @@ import weakref
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from datetime import time as dt_time
-from time import time_ns as _system_wall_ns
-from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, cast, overload
+from time import time_ns as _system_epoch_ns
+from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeAlias, TypeVar, cast, overload
 
-from ._backoff import ExponentialBackoff
+from . import _backoff
 from ._observer import EventKind, LoopEvent, Observer, scoped_observers
 from ._schedule import (
     RelativeSchedule,
     Schedule,
     TimeSchedule,
     coalesced_grid_index,
-    from_epoch_ns,
     make_schedule,
     validate_count,
     validate_overlap,
 )
+from ._units import NS_PER_SECOND, from_epoch_ns, resolve
 
-__all__ = ("Loop", "loop")
+__all__ = ("ExponentialBackoff", "Loop", "loop")
 
 _logger = logging.getLogger("looptime_tasks")
 
+_CoroutineFunction: TypeAlias = Callable[..., Coroutine[Any, Any, Any]]
+LF = TypeVar("LF", bound=_CoroutineFunction)
 P = ParamSpec("P")
 R = TypeVar("R")
 _P2 = ParamSpec("_P2")
 _S = TypeVar("_S")
-_HookT = TypeVar("_HookT", bound=Callable[..., Coroutine[Any, Any, Any]])
+_HookT = TypeVar("_HookT", bound=_CoroutineFunction)
 
 # asyncio fires a timer up to its clock resolution (VirtualEventLoop: 1 us) before the deadline.
 # A slot that close counts as due: re-arming the same deadline would only fire early again, and
@@ -67,17 +75,20 @@ _body_iteration: contextvars.ContextVar[tuple[object, int] | None] = contextvars
     "looptime_tasks.body_iteration", default=None
 )
 
+WallClock: TypeAlias = Callable[[], int]
+"""A wall clock: a function returning integer nanoseconds since the Unix epoch."""
 
-def _wall_clock_of(event_loop: asyncio.AbstractEventLoop) -> Callable[[], int]:
-    """The wall clock an event loop lives by, in integer nanoseconds since the Unix epoch.
+
+def _wall_clock_of(event_loop: asyncio.AbstractEventLoop) -> WallClock:
+    """The wall clock an event loop lives by.
 
     An event loop with a ``clock`` that has ``wall_epoch_ns()`` (`VirtualEventLoop`) supplies
     its own; a stock event loop has none, and lives by the system's.
     """
     wall_epoch_ns = getattr(getattr(event_loop, "clock", None), "wall_epoch_ns", None)
     if callable(wall_epoch_ns):
-        return cast("Callable[[], int]", wall_epoch_ns)
-    return _system_wall_ns
+        return cast("WallClock", wall_epoch_ns)
+    return _system_epoch_ns
 
 
 def _random_of(event_loop: asyncio.AbstractEventLoop) -> random.Random | None:
@@ -85,28 +96,40 @@ def _random_of(event_loop: asyncio.AbstractEventLoop) -> random.Random | None:
     return candidate if isinstance(candidate, random.Random) else None
 
 
+class ExponentialBackoff(_backoff.ExponentialBackoff):
+    __doc__ = _backoff.ExponentialBackoff.__doc__
+
+    @staticmethod
+    def _ambient() -> tuple[Callable[[], float] | None, random.Random | None]:
+        """The running event loop's clock and seeded random (if it has one), or none."""
+        try:
+            event_loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None, None
+        return event_loop.time, _random_of(event_loop)
+
+
+_DEFAULT_EXCEPTION_TYPES: tuple[type[BaseException], ...] = (OSError, TimeoutError)
+_NETWORK_ERRORS = (
+    ("aiohttp", "ClientError"),
+    ("discord", "GatewayNotFound"),
+    ("discord", "ConnectionClosed"),
+)
+
+
 def _default_exception_types() -> list[type[BaseException]]:
     """The handled types: OSError and TimeoutError, plus the network errors of libraries in use.
 
     aiohttp and discord.py are looked up in `sys.modules`, never imported: a program that does not
-    use them does not pay for them.
+    use them does not pay for them. Looked up each time they are needed, so the import order of
+    a program never matters.
     """
-    types: list[type[BaseException]] = [OSError, TimeoutError]
-    candidates = (
-        ("aiohttp", "ClientError"),
-        ("discord", "GatewayNotFound"),
-        ("discord", "ConnectionClosed"),
-    )
-    for module_name, attribute in candidates:
+    types = list(_DEFAULT_EXCEPTION_TYPES)
+    for module_name, attribute in _NETWORK_ERRORS:
         found = getattr(sys.modules.get(module_name), attribute, None)
         if isinstance(found, type) and issubclass(found, BaseException):
             types.append(found)
     return types
-
-
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 def _check_hook(coro: object) -> None:
@@ -114,11 +137,250 @@ def _check_hook(coro: object) -> None:
         raise TypeError(f"Expected coroutine function, received {type(coro).__name__!r}.")
 
 
-class Loop(Generic[P, R]):
+# Schedule cursors ----------------------------------------------------------------------------
+
+
+class _GridCursor:
+    """Where a relative schedule stands: slot k is due at ``anchor + k * interval``.
+
+    Instants are event-loop seconds. The first slot is due at once; the grid is anchored on it
+    (or, after `change_interval`, on the last slot that ran).
+    """
+
+    __slots__ = ("_anchor", "_index", "_interval", "last_monotonic", "pending")
+
+    def __init__(self, interval: float, last_monotonic: float | None) -> None:
+        self._interval = interval
+        self._anchor = last_monotonic
+        self._index = 0
+        #: The chosen next slot (event-loop seconds), until it runs.
+        self.pending: float | None = None
+        #: When the last slot that ran was due (event-loop seconds).
+        self.last_monotonic = last_monotonic
+
+    def next_due(self, now: float) -> float:
+        """The event-loop instant (seconds) the next slot is due, chosen from *now* once."""
+        due = self.pending
+        if due is None:
+            anchor = self._anchor
+            if anchor is None:
+                due = now
+            else:
+                interval = self._interval
+                index = self._index + 1
+                due = anchor + index * interval
+                if due < now:  # an overrun: missed slots coalesce
+                    index = coalesced_grid_index(anchor, interval, index - 1, now)
+                    due = anchor + index * interval
+                self._index = index
+            self.pending = due
+        return due
+
+    def ran(self, now: float) -> None:
+        """The pending slot runs (at event-loop instant *now*): it becomes the last slot."""
+        due = self.pending
+        self.pending = None
+        self.last_monotonic = due
+        if self._anchor is None:  # a grid starts at its first slot
+            self._anchor = due
+
+    def next_epoch_ns(self, now: float, wall: int) -> int | None:
+        """The pending (or, while a body runs, the nominal next) slot as epoch ns, if any."""
+        due = self.pending
+        if due is None:
+            if self._anchor is None:
+                return None
+            due = self._anchor + (self._index + 1) * self._interval
+        return wall + round((due - now) * NS_PER_SECOND)
+
+    def last_epoch_ns(self, now: float, wall: int) -> int:
+        """The last slot that ran, as epoch ns (*now* and *wall* read at the same instant)."""
+        assert self.last_monotonic is not None
+        return wall - round((now - self.last_monotonic) * NS_PER_SECOND)
+
+
+class _SlotCursor:
+    """Where a `time=` schedule stands: slots are wall-clock instants, in epoch ns.
+
+    The wall clock is read again on every `next_due`, so the event-loop deadline it returns
+    follows wall-clock steps.
+    """
+
+    __slots__ = ("_schedule", "_wall", "_wall_clock", "last_epoch", "last_monotonic", "pending")
+
+    def __init__(
+        self,
+        schedule: TimeSchedule,
+        wall_clock: WallClock,
+        last_epoch: int | None,
+        last_monotonic: float | None,
+    ) -> None:
+        self._schedule = schedule
+        self._wall_clock = wall_clock
+        self._wall = 0  # the wall clock at the latest next_due
+        #: The chosen next slot (epoch ns), until it runs.
+        self.pending: int | None = None
+        #: The last slot that ran, as epoch ns and as the event-loop instant it was due.
+        self.last_epoch = last_epoch
+        self.last_monotonic = last_monotonic
+
+    def next_due(self, now: float) -> float:
+        """The event-loop instant (seconds) the next slot is due, chosen from *now* once."""
+        self._wall = wall = self._wall_clock()
+        target = self.pending
+        if target is None:
+            last = self.last_epoch
+            if last is None:
+                target = self._schedule.first_slot_at_or_after_ns(wall)
+            else:
+                target = self._schedule.next_slot_after_ns(last)
+                if target <= wall:  # missed slots coalesce into one late run
+                    target = self._schedule.last_slot_at_or_before_ns(wall)
+            self.pending = target
+        ahead = target - wall
+        if ahead <= _EARLY_NS:
+            return now
+        return now + ahead / NS_PER_SECOND
+
+    def ran(self, now: float) -> None:
+        """The pending slot runs (at event-loop instant *now*): it becomes the last slot."""
+        target = self.pending
+        assert target is not None
+        self.pending = None
+        self.last_epoch = target
+        self.last_monotonic = now - (self._wall - target) / NS_PER_SECOND
+
+    def next_epoch_ns(self, now: float, wall: int) -> int | None:
+        """The pending (or, while a body runs, the nominal next) slot as epoch ns, if any."""
+        if self.pending is not None:
+            return self.pending
+        if self.last_epoch is None:
+            return None
+        return self._schedule.next_slot_after_ns(self.last_epoch)
+
+    def last_epoch_ns(self, now: float, wall: int) -> int:
+        """The last slot that ran, as epoch ns."""
+        assert self.last_epoch is not None
+        return self.last_epoch
+
+
+_Cursor: TypeAlias = _GridCursor | _SlotCursor
+
+
+def _cursor_for(schedule: Schedule, run: _Run, previous: _Cursor | None) -> _Cursor:
+    """A cursor on *schedule* that counts from the last slot *previous* ran, if any."""
+    last_monotonic = previous.last_monotonic if previous is not None else None
+    if isinstance(schedule, RelativeSchedule):
+        return _GridCursor(schedule.interval, last_monotonic)
+    last_epoch = None
+    if previous is not None and last_monotonic is not None:
+        last_epoch = previous.last_epoch_ns(run.event_loop.time(), run.wall_clock())
+    return _SlotCursor(schedule, run.wall_clock, last_epoch, last_monotonic)
+
+
+# One run ---------------------------------------------------------------------------------------
+
+
+class _Run:
+    """The state of one run of a `Loop`, from `start()` until its task ends."""
+
+    __slots__ = (
+        "_backoff",
+        "bodies",
+        "body_failures",
+        "cancelling",
+        "current_loop",
+        "cursor",
+        "event_loop",
+        "last_started",
+        "observers",
+        "retry_due",
+        "scoped",
+        "started",
+        "stop_requested",
+        "waiters",
+        "wall_clock",
+    )
+
+    def __init__(
+        self, event_loop: asyncio.AbstractEventLoop, schedule: Schedule, observers: list[Observer]
+    ) -> None:
+        self.event_loop = event_loop
+        self.wall_clock = _wall_clock_of(event_loop)
+        self.started = False  # whether the run's task has taken its first step
+        self.stop_requested = False
+        self.cancelling = False
+        self.current_loop = 0
+        self.last_started = 0  # the iteration of the last body started
+        #: Where the schedule stands; None once the iterations are over (in ``after_loop``).
+        self.cursor: _Cursor | None = _cursor_for(schedule, self, None)
+        self.retry_due: float | None = None  # event-loop instant of a pending retry
+        self.waiters: set[asyncio.Future[bool]] = set()
+        self.bodies: set[asyncio.Task[None]] = set()
+        # Unhandled exceptions of bodies, with their iterations, in the order they happened.
+        self.body_failures: list[tuple[BaseException, int]] = []
+        self.scoped = scoped_observers()
+        self.observers: tuple[Observer, ...] = (*observers, *self.scoped)
+        self._backoff: ExponentialBackoff | None = None
+
+    def backoff(self) -> ExponentialBackoff:
+        """The run's backoff, made at its first handled failure."""
+        if self._backoff is None:
+            event_loop = self.event_loop
+            self._backoff = ExponentialBackoff(random=_random_of(event_loop), clock=event_loop.time)
+        return self._backoff
+
+    async def sleep_until(self, deadline: float) -> None:
+        """Sleep until *deadline* (event-loop seconds) or until `wake` is called."""
+        event_loop = self.event_loop
+        waiter: asyncio.Future[bool] = event_loop.create_future()
+        # The timer resolves it with False (on time); wake() with True (early: cancel the timer).
+        timer = event_loop.call_at(deadline, resolve, waiter, False)
+        waiters = self.waiters
+        waiters.add(waiter)
+        try:
+            early = await waiter
+        except BaseException:
+            timer.cancel()
+            raise
+        finally:
+            waiters.discard(waiter)
+        if early:
+            timer.cancel()
+
+    async def wait_for_wake(self) -> None:
+        waiter: asyncio.Future[bool] = self.event_loop.create_future()
+        self.waiters.add(waiter)
+        try:
+            await waiter
+        finally:
+            self.waiters.discard(waiter)
+
+    def wake(self) -> None:
+        """Wake every sleeper of this run; each one re-checks why it sleeps."""
+        for waiter in self.waiters:
+            resolve(waiter, True)
+
+    def stopping(self) -> bool:
+        # A method, not the attribute: type checkers would keep the attribute narrowed
+        # across awaits, during which stop() may well be called.
+        return self.stop_requested
+
+    def raise_body_failure(self) -> None:
+        """Raise the first unhandled exception of an overlapping body, if one has failed."""
+        if self.body_failures:
+            raise self.body_failures[0][0]
+
+
+# The Loop --------------------------------------------------------------------------------------
+
+
+class Loop(Generic[LF]):
     """A background task that runs a coroutine function on a schedule.
 
-    Build one with the `loop` decorator. The API is that of ``discord.ext.tasks.Loop``; see
-    docs/loop.md for the schedule rules and for where this class deliberately differs.
+    Build one with the `loop` decorator. The API is that of ``discord.ext.tasks.Loop``
+    (``Loop[LF]``, *LF* the type of the coroutine function); see docs/loop.md for the schedule
+    rules and for where this class deliberately differs.
 
     Attributes:
         coro: The decorated coroutine function.
@@ -128,7 +390,7 @@ class Loop(Generic[P, R]):
 
     def __init__(
         self,
-        coro: Callable[P, Coroutine[Any, Any, R]],
+        coro: LF,
         *,
         seconds: float | None = None,
         minutes: float | None = None,
@@ -149,40 +411,25 @@ class Loop(Generic[P, R]):
         self._overlap = validate_overlap(overlap)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None (got {name!r})")
-        self.coro = coro
+        self.coro: LF = coro
         self.reconnect = reconnect
         self._name = name if name is not None else f"looptime-tasks: {coro.__qualname__}"
         self._attribute = coro.__name__
-        self._schedule_version = 0
-        self._before_loop: Callable[..., Coroutine[Any, Any, Any]] | None = None
-        self._after_loop: Callable[..., Coroutine[Any, Any, Any]] | None = None
-        self._error: Callable[..., Coroutine[Any, Any, Any]] | None = None
-        self._exception_types: list[type[BaseException]] | None = None  # None: the defaults
-        self._handled: tuple[type[BaseException], ...] = ()
+        self._before_loop: _CoroutineFunction | None = None
+        self._after_loop: _CoroutineFunction | None = None
+        self._error: _CoroutineFunction | None = None
+        # The handled exception types: the defaults (unless cleared) but the removed ones, then
+        # the added ones. The defaults are looked up when a body fails, never stored.
+        self._use_default_types = True
+        self._removed_types: set[type[BaseException]] = set()
+        self._added_types: list[type[BaseException]] = []
         self._observers: list[Observer] = []
         self._instance: tuple[object, ...] = ()  # (instance,) once bound to one
-        self._bound: weakref.WeakKeyDictionary[Any, Loop[Any, R]] | None = None
+        self._bound: weakref.WeakKeyDictionary[Any, Loop[Any]] | None = None
         self._task: asyncio.Task[None] | None = None
-        self._event_loop: asyncio.AbstractEventLoop | None = None  # of the latest run
-        self._wall_ns: Callable[[], int] = _system_wall_ns  # that event loop's wall clock
+        self._run: _Run | None = None  # the current run, until its task ends
         self._failed = False
         self._restart_with: tuple[tuple[Any, ...], dict[str, Any]] | None = None
-        self._reset_run_state()
-
-    def _reset_run_state(self) -> None:
-        self._stop_requested = False
-        self._cancelling = False
-        self._current_loop = 0
-        self._next_monotonic: float | None = None
-        self._next_wall: int | None = None  # epoch ns, like every time= slot below
-        self._running_slot: int | None = None  # the time= slot whose body runs
-        self._waiters: set[asyncio.Future[None]] = set()
-        self._bodies: set[asyncio.Task[None]] = set()
-        self._run_started = False  # whether _run has taken its first step
-        # Unhandled exceptions of bodies, with their iterations, in the order they happened.
-        self._body_failures: list[tuple[BaseException, int]] = []
-        self._scoped: tuple[Observer, ...] = ()
-        self._run_observers: tuple[Observer, ...] = ()
 
     def __repr__(self) -> str:
         schedule = self._schedule
@@ -202,8 +449,13 @@ class Loop(Generic[P, R]):
 
     @overload
     def __get__(
-        self: Loop[Concatenate[_S, _P2], R], obj: _S, objtype: type[Any] | None = None
-    ) -> Loop[_P2, R]: ...
+        self: Loop[Callable[Concatenate[_S, _P2], Coroutine[Any, Any, R]]],
+        obj: _S,
+        objtype: type[Any] | None = None,
+    ) -> Loop[Callable[_P2, Coroutine[Any, Any, R]]]: ...
+
+    @overload
+    def __get__(self, obj: object, objtype: type[Any] | None = None) -> Loop[Any]: ...
 
     def __get__(self, obj: Any, objtype: type[Any] | None = None) -> Any:
         if obj is None:
@@ -226,27 +478,32 @@ class Loop(Generic[P, R]):
                 ) from None
         return bound
 
-    def _bind(self, instance: object) -> Loop[Any, R]:
+    def _bind(self, instance: object) -> Self:
         """A copy of this template for one instance: same class, settings, hooks and types."""
         bound = copy.copy(self)
         bound._instance = (instance,)
         bound._bound = None
         bound._task = None
+        bound._run = None
         bound._failed = False
         bound._restart_with = None
-        if self._exception_types is not None:
-            bound._exception_types = list(self._exception_types)
+        bound._removed_types = set(self._removed_types)
+        bound._added_types = list(self._added_types)
         bound._observers = list(self._observers)
-        bound._reset_run_state()
         return bound
 
     # Running -------------------------------------------------------------------------------
 
-    async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+    async def __call__(
+        self: Loop[Callable[P, Coroutine[Any, Any, R]]], *args: P.args, **kwargs: P.kwargs
+    ) -> R:
         """Run the body once, directly, without touching the loop's state or hooks."""
-        return await self.coro(*self._instance, *args, **kwargs)  # type: ignore[arg-type]
+        result: R = await self.coro(*self._instance, *args, **kwargs)  # type: ignore[arg-type]
+        return result
 
-    def start(self, *args: P.args, **kwargs: P.kwargs) -> asyncio.Task[None]:
+    def start(
+        self: Loop[Callable[P, Coroutine[Any, Any, Any]]], *args: P.args, **kwargs: P.kwargs
+    ) -> asyncio.Task[None]:
         """Start the loop in a new task of the running event loop.
 
         Args:
@@ -269,13 +526,8 @@ class Loop(Generic[P, R]):
         if self._task is not None and not self._task.done():
             raise RuntimeError("Task is already launched and is not completed.")
         self._failed = False
-        self._reset_run_state()
-        self._event_loop = event_loop
-        self._wall_ns = _wall_clock_of(event_loop)
-        self._scoped = scoped_observers()
-        self._run_observers = (*self._observers, *self._scoped)
-        self._handled = self._resolve_exception_types()
-        self._task = event_loop.create_task(self._run(event_loop, args, kwargs), name=self._name)
+        self._run = run = _Run(event_loop, self._schedule, self._observers)
+        self._task = event_loop.create_task(self._main(run, args, kwargs), name=self._name)
         self._task.add_done_callback(self._task_done)
         return self._task
 
@@ -284,10 +536,10 @@ class Loop(Generic[P, R]):
             # The exception was already reported once, through the error hook (by default a
             # log record); reading it here spares users asyncio's second "never retrieved".
             task.exception()
-        elif task is self._task and not self._run_started:
-            # Cancelled from outside (task.cancel()) before its first step: _run never ran, so
-            # neither did its clean-up.
-            self._reset_run_state()
+        elif task is self._task and self._run is not None and not self._run.started:
+            # Cancelled from outside (task.cancel()) before its first step: _main never ran,
+            # so neither did its clean-up.
+            self._run = None
 
     def stop(self) -> None:
         """End the loop gracefully: at once if it sleeps, right after the body if one runs.
@@ -295,25 +547,28 @@ class Loop(Generic[P, R]):
         A handled failure's retry is abandoned. ``after_loop`` still runs. Does nothing if the
         loop is not running.
         """
-        if not self.is_running() or self._stop_requested:
+        run = self._run
+        if run is None or run.stop_requested or not self.is_running():
             return
-        self._stop_requested = True
-        self._emit(EventKind.STOP_REQUESTED)
-        self._wake()
+        run.stop_requested = True
+        self._emit(run, EventKind.STOP_REQUESTED)
+        run.wake()
 
     def cancel(self) -> None:
         """Cancel the loop's task (and any overlapping bodies); ``after_loop`` still runs."""
-        task = self._task
-        if task is None or task.done() or self._cancelling:
+        task, run = self._task, self._run
+        if task is None or task.done() or run is None or run.cancelling:
             return
-        self._cancelling = True
-        self._emit(EventKind.CANCEL_REQUESTED)
-        if self._run_started:
+        run.cancelling = True
+        self._emit(run, EventKind.CANCEL_REQUESTED)
+        if run.started:
             task.cancel()
-        # else: the run has not taken its first step; it sees _cancelling there and ends as
+        # else: the run has not taken its first step; it sees run.cancelling there and ends as
         # cancelled through its usual path, after_loop included.
 
-    def restart(self, *args: P.args, **kwargs: P.kwargs) -> None:
+    def restart(
+        self: Loop[Callable[P, Coroutine[Any, Any, Any]]], *args: P.args, **kwargs: P.kwargs
+    ) -> None:
         """Cancel the loop and start it again with these arguments once it has finished.
 
         Starts the loop at once if it is not running. Calling it again before the old run has
@@ -334,55 +589,61 @@ class Loop(Generic[P, R]):
         if pending is not None and self._task is finished:
             self.start(*pending[0], **pending[1])
 
-    async def _run(
-        self, event_loop: asyncio.AbstractEventLoop, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> None:
+    async def _main(self, run: _Run, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """The run's task: ``before_loop``, the iterations, then the end, however it comes."""
         prefix = self._instance
         outcome = "failed"
-        self._run_started = True
-        self._emit(EventKind.STARTED)
+        run.started = True
+        self._emit(run, EventKind.STARTED)
         try:
-            if self._cancelling:  # cancel() came before this first step
+            if run.cancelling:  # cancel() came before this first step
                 raise asyncio.CancelledError
             if self._before_loop is not None:
                 await self._before_loop(*prefix)
-            outcome = await self._iterate(event_loop, (*prefix, *args), kwargs)
+            outcome = await self._iterate(run, (*prefix, *args), kwargs)
         except asyncio.CancelledError:
             outcome = "cancelled"
-            self._cancelling = True
-            await self._cancel_bodies()
+            run.cancelling = True
+            await self._cancel_bodies(run)
             # Overlapping bodies may have failed just before the cancel: still report them.
-            await self._report_failures(prefix, None)
+            await self._report_failures(run, prefix, None)
             raise
         except Exception as exc:
-            await self._cancel_bodies()
-            await self._report_failures(prefix, exc)
+            await self._cancel_bodies(run)
+            await self._report_failures(run, prefix, exc)
             raise
         finally:
-            self._next_monotonic = self._next_wall = self._running_slot = None
+            run.cursor = run.retry_due = None  # no next iteration from here on
+            if run.stop_requested:
+                # As in discord.py: after stop(), the index of the last body that ran.
+                run.current_loop = run.last_started
             try:
                 if self._after_loop is not None:
                     await self._after_loop(*prefix)
             finally:
-                self._emit(EventKind.ENDED, iteration=self._current_loop, outcome=outcome)
-                self._reset_run_state()
+                self._emit(run, EventKind.ENDED, iteration=run.current_loop, outcome=outcome)
+                if self._run is run:
+                    self._run = None
 
-    async def _report_failures(self, prefix: tuple[object, ...], raised: Exception | None) -> None:
+    async def _report_failures(
+        self, run: _Run, prefix: tuple[object, ...], raised: Exception | None
+    ) -> None:
         """Mark the run failed and hand each failure to the error hook (by default, a log).
 
         Args:
+            run: The run that ends.
             prefix: The bound instance, if any, for the hook.
             raised: The exception that ends the run, if one does; every body failure recorded
                 besides it is reported too, each once, in the order they happened.
         """
-        failures: list[tuple[BaseException, int | None]] = list(self._body_failures)
+        failures: list[tuple[BaseException, int | None]] = list(run.body_failures)
         if raised is not None and all(exc is not raised for exc, _ in failures):
             failures.insert(0, (raised, None))  # not a body's: before_loop's, for one
         for exc, iteration in failures:
             if not isinstance(exc, Exception):
                 continue  # KeyboardInterrupt and the like end the run without the error hook
             self._failed = True
-            self._emit(EventKind.ERROR, iteration=iteration, exception=exc)
+            self._emit(run, EventKind.ERROR, iteration=iteration, exception=exc)
             if self._error is not None:
                 await self._error(*prefix, exc)
             else:
@@ -392,177 +653,160 @@ class Loop(Generic[P, R]):
                     exc_info=exc,
                 )
 
-    async def _iterate(
-        self, event_loop: asyncio.AbstractEventLoop, body_args: tuple[Any, ...], kwargs: Any
-    ) -> str:
+    async def _iterate(self, run: _Run, body_args: tuple[Any, ...], kwargs: Any) -> str:
         """Run iterations until stopped or `count` is reached; return how it ended.
 
-        Relative slots are event-loop instants (float seconds); `time=` slots are wall instants
-        in integer nanoseconds since the epoch, so the hot path compares integers.
+        The rules, in order: wait for the next slot; run it (or hand it to an overlap task);
+        record it; stop or count.
         """
-        wall_ns = self._wall_ns
-        backoff = ExponentialBackoff(random=_random_of(event_loop), clock=event_loop.time)
-        version = -1  # the schedule version the targets below were computed for
-        last_monotonic: float | None = None  # when the last slot run was due
-        last_wall: int | None = None  # the same, as a wall instant, for time= slots
-        anchor: float | None = None  # relative grid: slot k is due at anchor + k * interval
-        index = 0
-        target_monotonic: float | None = None
-        target_wall: int | None = None
-        yielded = False
-        while not self._stop_requested:
-            if self._body_failures:
-                raise self._body_failures[0][0]
-            if version != self._schedule_version:
-                # First pass, or change_interval(): the new schedule counts from the last slot.
-                version = self._schedule_version
-                target_monotonic = target_wall = None
-                anchor, index = last_monotonic, 0
-            schedule = self._schedule
-            if isinstance(schedule, RelativeSchedule):
-                now = event_loop.time()
-                if target_monotonic is None:
-                    if anchor is None:
-                        target_monotonic = now
-                    else:
-                        interval = schedule.interval
-                        index += 1
-                        target_monotonic = anchor + index * interval
-                        if target_monotonic < now:  # an overrun: missed slots coalesce
-                            index = coalesced_grid_index(anchor, interval, index - 1, now)
-                            target_monotonic = anchor + index * interval
-                    self._next_monotonic, self._next_wall = target_monotonic, None
-                    if self._run_observers:
-                        self._emit_scheduled(event_loop, target_monotonic, None)
-                if target_monotonic - now > _EARLY:
-                    await self._sleep_until(event_loop, target_monotonic)
-                    yielded = True
-                    continue
-                slot_monotonic, slot_wall = target_monotonic, None
+        event_loop = run.event_loop
+        coro = self.coro
+        slept = False  # whether this pass has waited (a due slot still yields once)
+        while not run.stop_requested:
+            if run.body_failures:
+                run.raise_body_failure()
+            # Wait for the slot.
+            cursor = run.cursor
+            assert cursor is not None
+            now = event_loop.time()
+            if cursor.pending is None:
+                due = cursor.next_due(now)
+                if run.observers:
+                    wall = run.wall_clock()
+                    self._emit(
+                        run,
+                        EventKind.SCHEDULED,
+                        iteration=run.current_loop,
+                        scheduled=cursor.next_epoch_ns(now, wall),
+                        wall=wall,
+                    )
             else:
-                wall = wall_ns()
-                if target_wall is None:
-                    if last_monotonic is None:
-                        target_wall = schedule.first_slot_at_or_after_ns(wall)
-                    else:
-                        if last_wall is None:  # the last slot ran on a relative schedule
-                            last_wall = wall - round((event_loop.time() - last_monotonic) * 1e9)
-                        target_wall = schedule.next_slot_after_ns(last_wall)
-                        if target_wall <= wall:  # missed slots coalesce into one late run
-                            target_wall = schedule.last_slot_at_or_before_ns(wall)
-                    self._next_monotonic, self._next_wall = None, target_wall
-                    if self._run_observers:
-                        self._emit_scheduled(event_loop, None, target_wall)
-                if target_wall - wall > _EARLY_NS:
-                    deadline = event_loop.time() + (target_wall - wall) / 1e9
-                    await self._sleep_until(event_loop, deadline)
-                    yielded = True
-                    continue  # the wall clock is read again: it may have stepped meanwhile
-                slot_wall = target_wall
-                slot_monotonic = event_loop.time() - (wall - target_wall) / 1e9
-            if not yielded:
+                due = cursor.next_due(now)
+            if due - now > _EARLY:
+                await run.sleep_until(due)
+                slept = True
+                continue  # re-checked: stop(), change_interval() or a wall-clock step
+            if not slept:
                 # Due at once (first run, overrun, zero interval): still let others run first.
-                yielded = True
+                slept = True
                 await asyncio.sleep(0)
                 continue
-            yielded = False
-            target_monotonic = target_wall = None
-            if anchor is None:
-                anchor, index = slot_monotonic, 0  # a relative grid starts at its first slot
-            last_monotonic, last_wall = slot_monotonic, slot_wall
-            # While the body runs, the next iteration is the nominal next slot.
-            if isinstance(schedule, RelativeSchedule):
-                self._next_monotonic = slot_monotonic + schedule.interval
-            else:
-                self._next_wall, self._running_slot = None, slot_wall
-            iteration = self._current_loop
+            slept = False
+            # Run it, or hand it to an overlap task.
+            cursor.ran(now)
+            iteration = run.current_loop
             overlap = self._overlap
             if overlap is not False and overlap is not True:
-                while len(self._bodies) >= overlap:  # no free place: this slot waits for one
-                    await self._wait_for_wake(event_loop)
-                    if self._body_failures:
-                        raise self._body_failures[0][0]
-                    if self._stopping():
-                        return await self._drain_bodies(event_loop)
-            scheduled = slot_wall
-            if self._run_observers:
-                started = wall_ns()
-                if scheduled is None:
-                    scheduled = started - round((event_loop.time() - slot_monotonic) * 1e9)
+                while len(run.bodies) >= overlap:  # no free place: this slot waits for one
+                    await run.wait_for_wake()
+                    run.raise_body_failure()
+                    if run.stopping():
+                        break
+                if run.stopping():
+                    break
+            run.last_started = iteration
+            scheduled = None
+            if run.observers:
+                started = run.wall_clock()
+                scheduled = cursor.last_epoch_ns(event_loop.time(), started)
                 self._emit(
+                    run,
                     EventKind.ITERATION_STARTED,
                     iteration=iteration,
                     scheduled=scheduled,
                     wall=started,
                 )
-            if overlap is False:
-                if not await self._run_body(
-                    event_loop, backoff, body_args, kwargs, iteration, scheduled
-                ):
-                    break
+            if overlap is not False:
+                self._spawn_body(run, body_args, kwargs, iteration, scheduled)
             else:
-                self._spawn_body(event_loop, backoff, body_args, kwargs, iteration, scheduled)
-            self._current_loop = iteration + 1
-            if self._current_loop == self._count:
-                if overlap is False:
-                    return "completed"
-                return await self._drain_bodies(event_loop)
+                try:
+                    await coro(*body_args, **kwargs)
+                except asyncio.CancelledError:
+                    raise
+                except BaseException as exc:
+                    if not await self._retry(run, exc, body_args, kwargs, iteration, scheduled):
+                        break  # stopped during the backoff
+                else:
+                    if run.observers:
+                        self._emit(
+                            run,
+                            EventKind.ITERATION_FINISHED,
+                            iteration=iteration,
+                            scheduled=scheduled,
+                        )
+                if run.stopping():
+                    break  # stop() during the body
+            # Record it; stop or count.
+            run.current_loop = iteration + 1
+            if iteration + 1 == self._count:
+                if overlap is not False:
+                    await self._drain_bodies(run)
+                    if run.stopping():
+                        return "stopped"
+                return "completed"
         if self._overlap is not False:
-            await self._drain_bodies(event_loop)
+            await self._drain_bodies(run)
         return "stopped"
 
-    async def _run_body(
+    async def _retry(
         self,
-        event_loop: asyncio.AbstractEventLoop,
-        backoff: ExponentialBackoff,
+        run: _Run,
+        exc: BaseException,
         body_args: tuple[Any, ...],
         kwargs: dict[str, Any],
         iteration: int,
         scheduled: int | None,
     ) -> bool:
-        """Run one iteration's body, retrying handled failures; False if stopped meanwhile."""
+        """Retry a failed body until it succeeds; False if stopped meanwhile.
+
+        Raises:
+            BaseException: *exc*, or a later failure, if it is not handled.
+        """
+        event_loop = run.event_loop
         while True:
+            if not self.reconnect or not isinstance(exc, self._handled_types()):
+                run.body_failures.append((exc, iteration))
+                raise exc
+            delay = run.backoff().delay()
+            _logger.error(
+                "Handling exception in internal background task %r. Retrying in %.2fs",
+                self.coro.__qualname__,
+                delay,
+                exc_info=exc,
+            )
+            self._emit(
+                run,
+                EventKind.HANDLED_FAILURE,
+                iteration=iteration,
+                scheduled=scheduled,
+                retry_delay=delay,
+                exception=exc,
+            )
+            deadline = event_loop.time() + delay
+            if self._overlap is False:
+                run.retry_due = deadline
+            while not run.stop_requested and event_loop.time() < deadline:
+                await run.sleep_until(deadline)
+            if run.stop_requested:
+                return False
+            run.retry_due = None
             try:
                 await self.coro(*body_args, **kwargs)
-                break
             except asyncio.CancelledError:
                 raise
-            except BaseException as exc:
-                if not self.reconnect or not isinstance(exc, self._handled):
-                    self._body_failures.append((exc, iteration))
-                    raise
-                delay = backoff.delay()
-                _logger.error(
-                    "Handling exception in internal background task %r. Retrying in %.2fs",
-                    self.coro.__qualname__,
-                    delay,
-                    exc_info=exc,
-                )
-                self._emit(
-                    EventKind.HANDLED_FAILURE,
-                    iteration=iteration,
-                    scheduled=scheduled,
-                    retry_delay=delay,
-                    exception=exc,
-                )
-                deadline = event_loop.time() + delay
-                if self._overlap is False:
-                    self._next_monotonic, self._next_wall = deadline, None
-                while not self._stop_requested and event_loop.time() < deadline:
-                    await self._sleep_until(event_loop, deadline)
-                if self._stop_requested:
-                    return False
-        backoff.reset()
-        if self._run_observers:
-            self._emit(EventKind.ITERATION_FINISHED, iteration=iteration, scheduled=scheduled)
+            except BaseException as again:
+                exc = again
+            else:
+                break
+        run.backoff().reset()
+        self._emit(run, EventKind.ITERATION_FINISHED, iteration=iteration, scheduled=scheduled)
         return True
 
     # Overlapping bodies ----------------------------------------------------------------------
 
     def _spawn_body(
         self,
-        event_loop: asyncio.AbstractEventLoop,
-        backoff: ExponentialBackoff,
+        run: _Run,
         body_args: tuple[Any, ...],
         kwargs: dict[str, Any],
         iteration: int,
@@ -570,82 +814,56 @@ class Loop(Generic[P, R]):
     ) -> None:
         context = contextvars.copy_context()
         context.run(_body_iteration.set, (self, iteration))
-        body = self._run_overlapping(event_loop, backoff, body_args, kwargs, iteration, scheduled)
-        task = event_loop.create_task(
+        body = self._run_overlapping(run, body_args, kwargs, iteration, scheduled)
+        task = run.event_loop.create_task(
             body, name=f"{self._name} [iteration {iteration}]", context=context
         )
-        self._bodies.add(task)
-        task.add_done_callback(self._body_done)
+        run.bodies.add(task)
+        task.add_done_callback(lambda done: self._body_done(run, done))
 
     async def _run_overlapping(
         self,
-        event_loop: asyncio.AbstractEventLoop,
-        backoff: ExponentialBackoff,
+        run: _Run,
         body_args: tuple[Any, ...],
         kwargs: dict[str, Any],
         iteration: int,
         scheduled: int | None,
     ) -> None:
         try:
-            await self._run_body(event_loop, backoff, body_args, kwargs, iteration, scheduled)
+            await self.coro(*body_args, **kwargs)
         except asyncio.CancelledError:
             raise
-        except BaseException:
-            # _run_body recorded it; the loop's own task raises it, so it takes the same error
-            # path as a sequential body's.
-            pass
+        except BaseException as exc:
+            try:
+                await self._retry(run, exc, body_args, kwargs, iteration, scheduled)
+            except asyncio.CancelledError:
+                raise
+            except BaseException:
+                # _retry recorded it; the loop's own task raises it, so it takes the same error
+                # path as a sequential body's.
+                pass
+        else:
+            self._emit(run, EventKind.ITERATION_FINISHED, iteration=iteration, scheduled=scheduled)
 
-    def _body_done(self, task: asyncio.Task[None]) -> None:
-        self._bodies.discard(task)
-        self._wake()
+    @staticmethod
+    def _body_done(run: _Run, task: asyncio.Task[None]) -> None:
+        run.bodies.discard(task)
+        run.wake()
 
-    async def _drain_bodies(self, event_loop: asyncio.AbstractEventLoop) -> str:
+    async def _drain_bodies(self, run: _Run) -> None:
         """Wait for the running bodies to finish (after stop() or the last counted iteration)."""
-        while self._bodies:
-            await self._wait_for_wake(event_loop)
-            if self._body_failures:
-                raise self._body_failures[0][0]
-        if self._body_failures:
-            raise self._body_failures[0][0]
-        return "stopped" if self._stop_requested else "completed"
+        while run.bodies:
+            await run.wait_for_wake()
+            run.raise_body_failure()
+        run.raise_body_failure()
 
-    async def _cancel_bodies(self) -> None:
-        bodies = tuple(self._bodies)
+    @staticmethod
+    async def _cancel_bodies(run: _Run) -> None:
+        bodies = tuple(run.bodies)
         for body in bodies:
             body.cancel()
         if bodies:
             await asyncio.gather(*bodies, return_exceptions=True)
-
-    # Sleeping --------------------------------------------------------------------------------
-
-    async def _sleep_until(self, event_loop: asyncio.AbstractEventLoop, deadline: float) -> None:
-        """Sleep until *deadline* (event loop time, seconds) or until `_wake` is called."""
-        waiter = event_loop.create_future()
-        timer = event_loop.call_at(deadline, _resolve, waiter)
-        self._waiters.add(waiter)
-        try:
-            await waiter
-        finally:
-            self._waiters.discard(waiter)
-            timer.cancel()
-
-    async def _wait_for_wake(self, event_loop: asyncio.AbstractEventLoop) -> None:
-        waiter = event_loop.create_future()
-        self._waiters.add(waiter)
-        try:
-            await waiter
-        finally:
-            self._waiters.discard(waiter)
-
-    def _stopping(self) -> bool:
-        # A method, not the attribute: type checkers would keep the attribute narrowed
-        # across awaits, during which stop() may well be called.
-        return self._stop_requested
-
-    def _wake(self) -> None:
-        """Wake every sleeper of this run; each one re-checks why it sleeps."""
-        for waiter in self._waiters:
-            _resolve(waiter)
 
     # Observers -------------------------------------------------------------------------------
 
@@ -658,30 +876,22 @@ class Loop(Generic[P, R]):
         if not callable(observer):
             raise TypeError(f"observer must be a callable taking a LoopEvent (got {observer!r})")
         self._observers.append(observer)
-        self._run_observers = (*self._observers, *self._scoped)
+        self._update_run_observers()
 
     def remove_observer(self, observer: Observer) -> None:
         """Stop telling *observer*; a no-op if it was not added."""
         if observer in self._observers:
             self._observers.remove(observer)
-            self._run_observers = (*self._observers, *self._scoped)
+            self._update_run_observers()
 
-    def _emit_scheduled(
-        self,
-        event_loop: asyncio.AbstractEventLoop,
-        target_monotonic: float | None,
-        target_wall: int | None,
-    ) -> None:
-        wall = self._wall_ns()
-        if target_wall is None:
-            assert target_monotonic is not None
-            target_wall = wall + round((target_monotonic - event_loop.time()) * 1e9)
-        self._emit(
-            EventKind.SCHEDULED, iteration=self._current_loop, scheduled=target_wall, wall=wall
-        )
+    def _update_run_observers(self) -> None:
+        run = self._run
+        if run is not None:
+            run.observers = (*self._observers, *run.scoped)
 
     def _emit(
         self,
+        run: _Run,
         kind: EventKind,
         *,
         iteration: int | None = None,
@@ -691,16 +901,15 @@ class Loop(Generic[P, R]):
         outcome: str | None = None,
         wall: int | None = None,
     ) -> None:
-        """Tell the run's observers of an event; *wall* saves a clock read when known."""
-        observers = self._run_observers
-        event_loop = self._event_loop
-        if not observers or event_loop is None:
+        """Tell the run's observers of an event; *wall* (epoch ns) saves a clock read."""
+        observers = run.observers
+        if not observers:
             return
         event = LoopEvent(
             kind,
             self,
-            event_loop.time(),
-            self._wall_ns() if wall is None else wall,
+            run.event_loop.time(),
+            run.wall_clock() if wall is None else wall,
             iteration,
             scheduled,
             retry_delay,
@@ -755,15 +964,13 @@ class Loop(Generic[P, R]):
 
     # Exception types ---------------------------------------------------------------------------
 
-    def _resolve_exception_types(self) -> tuple[type[BaseException], ...]:
-        if self._exception_types is None:
-            return tuple(_default_exception_types())
-        return tuple(self._exception_types)
-
-    def _customised_exception_types(self) -> list[type[BaseException]]:
-        if self._exception_types is None:
-            self._exception_types = _default_exception_types()
-        return self._exception_types
+    def _handled_types(self) -> tuple[type[BaseException], ...]:
+        """The handled types now: the defaults in use, but the removed ones, then the added."""
+        types: list[type[BaseException]] = []
+        if self._use_default_types:
+            removed = self._removed_types
+            types = [t for t in _default_exception_types() if t not in removed]
+        return (*types, *self._added_types)
 
     def add_exception_type(self, *exceptions: type[BaseException]) -> None:
         """Handle (retry with backoff) these exception types too.
@@ -776,8 +983,7 @@ class Loop(Generic[P, R]):
                 raise TypeError(f"{exc!r} must be a class.")
             if not issubclass(exc, BaseException):
                 raise TypeError(f"{exc!r} must inherit from BaseException.")
-        self._customised_exception_types().extend(exceptions)
-        self._handled = self._resolve_exception_types()
+        self._added_types.extend(exceptions)
 
     def remove_exception_type(self, *exceptions: type[BaseException]) -> bool:
         """Stop handling these exception types.
@@ -785,16 +991,16 @@ class Loop(Generic[P, R]):
         Returns:
             Whether exactly one entry was removed per argument (discord.py's contract).
         """
-        types = self._customised_exception_types()
-        before = len(types)
-        types[:] = [t for t in types if t not in exceptions]
-        self._handled = self._resolve_exception_types()
-        return len(types) == before - len(exceptions)
+        before = len(self._handled_types())
+        self._removed_types.update(exceptions)
+        self._added_types = [t for t in self._added_types if t not in exceptions]
+        return len(self._handled_types()) == before - len(exceptions)
 
     def clear_exception_types(self) -> None:
         """Handle no exception type: every exception ends the loop."""
-        self._exception_types = []
-        self._handled = ()
+        self._use_default_types = False
+        self._removed_types = set()
+        self._added_types = []
 
     # Schedule ----------------------------------------------------------------------------------
 
@@ -813,8 +1019,10 @@ class Loop(Generic[P, R]):
         time after it. Validation is that of `loop`; on error nothing changes.
         """
         self._schedule = make_schedule(seconds=seconds, minutes=minutes, hours=hours, time=time)
-        self._schedule_version += 1
-        self._wake()
+        run = self._run
+        if run is not None and run.cursor is not None:
+            run.cursor = _cursor_for(self._schedule, run, run.cursor)
+            run.wake()
 
     @property
     def seconds(self) -> float | None:
@@ -871,7 +1079,8 @@ class Loop(Generic[P, R]):
         entry = _body_iteration.get()
         if entry is not None and entry[0] is self:
             return entry[1]
-        return self._current_loop
+        run = self._run
+        return 0 if run is None else run.current_loop
 
     @property
     def next_iteration(self) -> datetime | None:
@@ -880,21 +1089,18 @@ class Loop(Generic[P, R]):
         None before start, during ``before_loop``, after `stop()`, during ``after_loop`` and
         after the end.
         """
-        task = self._task
-        if task is None or task.done() or self._stop_requested:
+        run = self._run
+        if run is None or run.stop_requested or run.cursor is None:
             return None
-        event_loop = task.get_loop()
-        now = self._wall_ns()
-        if self._next_wall is not None:
-            due = self._next_wall
-        elif self._next_monotonic is not None:
-            due = now + round((self._next_monotonic - event_loop.time()) * 1e9)
-        elif self._running_slot is not None and isinstance(self._schedule, TimeSchedule):
-            due = self._schedule.next_slot_after_ns(self._running_slot)
+        now, wall = run.event_loop.time(), run.wall_clock()
+        if run.retry_due is not None:
+            due: int | None = wall + round((run.retry_due - now) * NS_PER_SECOND)
         else:
+            due = run.cursor.next_epoch_ns(now, wall)
+        if due is None:
             return None
         # An overdue iteration (a body overran) is due now, not in the past.
-        return from_epoch_ns(max(due, now))
+        return from_epoch_ns(max(due, wall))
 
     def get_task(self) -> asyncio.Task[None] | None:
         """The task of the latest run (finished or not), or None if never started."""
@@ -906,7 +1112,8 @@ class Loop(Generic[P, R]):
 
     def is_being_cancelled(self) -> bool:
         """Whether the run is being cancelled: from `cancel()` until its task ends."""
-        return self._cancelling
+        run = self._run
+        return run is not None and run.cancelling
 
     def failed(self) -> bool:
         """Whether the latest run ended with an unhandled exception; reset by `start()`."""
@@ -923,7 +1130,7 @@ def loop(
     reconnect: bool = True,
     name: str | None = None,
     overlap: bool | int = False,
-) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Loop[P, R]]:
+) -> Callable[[LF], Loop[LF]]:
     """Decorate a coroutine function into a `Loop` that runs it on a schedule.
 
     Args:
@@ -942,7 +1149,7 @@ def loop(
         ValueError, TypeError: For invalid arguments, naming the argument and the value.
     """
 
-    def decorator(coro: Callable[P, Coroutine[Any, Any, R]]) -> Loop[P, R]:
+    def decorator(coro: LF) -> Loop[LF]:
         return Loop(
             coro,
             seconds=seconds,

@@ -16,15 +16,15 @@ import contextlib
 import contextvars
 import enum
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+from ._units import from_epoch_ns
 
 if TYPE_CHECKING:
     from ._loop import Loop
 
 __all__ = ("EventKind", "LoopEvent", "Observer", "observe")
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class EventKind(enum.Enum):
@@ -72,7 +72,7 @@ class LoopEvent(NamedTuple):
     """
 
     kind: EventKind
-    loop: Loop[..., Any]
+    loop: Loop[Any]
     monotonic: float
     wall_ns: int
     iteration: int | None = None
@@ -84,14 +84,14 @@ class LoopEvent(NamedTuple):
     @property
     def wall(self) -> datetime:
         """The wall clock at the event, as an aware UTC datetime."""
-        return _EPOCH + timedelta(microseconds=self.wall_ns // 1000)
+        return from_epoch_ns(self.wall_ns)
 
     @property
     def scheduled(self) -> datetime | None:
         """The scheduled instant of the iteration's slot, as an aware UTC datetime, if known."""
         if self.scheduled_ns is None:
             return None
-        return _EPOCH + timedelta(microseconds=self.scheduled_ns // 1000)
+        return from_epoch_ns(self.scheduled_ns)
 
 
 Observer = Callable[[LoopEvent], None]

@@ -35,6 +35,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
+from ._units import NS_PER_DAY as _NS_PER_DAY
+from ._units import from_epoch_ns, to_epoch_ns
+
 __all__ = (
     "REFERENCE_DATE",
     "UTC",
@@ -42,10 +45,8 @@ __all__ = (
     "Schedule",
     "TimeSchedule",
     "coalesced_grid_index",
-    "from_epoch_ns",
     "make_schedule",
     "resolve_local",
-    "to_epoch_ns",
     "validate_count",
     "validate_overlap",
 )
@@ -54,21 +55,6 @@ UTC = datetime.UTC
 
 #: The date on which ``zoneinfo`` times are resolved to compute their sort key.
 REFERENCE_DATE = datetime.date(2000, 1, 1)
-
-_MICROSECONDS_PER_DAY = 86_400 * 1_000_000
-_NS_PER_DAY = 86_400 * 1_000_000_000
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = datetime.timedelta(microseconds=1)
-
-
-def to_epoch_ns(moment: datetime.datetime) -> int:
-    """An aware datetime as integer nanoseconds since the Unix epoch (exact)."""
-    return (moment - _EPOCH) // _MICROSECOND * 1000
-
-
-def from_epoch_ns(ns: int) -> datetime.datetime:
-    """Integer nanoseconds since the Unix epoch as an aware UTC datetime (floored to the µs)."""
-    return _EPOCH + datetime.timedelta(microseconds=ns // 1000)
 
 
 # Local dates examined around an instant, relative to the instant's own local date. Two days

@@ -57,7 +57,7 @@ Outcome: TypeAlias = Literal["ok", "error", "cancelled", "stopped"]
 """How one iteration ended: its body returned, raised an unhandled exception, was cancelled
 (``cancel()``, or the end of the simulation), or was abandoned by ``stop()`` during a retry."""
 
-LoopSelector: TypeAlias = "str | Loop[..., Any] | Sequence[str | Loop[..., Any]] | None"
+LoopSelector: TypeAlias = "str | Loop[Any] | Sequence[str | Loop[Any]] | None"
 """Which loops a query is about: a name, a `Loop` (a class attribute selects every per-instance
 copy), a list of those, or None for all of them."""
 
@@ -266,14 +266,14 @@ class Recorder:
     def __init__(self, clock_wall_ns: Callable[[], int]) -> None:
         self._clock_wall_ns = clock_wall_ns
         self.kinds: list[EventKind] = []
-        self.loops: list[Loop[..., Any]] = []
+        self.loops: list[Loop[Any]] = []
         self.iterations = array("q")
         self.monotonic = array("d")
         self.wall_ns = array("q")  # virtual wall clock, nanoseconds since the start instant
         self.scheduled: list[int | None] = []  # slots, nanoseconds since the Unix epoch
         self.extras: dict[int, tuple[float | None, BaseException | None, str | None]] = {}
-        self.started_loops: dict[Loop[..., Any], None] = {}  # an ordered set
-        self.task_names: dict[str, Loop[..., Any]] = {}
+        self.started_loops: dict[Loop[Any], None] = {}  # an ordered set
+        self.task_names: dict[str, Loop[Any]] = {}
 
     def __call__(self, event: LoopEvent) -> None:
         kind = event.kind
@@ -291,7 +291,7 @@ class Recorder:
             if kind is _STARTED:
                 self._started(event.loop)
 
-    def _started(self, loop: Loop[..., Any]) -> None:
+    def _started(self, loop: Loop[Any]) -> None:
         self.started_loops[loop] = None
         task = loop.get_task()
         if task is not None:
@@ -305,11 +305,11 @@ class Recorder:
 # The timeline --------------------------------------------------------------------------------
 
 
-def short_name(loop: Loop[..., Any]) -> str:
+def short_name(loop: Loop[Any]) -> str:
     """A loop's display name: its task name, or its function's name for the default one."""
     name = _task_name(loop)
     if not name or name.startswith(_DEFAULT_TASK_PREFIX):
-        return loop.coro.__name__
+        return str(loop.coro.__name__)
     return name
 
 
@@ -330,7 +330,7 @@ class LoopHistory:
     """
 
     name: str
-    loop: Loop[..., Any]
+    loop: Loop[Any]
     runs: tuple[Run, ...]
     errors: tuple[Failure, ...]
     endings: tuple[tuple[datetime, str], ...]
@@ -379,7 +379,7 @@ class _OpenRun:
 class _LoopBuilder:
     """Turns one loop's events into runs (used once, when the timeline is first queried)."""
 
-    def __init__(self, name: str, loop: Loop[..., Any]) -> None:
+    def __init__(self, name: str, loop: Loop[Any]) -> None:
         self.name = name
         self.loop = loop
         self.runs: list[tuple[int, Run]] = []  # (position of ITERATION_STARTED, run)
@@ -471,7 +471,7 @@ class Timeline:
     def _build(self) -> tuple[LoopHistory, ...]:
         recorder = self._recorder
         start_utc = self.start.astimezone(UTC)
-        builders: dict[Loop[..., Any], _LoopBuilder] = {}
+        builders: dict[Loop[Any], _LoopBuilder] = {}
         taken: Counter[str] = Counter()
         for loop in recorder.started_loops:
             base = short_name(loop)
@@ -629,7 +629,7 @@ class Timeline:
             )
         return found
 
-    def loop(self, selector: str | Loop[..., Any]) -> LoopHistory:
+    def loop(self, selector: str | Loop[Any]) -> LoopHistory:
         """The history of one loop, by name or `Loop` object.
 
         Raises:
@@ -666,7 +666,7 @@ class Timeline:
         """When each selected iteration started (aware, UTC), in order."""
         return [run.started for run in self.runs(loop)]
 
-    def gaps(self, loop: str | Loop[..., Any], *, scheduled: bool = False) -> list[timedelta]:
+    def gaps(self, loop: str | Loop[Any], *, scheduled: bool = False) -> list[timedelta]:
         """The time between consecutive starts of one loop (virtual, monotonic).
 
         Args:
@@ -988,7 +988,7 @@ class Timeline:
 # Helpers -------------------------------------------------------------------------------------
 
 
-def _task_name(loop: Loop[..., Any]) -> str:
+def _task_name(loop: Loop[Any]) -> str:
     task = loop.get_task()
     return task.get_name() if task is not None else ""
 

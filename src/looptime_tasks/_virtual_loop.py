@@ -35,8 +35,9 @@ loop, its selector wrapper and the jump decision.
   and moves virtual time by the real time that passed, capped at the next timer's deadline. So
   ``wait_for(to_thread(job), 5)`` times out only if the job really takes 5 s. One exception keeps
   threads that wait *on* the loop fast: once a job's thread has handed work to the loop
-  (``call_soon_threadsafe()``, hence ``run_coroutine_threadsafe()``), the job is assumed to wait
-  for that work until it ends. While *every* pending job is in that state (and nothing else is in
+  (``call_soon_threadsafe()``, hence ``run_coroutine_threadsafe()``) and is blocked (see
+  :mod:`._threads`), the job is taken to wait for that work. While *every* pending job is in
+  that state (and nothing else is in
   flight), the loop still jumps to the earliest timer if that timer was created by handed-over
   work (the callback's context is marked, and tasks and timers inherit it). Nothing but virtual
   time can then make progress, and as the loop only ever jumps to the *earliest* timer, no other
@@ -87,7 +88,7 @@ from random import Random
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, TypeVarTuple
 
 from ._clock import DEFAULT_START, VirtualClock
-from ._connections import TrackedSocketTransport
+from ._connections import TrackedDatagramTransport, TrackedSocketTransport
 from ._diagnostics import (
     DEADLOCK_GRACE,
     DeadlockError,
@@ -97,6 +98,7 @@ from ._diagnostics import (
 )
 from ._in_flight import InFlight, ThreadBudgetWarning, thread_count
 from ._ordering import Chooser, OrderedEventLoop
+from ._units import NS_PER_SECOND, resolve
 from ._virtual_options import (
     DEFAULT_IO_WAIT,
     DEFAULT_STALL_LIMIT,
@@ -141,7 +143,17 @@ ending (a worker finishing up after its hand-back) without holding time for a wh
 
 _getitimer: Final = getattr(signal, "getitimer", None)  # Unix only
 
-_NS_PER_SECOND: Final = 1_000_000_000
+_SIOCOUTQNSD: Final = 0x894B
+"""Linux ioctl: bytes a TCP socket holds back unsent (Nagle's algorithm waiting for an ACK)."""
+
+_TCP_FAMILIES: Final = (socket.AF_INET, socket.AF_INET6)
+
+_ioctl: Any = None
+if sys.platform == "linux":
+    import fcntl
+
+    _ioctl = fcntl.ioctl
+
 
 _SETTLE_PASSES: Final = 100
 """Most loop passes `clock.advance()` yields, once at its target, to let woken work run."""
@@ -312,16 +324,16 @@ def _generator(seed: int | random.Random | None) -> random.Random:
     return seed if isinstance(seed, random.Random) else random.Random(seed)
 
 
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
 def _socket_ends(sock: socket.socket) -> tuple[Any, Any] | None:
+    """(local, peer) addresses of ``sock``; the peer is None for an unconnected socket."""
     try:
-        return sock.getsockname(), sock.getpeername()
+        local = sock.getsockname()
     except OSError:
         return None
+    try:
+        return local, sock.getpeername()
+    except OSError:
+        return local, None
 
 
 class VirtualEventLoop(OrderedEventLoop):
@@ -460,8 +472,8 @@ class VirtualEventLoop(OrderedEventLoop):
         self._autojump_threshold = options.autojump_threshold
         self._wall_clock = options.wall_clock
         low, high = options.wakeup_latency
-        self._latency_low_ns = round(low * _NS_PER_SECOND)
-        self._latency_high_ns = round(high * _NS_PER_SECOND)
+        self._latency_low_ns = round(low * NS_PER_SECOND)
+        self._latency_high_ns = round(high * NS_PER_SECOND)
         self._has_latency = high > 0
         self._fixed_latency = low == high
         # sys.maxsize stands for "no limit" so the hot path keeps a single integer comparison.
@@ -702,13 +714,11 @@ class VirtualEventLoop(OrderedEventLoop):
         a real interval timer armed (``setitimer``, ``alarm``) is work in flight."""
         super().add_signal_handler(sig, callback, *args)
         self._update_quiet()
-        self._update_fast_jump()
 
     def remove_signal_handler(self, sig: int) -> bool:
         """Remove a signal handler, as asyncio does."""
         removed = super().remove_signal_handler(sig)
         self._update_quiet()
-        self._update_fast_jump()
         return removed
 
     # --- the loop's own connections (see _connections) ------------------------------------------
@@ -774,6 +784,19 @@ class VirtualEventLoop(OrderedEventLoop):
         app_transport: asyncio.Transport = ssl_protocol._app_transport
         return app_transport
 
+    def _make_datagram_transport(
+        self,
+        sock: socket.socket,
+        protocol: asyncio.BaseProtocol,
+        address: Any = None,
+        waiter: asyncio.Future[Any] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> asyncio.DatagramTransport:
+        self._ensure_fd_free(sock)
+        return TrackedDatagramTransport(
+            self._in_flight, self, sock, protocol, address, waiter, extra
+        )
+
     def _ensure_fd_free(self, sock: socket.socket) -> None:
         ensure: Callable[[socket.socket], None] | None = getattr(
             self, "_ensure_fd_no_transport", None
@@ -796,7 +819,7 @@ class VirtualEventLoop(OrderedEventLoop):
 
     async def sock_sendto(self, sock: socket.socket, data: Any, address: Any) -> int:
         """Send a datagram; a request is in flight on ``sock`` until something is received."""
-        self._in_flight.sent(sock)
+        self._in_flight.sent(sock, address)
         return await super().sock_sendto(sock, data, address)
 
     async def sock_recv(self, sock: socket.socket, n: int) -> bytes:
@@ -868,7 +891,12 @@ class VirtualEventLoop(OrderedEventLoop):
         outside = (
             self._in_flight.outside_work(self._thread_id, self._own_ends)
             or self._signal_timer_armed()
+            or self._data_held_in_kernel()
         )
+        if self._woken or self._ready:
+            # A thread handed something in while we looked (the thread scan yields the GIL):
+            # run it before deciding anything.
+            return _NO_EVENTS
         if not self._fast_jump and not counted:
             self._update_fast_jump()  # what was in flight may be over
         if counted or outside:
@@ -953,6 +981,27 @@ class VirtualEventLoop(OrderedEventLoop):
         if self._wall is not None:
             self._wall._destination_timestamp_ns += delta
 
+    def _data_held_in_kernel(self) -> bool:
+        """Whether a TCP socket of the loop holds unsent data back (Linux only).
+
+        Between two ends of one loop, a small write after an unacknowledged one waits in the
+        kernel for the peer's delayed ACK (Nagle's algorithm, up to about 40 ms) when the socket
+        lacks TCP_NODELAY: in flight, though no request is, and nothing is readable yet.
+        """
+        if _ioctl is None:
+            return False
+        for transport in list(self._transports.values()):
+            sock = getattr(transport, "_sock", None)
+            if not isinstance(sock, socket.socket) or sock.family not in _TCP_FAMILIES:
+                continue
+            try:
+                unsent = _ioctl(sock.fileno(), _SIOCOUTQNSD, b"\0\0\0\0")
+            except (OSError, ValueError):
+                continue
+            if int.from_bytes(unsent, sys.byteorder, signed=True) > 0:
+                return True
+        return False
+
     def _signal_timer_armed(self) -> bool:
         """Whether a real interval timer (``setitimer``, ``alarm``) is armed while signal handlers
         are set: the signal it will raise is work in flight."""
@@ -969,6 +1018,7 @@ class VirtualEventLoop(OrderedEventLoop):
             and len(watched) <= 1
             and not getattr(self, "_signal_handlers", None)
         )
+        self._update_fast_jump()
 
     # --- work in flight (executor jobs, child processes: see _in_flight) ---------------------
 
@@ -991,8 +1041,9 @@ class VirtualEventLoop(OrderedEventLoop):
             and not in_flight.executor_shutdowns
             and not in_flight.subprocesses
             and not in_flight.requests
-            # With signal handlers, each jump checks for an armed real timer (_select_idle).
-            and not getattr(self, "_signal_handlers", None)
+            # Anything watched but the self-pipe (connections, servers, pipes) or signal
+            # handlers: each jump looks at it first (_select_idle).
+            and self._quiet
         )
 
     def _no_fast_jump(self) -> None:
@@ -1035,7 +1086,7 @@ class VirtualEventLoop(OrderedEventLoop):
         if target_ns > self._now_ns:
             when = target_ns / 1e9
             waiter: asyncio.Future[None] = self.create_future()
-            handle = self.call_at(when, _resolve, waiter)
+            handle = self.call_at(when, resolve, waiter, None)
             self._advance_targets.append(when)
             self._update_jump_limit()
             try:
@@ -1077,7 +1128,7 @@ class VirtualEventLoop(OrderedEventLoop):
 
 
 def _to_ns(seconds: float | None) -> int | None:
-    return None if seconds is None else round(seconds * _NS_PER_SECOND)
+    return None if seconds is None else round(seconds * NS_PER_SECOND)
 
 
 def run(

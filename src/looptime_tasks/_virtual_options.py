@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, TypeAlias
 
-from ._clock import DEFAULT_START, parse_start
+from ._clock import DEFAULT_START
 from ._ordering import Chooser, check_shuffle
+from ._units import parse_start
 
 __all__ = (
     "DEFAULT_IO_WAIT",

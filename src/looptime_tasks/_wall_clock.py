@@ -29,14 +29,14 @@ from typing import Any, Final
 
 import time_machine
 
+from ._units import NS_PER_SECOND
+
 __all__ = ("EXACT_FLOAT_NS", "WallTravel", "shift_wall")
 
 _DESTINATION: Final = "_destination_timestamp_ns"
 
 EXACT_FLOAT_NS: Final = 2**53
 """Deltas below this many nanoseconds (~104 days) survive ``ns / 1e9 * 1e9`` exactly."""
-
-_NS_PER_SECOND: Final = 1_000_000_000
 
 
 def shift_wall(traveller: time_machine.Traveller, delta_ns: int) -> None:
@@ -81,7 +81,7 @@ class WallTravel:
 
     def __init__(self, wall_epoch_ns: int) -> None:
         """Start travelling to ``wall_epoch_ns`` (nanoseconds since the Unix epoch)."""
-        seconds, rest = divmod(wall_epoch_ns, _NS_PER_SECOND)
+        seconds, rest = divmod(wall_epoch_ns, NS_PER_SECOND)
         self._travel = time_machine.travel(seconds, tick=False)
         self.traveller: time_machine.Traveller = self._travel.start()
         if rest:

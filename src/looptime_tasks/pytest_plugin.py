@@ -15,6 +15,27 @@ Design decisions:
   object, because pytest-asyncio's fixture cache compares it: a new one per test would give every
   test its own loop even under a module loop scope.
 
+* **An explicit choice of loop factories wins; contradictions are errors.** Tests on virtual
+  time get one factory, ``"virtual"`` (the user's collapse to it); a test whose
+  ``@pytest.mark.asyncio(loop_factories=[...])`` names ``"virtual"`` is on virtual time for that
+  run, and one whose ``loop_factories`` leave it out is not, whatever ``--virtual-time`` says.
+  A ``virtual_time`` marker that contradicts ``loop_factories`` is a ``pytest.UsageError``
+  raised while the test is collected, as pytest-asyncio raises its own: an error at collection
+  ends the session, also under pytest-xdist (where a session-level usage error raised in a
+  worker is an internal error without the message). A user's hook whose answer pytest-asyncio
+  would reject is passed on unchanged, so pytest-asyncio reports it in its own words.
+
+* **Marker options are the loop's options.** Every keyword option of
+  ``VirtualEventLoop.configure()`` is a marker option, passed through one by one (so that an
+  error names it), and shared loops re-apply each one's ``VirtualEventLoop()`` default: a new
+  loop option needs no change here. ``seeds`` is the plugin's own.
+
+* **``seeds=`` is a parametrization.** Added after pytest-asyncio's (and the test's own)
+  parameters, for the tests pytest-asyncio asked our hook about, i.e. the ones it runs on
+  virtual time; ids ``seed=N`` are the same in every pytest-xdist worker. The rerun hint is the
+  node id, since ``-k`` expressions cannot contain ``=``. A bad ``seeds`` is not parametrized
+  and fails the test's setup, like every other bad option.
+
 * **The hook is implemented only while an opted-in test is collected.** Merely implementing it
   makes pytest-asyncio parametrize every asyncio test with a loop-factory parameter of the test's
   loop scope, and with the usual function loop scope that parameter tears down session- and
@@ -45,29 +66,45 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Generator, Mapping
+import shlex
+from collections.abc import Callable, Generator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import pytest
 
 from looptime_tasks import DeadlockError, StallError, VirtualClock, VirtualEventLoop
 
-_LoopFactories = Mapping[str, Callable[[], asyncio.AbstractEventLoop]]
-
-_OPTIONS: Final = (
-    "start",
-    "seed",
-    "autojump",
-    "autojump_threshold",
-    "wakeup_latency",
-    "stall_limit",
+_LOOP_OPTIONS: Final = tuple(
+    name
+    for name, parameter in inspect.signature(VirtualEventLoop.configure).parameters.items()
+    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
 )
-"""Keyword arguments of ``@pytest.mark.virtual_time``: the options of ``VirtualEventLoop``."""
+"""Marker options passed through to ``VirtualEventLoop.configure()``: every option it takes."""
+
+_OPTIONS: Final = (*_LOOP_OPTIONS, "seeds")
+"""Keyword arguments of ``@pytest.mark.virtual_time``: the loop's options, then the plugin's."""
 
 _DEFAULTS: Final[dict[str, Any]] = {
-    name: inspect.signature(VirtualEventLoop).parameters[name].default for name in _OPTIONS
+    name: parameter.default
+    for name, parameter in inspect.signature(VirtualEventLoop).parameters.items()
+    if name in _LOOP_OPTIONS
 }
+"""The loop's default for each option, re-applied by every test on a loop shared by several."""
+
+_SAME_SLOT: Final = {"seed": "seeds", "seeds": "seed"}
+"""Options that answer one question: a closer marker's ``seeds`` overrides a farther ``seed``."""
+
+_VIRTUAL: Final = "virtual"
+"""The name of the virtual loop factory, for pytest-asyncio's ``loop_factories``."""
+
+_SEED_PARAM: Final = "_virtual_time_seed"
+"""The parameter that ``seeds=`` adds to a test: one seed per run."""
+
+_SEEDS_ACCEPTED: Final = (
+    "a number of runs n >= 1 (for seeds 0 to n - 1) or a non-empty range, list or tuple of "
+    "distinct ints"
+)
 
 _HOOK_NAME: Final = "looptime_tasks-loop-factories"
 
@@ -108,34 +145,80 @@ def _enabled_for_all(config: pytest.Config) -> bool:
 
 
 def _opted_in(item: pytest.Item) -> bool:
-    """Whether ``item`` runs on virtual time; malformed markers count as opted in (setup says)."""
+    """Whether ``item`` asks for virtual time; malformed markers count as asking (setup says).
+
+    The closest ``virtual_time`` marker decides; without one, an explicit choice of loop
+    factories (``@pytest.mark.asyncio(loop_factories=[...])``) does, then the global switch.
+    """
     marker = item.get_closest_marker("virtual_time")
-    if marker is None:
-        return _enabled_for_all(item.config)
-    return not (marker.args and marker.args[0] is False)
+    if marker is not None:
+        return not (marker.args and marker.args[0] is False)
+    names = _factory_names(item)
+    if names is not None:
+        return _VIRTUAL in names
+    return _enabled_for_all(item.config)
+
+
+def _factory_names(item: pytest.Item) -> Sequence[str] | None:
+    """The loop factories ``item``'s asyncio marker chooses, or None (also when malformed).
+
+    pytest-asyncio reports a malformed ``loop_factories`` itself.
+    """
+    marker = item.get_closest_marker("asyncio")
+    names = marker.kwargs.get("loop_factories") if marker is not None else None
+    if isinstance(names, str) or not isinstance(names, Sequence):
+        return None
+    if not all(isinstance(name, str) for name in names):
+        return None
+    return names
+
+
+def _factory_conflict(item: pytest.Item) -> str | None:
+    """Why ``item``'s ``virtual_time`` and ``loop_factories`` markers contradict, if they do."""
+    marker = item.get_closest_marker("virtual_time")
+    names = _factory_names(item)
+    if marker is None or names is None:
+        return None
+    chosen = f"@pytest.mark.asyncio(loop_factories={names!r})"
+    if marker.args and marker.args[0] is False:
+        if _VIRTUAL not in names:
+            return None
+        return (
+            f"{item.nodeid}: @pytest.mark.virtual_time(False) takes the test off virtual time, "
+            f"but {chosen} chooses the virtual loop factory ({_VIRTUAL!r}); remove one of the two"
+        )
+    if _VIRTUAL in names:
+        return None
+    return (
+        f"{item.nodeid}: @pytest.mark.virtual_time puts the test on virtual time, but {chosen} "
+        f"does not name the virtual loop factory ({_VIRTUAL!r}); add it "
+        f"(loop_factories={[*names, _VIRTUAL]!r} runs the test once on each), or take the test "
+        f"off virtual time (remove the marker, or @pytest.mark.virtual_time(False) on the test "
+        f"where the marker comes from its class or module)"
+    )
 
 
 def _marker_options(item: pytest.Item) -> dict[str, Any] | None:
     """Return the test's virtual-time options, or None if the test is not on virtual time.
 
     The closest marker decides whether the test is on virtual time; the options of every
-    enabling marker merge, the closest one winning for each option.
+    enabling marker merge, the closest one winning for each option (``seed`` and ``seeds`` count
+    as one).
 
     Raises:
         pytest.UsageError: a marker has a positional argument other than one bool, an unknown
-            keyword, or options beside ``False``.
+            keyword, options beside ``False``, or both ``seed`` and ``seeds``.
     """
     markers = list(item.iter_markers("virtual_time"))
     for marker in markers:
         _check_marker(item, marker)
-    if not markers:
-        return {} if _enabled_for_all(item.config) else None
-    if markers[0].args and markers[0].args[0] is False:
+    if not _opted_in(item):
         return None
     options: dict[str, Any] = {}
     for marker in markers:
         for name, value in marker.kwargs.items():
-            options.setdefault(name, value)
+            if name not in options and _SAME_SLOT.get(name) not in options:
+                options[name] = value
     return options
 
 
@@ -159,6 +242,44 @@ def _check_marker(item: pytest.Item, marker: pytest.Mark) -> None:
             f"{where}(False) opts the test out of virtual time and takes no options "
             f"(got {', '.join(sorted(marker.kwargs))})"
         )
+    if "seed" in marker.kwargs and "seeds" in marker.kwargs:
+        raise pytest.UsageError(
+            f"{where}(seed={marker.kwargs['seed']!r}, seeds={marker.kwargs['seeds']!r}): give "
+            f"seed (one run) or seeds (one run per seed), not both"
+        )
+
+
+def _check_seeds(seeds: object) -> list[int]:
+    """The seeds that ``seeds=`` names, in order.
+
+    Raises:
+        TypeError, ValueError: ``seeds`` is not what ``_SEEDS_ACCEPTED`` says.
+    """
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ValueError(f"seeds must be {_SEEDS_ACCEPTED} (got {seeds!r})")
+        return list(range(seeds))
+    if not isinstance(seeds, range | list | tuple) or not all(
+        isinstance(seed, int) and not isinstance(seed, bool) for seed in seeds
+    ):
+        raise TypeError(f"seeds must be {_SEEDS_ACCEPTED} (got {seeds!r})")
+    if not seeds:
+        raise ValueError(f"seeds must be {_SEEDS_ACCEPTED} (got the empty {seeds!r})")
+    seen: set[int] = set()
+    for seed in seeds:
+        if seed in seen:
+            raise ValueError(
+                f"seeds must be {_SEEDS_ACCEPTED} (got {seeds!r}, which repeats {seed})"
+            )
+        seen.add(seed)
+    return list(seeds)
+
+
+def _option_error(item: pytest.Item, name: str, value: object, error: Exception) -> NoReturn:
+    """Raise the ``pytest.UsageError`` for the bad option ``name=value`` of ``item``."""
+    raise pytest.UsageError(
+        f"{item.nodeid}: @pytest.mark.virtual_time({name}={value!r}): {error}"
+    ) from None
 
 
 def _apply(event_loop: VirtualEventLoop, item: pytest.Item, options: dict[str, Any]) -> None:
@@ -167,9 +288,19 @@ def _apply(event_loop: VirtualEventLoop, item: pytest.Item, options: dict[str, A
         try:
             event_loop.configure(**{name: value})
         except (TypeError, ValueError) as error:
-            raise pytest.UsageError(
-                f"{item.nodeid}: @pytest.mark.virtual_time({name}={value!r}): {error}"
-            ) from None
+            _option_error(item, name, value, error)
+
+
+def _valid_factories(factories: object) -> bool:
+    """Whether pytest-asyncio accepts ``factories`` as an answer of its loop-factory hook."""
+    return (
+        isinstance(factories, Mapping)
+        and bool(factories)
+        and all(
+            isinstance(name, str) and name and callable(factory)
+            for name, factory in factories.items()
+        )
+    )
 
 
 def _same_instant(value: object, start: datetime) -> bool:
@@ -206,19 +337,15 @@ def _is_async_test(item: pytest.Item, pytest_asyncio_active: bool) -> bool:
 class _LoopFactoryHook:
     """The ``pytest_asyncio_loop_factories`` implementation, registered only while needed."""
 
-    def __init__(self, factory: Callable[[], VirtualEventLoop]) -> None:
-        self.factory = factory
+    def __init__(self, answer: Callable[[pytest.Item, object], object]) -> None:
+        self.answer = answer
 
     @pytest.hookimpl(wrapper=True, optionalhook=True)
     def pytest_asyncio_loop_factories(
         self, config: pytest.Config, item: pytest.Item
-    ) -> Generator[None, _LoopFactories | None, _LoopFactories]:
-        """Give opted-in tests the virtual loop; leave the others what they had."""
-        result = yield
-        if _opted_in(item):
-            return {"virtual": self.factory}
-        # Never None: pytest-asyncio rejects it with a UsageError that ends the session.
-        return result if result is not None else {"default": asyncio.new_event_loop}
+    ) -> Generator[None, object, object]:
+        """Give tests on virtual time the virtual loop; leave the others what they had."""
+        return self.answer(item, (yield))
 
 
 class _VirtualTime:
@@ -228,9 +355,15 @@ class _VirtualTime:
         self.config = config
         hook_caller = getattr(config.hook, "pytest_asyncio_loop_factories", None)
         self.hook_available = hook_caller is not None and hook_caller.has_spec()
-        self.hook = _LoopFactoryHook(self.new_event_loop)
+        self.hook = _LoopFactoryHook(self.loop_factories)
+        # Always this one object: pytest-asyncio's fixture cache compares factories.
+        self.factory: Callable[[], VirtualEventLoop] = self.new_event_loop
         self.opted_in_seen = False
         self.looptime_warned = False
+        # The test pytest-asyncio last asked our hook about, and the contradiction between
+        # markers that its collection error is about, if any.
+        self.asked: pytest.Item | None = None
+        self.conflict: str | None = None
         # Scopes of the fixtures being set up, innermost last: the factory runs inside the setup
         # of pytest-asyncio's runner fixture, so the last one is the scope of that runner.
         self.fixture_scopes: list[str] = []
@@ -246,11 +379,12 @@ class _VirtualTime:
     # collection
 
     def collecting(self, item: pytest.Item) -> None:
-        """Implement the loop-factory hook exactly while an opted-in test is collected."""
+        """Implement the loop-factory hook exactly while a test asking for virtual time is
+        collected (or one whose markers contradict, so that the hook can report it)."""
         if not self.hook_available:
             return
         registered = self.config.pluginmanager.is_registered(self.hook)
-        if _opted_in(item):
+        if _opted_in(item) or _factory_conflict(item):
             if not self.opted_in_seen:
                 self.opted_in_seen = True
                 self.warn_about_looptime()
@@ -258,6 +392,46 @@ class _VirtualTime:
                 self.config.pluginmanager.register(self.hook, _HOOK_NAME)
         elif registered:
             self.config.pluginmanager.unregister(self.hook)
+
+    def loop_factories(self, item: pytest.Item, theirs: object) -> object:
+        """Answer pytest-asyncio's loop-factory hook for ``item``; ``theirs`` is the answer of
+        the other implementations (a user's conftest), None if there is none."""
+        self.asked = item
+        hook_caller = item.ihook.pytest_asyncio_loop_factories
+        if any(impl.plugin is not self.hook for impl in hook_caller.get_hookimpls()):
+            if not _valid_factories(theirs):
+                return theirs  # pytest-asyncio reports a broken hook in its own words
+        else:
+            theirs = {}
+        assert isinstance(theirs, Mapping)
+        self.conflict = _factory_conflict(item)
+        if self.conflict is not None:
+            raise pytest.UsageError(self.conflict)
+        if not _opted_in(item):
+            # Not reached in practice (the hook is registered around opted-in tests only), but
+            # never None: pytest-asyncio would reject it with a UsageError.
+            return theirs or {"default": asyncio.new_event_loop}
+        if _factory_names(item) is None:
+            return {_VIRTUAL: self.factory}  # the user's factories collapse to the virtual one
+        return {**theirs, _VIRTUAL: self.factory}
+
+    def parametrize_seeds(self, metafunc: pytest.Metafunc) -> None:
+        """Run a test on virtual time once per seed of its ``seeds=`` option, if it has one.
+
+        A bad option is left for the test's setup to report, as for every other option.
+        """
+        if self.asked is not metafunc.definition:
+            return  # pytest-asyncio does not run it on virtual time
+        self.asked = None
+        try:
+            options = _marker_options(metafunc.definition)
+            seeds = _check_seeds(options["seeds"]) if options and "seeds" in options else None
+        except (pytest.UsageError, TypeError, ValueError):
+            return
+        if seeds is None:
+            return
+        metafunc.fixturenames.append(_SEED_PARAM)
+        metafunc.parametrize(_SEED_PARAM, seeds, ids=[f"seed={seed}" for seed in seeds])
 
     def collected(self) -> None:
         """Keep the hook implemented after collection if any test is on virtual time."""
@@ -278,7 +452,7 @@ class _VirtualTime:
     def begin(self, item: pytest.Item) -> None:
         """At the start of ``item``'s setup: prepare its virtual loop, before any fixture runs."""
         self.item = item
-        options = _marker_options(item)
+        options = self.options_for(item)
         if options is None:
             return
         if not _is_async_test(item, self.hook_available):
@@ -303,6 +477,34 @@ class _VirtualTime:
             event_loop.close()
             raise
         self.prepared[scope] = self.test_loop = event_loop
+
+    def options_for(self, item: pytest.Item) -> dict[str, Any] | None:
+        """The loop options of ``item`` (its seed drawn from ``seeds=``), or None if it does
+        not run on virtual time.
+
+        Raises:
+            pytest.UsageError: a marker or ``seeds=`` is malformed.
+        """
+        options = _marker_options(item)
+        if options is None:
+            return None
+        callspec = getattr(item, "callspec", None)
+        params: Mapping[str, object] = callspec.params if callspec is not None else {}
+        if (
+            _factory_names(item) is not None
+            and callspec is not None
+            and not any(value is self.factory for value in params.values())
+        ):
+            return None  # the run of another loop factory that the test chose as well
+        if "seeds" in options:
+            seeds = options.pop("seeds")
+            try:
+                _check_seeds(seeds)
+            except (TypeError, ValueError) as error:
+                _option_error(item, "seeds", seeds, error)
+            if _SEED_PARAM in params:
+                options["seed"] = params[_SEED_PARAM]
+        return options
 
     def reconfigure(
         self,
@@ -415,13 +617,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Register the marker and set up the plugin's state."""
     # No colon before the description: pytest --markers splits the line at the first one.
-    defaults = ", ".join(f"{name}={_DEFAULTS[name]!r}" for name in _OPTIONS if name != "start")
+    options = ", ".join(
+        name if name not in _DEFAULTS or name == "start" else f"{name}={_DEFAULTS[name]!r}"
+        for name in _OPTIONS
+    )
     config.addinivalue_line(
         "markers",
-        f"virtual_time(enabled=True, *, start, {defaults}): run the asyncio test on "
+        f"virtual_time(enabled=True, *, {options}): run the asyncio test on "
         "looptime_tasks' virtual-time event loop, which jumps to the next timer instead of "
         "waiting; the options are those of looptime_tasks.VirtualEventLoop (start: an aware "
-        f"datetime or ISO-8601 string, default {_DEFAULTS['start'].isoformat()}). On a class or "
+        f"datetime or ISO-8601 string, default {_DEFAULTS['start'].isoformat()}), and "
+        "seeds=N or seeds=range(...) runs the test once per seed. On a class or "
         "module it applies to every test in it; virtual_time(False) opts a test out, also of "
         "--virtual-time.",
     )
@@ -436,14 +642,31 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> Generator[None, None, None]:
-    """Implement the loop-factory hook around pytest-asyncio's parametrization when opted in."""
-    _state(metafunc.config).collecting(metafunc.definition)
-    return (yield)
+    """Implement the loop-factory hook around pytest-asyncio's parametrization when opted in;
+    then add the runs of ``seeds=``, after the other parameters."""
+    state = _state(metafunc.config)
+    state.collecting(metafunc.definition)
+    result = yield
+    state.parametrize_seeds(metafunc)
+    return result
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Keep the loop-factory hook implemented for setup if any test is on virtual time."""
     _state(session.config).collected()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    """Report contradicting markers by their message, without the plugin's traceback."""
+    report = yield
+    state = _state(collector.config)
+    if report.failed and state.conflict is not None:
+        report.longrepr = f"UsageError: {state.conflict}"
+        state.conflict = None
+    return report
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -475,8 +698,18 @@ def pytest_runtest_call(item: pytest.Item) -> None:
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Report deadlocks, stalls (with their task listing) and bad options by their message."""
+    """Report deadlocks, stalls (with their task listing) and bad options by their message, and
+    how to rerun a failed run of ``seeds=`` alone."""
     report = yield
+    callspec = getattr(item, "callspec", None)
+    if report.failed and callspec is not None and _SEED_PARAM in callspec.params:
+        seed = callspec.params[_SEED_PARAM]
+        report.sections.append(
+            (
+                "virtual time seed",
+                f"seed={seed}: rerun this seed alone with: pytest {shlex.quote(item.nodeid)}",
+            )
+        )
     excinfo = call.excinfo
     if excinfo is None:
         return report
