@@ -23,17 +23,9 @@ STOCK: Final = "stock"
 VIRTUAL: Final = "virtual"
 
 
-def on_both_loops(*, virtual_xfail: str | None = None) -> pytest.MarkDecorator:
-    """Parametrize a test's ``event_loop_kind`` argument with ``"stock"`` and ``"virtual"``.
-
-    Args:
-        virtual_xfail: while the virtual loop cannot pass the case yet, why (a strict xfail of
-            the virtual run only, to be removed as soon as it passes).
-    """
-    virtual: Any = VIRTUAL
-    if virtual_xfail is not None:
-        virtual = pytest.param(VIRTUAL, marks=pytest.mark.xfail(strict=True, reason=virtual_xfail))
-    return pytest.mark.parametrize("event_loop_kind", [STOCK, virtual])
+def on_both_loops() -> pytest.MarkDecorator:
+    """Parametrize a test's ``event_loop_kind`` argument with ``"stock"`` and ``"virtual"``."""
+    return pytest.mark.parametrize("event_loop_kind", [STOCK, VIRTUAL])
 
 
 def run_on(event_loop_kind: str, main: Coroutine[Any, Any, T], **virtual_options: Any) -> T:
