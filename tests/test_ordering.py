@@ -25,18 +25,27 @@ from looptime_tasks._ordering import (
 Trace = list[object]
 
 
-def run_on(
-    shuffle: bool | Chooser,
-    program: Callable[[asyncio.AbstractEventLoop, Trace], Coroutine[Any, Any, None]],
-    seed: int = 0,
-) -> Trace:
-    """Run ``program`` on a fresh ordered loop and return what it traced."""
-    event_loop = OrderedEventLoop()
-    event_loop._set_shuffle(shuffle, random.Random(seed))
+Program = Callable[[asyncio.AbstractEventLoop, Trace], Coroutine[Any, Any, None]]
+
+
+def run_on(shuffle: bool | Chooser | None, program: Program, seed: int = 0) -> Trace:
+    """Run ``program`` on a fresh ordered loop (None: the stock loop); return what it traced."""
+    event_loop: asyncio.AbstractEventLoop
+    if shuffle is None:
+        event_loop = asyncio.SelectorEventLoop()
+    else:
+        event_loop = OrderedEventLoop()
+        event_loop._set_shuffle(shuffle, random.Random(seed))
     trace: Trace = []
     try:
         event_loop.run_until_complete(program(event_loop, trace))
     finally:
+        # After a chooser's error: finish the program's tasks (the chooser picks 0 by then).
+        leftover = asyncio.all_tasks(event_loop)
+        if leftover:
+            for task in leftover:
+                task.cancel()
+            event_loop.run_until_complete(asyncio.wait(leftover))
         event_loop.close()
     return trace
 
@@ -94,12 +103,7 @@ def test_timers_due_at_the_same_instant_fire_in_scheduling_order() -> None:
 
 def test_stock_asyncio_does_not_keep_same_instant_timers_in_scheduling_order() -> None:
     # The reason for StableTimerHandle: asyncio's heap is not stable.
-    event_loop = asyncio.SelectorEventLoop()
-    trace: Trace = []
-    try:
-        event_loop.run_until_complete(same_instant_timers(event_loop, trace))
-    finally:
-        event_loop.close()
+    trace = run_on(None, same_instant_timers)
 
     assert sorted(map(str, trace)) == sorted(map(str, range(12)))
     assert trace != list(range(12))
@@ -150,14 +154,7 @@ def test_stable_timer_handles_order_equal_deadlines_by_creation() -> None:
 
 
 def test_unshuffled_loop_runs_callbacks_in_stock_asyncio_order() -> None:
-    stock = asyncio.SelectorEventLoop()
-    trace: Trace = []
-    try:
-        stock.run_until_complete(workers(stock, trace))
-    finally:
-        stock.close()
-
-    assert run_on(False, workers) == trace
+    assert run_on(False, workers) == run_on(None, workers)
 
 
 def test_chooser_that_always_picks_zero_gives_the_unshuffled_order() -> None:
@@ -390,10 +387,29 @@ def test_chooser_returning_an_index_out_of_range_fails_the_loop() -> None:
         run_on(chooser, two_racers)
 
 
+def test_a_failing_chooser_loses_no_callback() -> None:
+    event_loop = OrderedEventLoop()
+    event_loop._set_shuffle(Recorder([5]), random.Random(0))
+    trace: Trace = []
+    try:
+        main = event_loop.create_task(two_racers(event_loop, trace))
+        with pytest.raises(ValueError, match=r"range\(2\) \(got 5\)$"):
+            event_loop.run_until_complete(main)
+        event_loop._set_shuffle(False, random.Random(0))
+        event_loop.run_until_complete(main)
+    finally:
+        event_loop.close()
+
+    assert trace == ["a", "b"]
+
+
 def test_chooser_returning_a_non_int_fails_the_loop() -> None:
     class Bad:
+        def __init__(self) -> None:
+            self.answers: list[Any] = [True]
+
         def choose(self, candidates: Sequence[asyncio.Handle], /) -> Any:
-            return True
+            return self.answers.pop() if self.answers else 0
 
         def __repr__(self) -> str:
             return "Bad()"

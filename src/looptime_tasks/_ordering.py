@@ -282,7 +282,6 @@ class Shuffler:
         """
         ready = self._ready
         entries = list(ready)
-        ready.clear()
         batch: list[asyncio.Handle] = []
         # The order to keep is a graph: each entry waits for its predecessor of the same origin
         # and, unless it is a task step, for the previous entry that is not one either.
@@ -339,7 +338,14 @@ class Shuffler:
             groups[-1].append(len(batch))
             batch.append(timer)
             successors.append([])
-        order = self._interleave(batch, successors, waiting, heads, ready_count, groups)
+        try:
+            order = self._interleave(batch, successors, waiting, heads, ready_count, groups)
+        except BaseException:
+            # The chooser failed: leave the batch queued in asyncio's order, so nothing is lost
+            # if the loop runs again.
+            ready.extend(due_timers)
+            raise
+        ready.clear()
         ready.extend(_Slot(handle, index, self) for index, handle in enumerate(order))
         self._size = len(order)
         self._marks = []

@@ -319,9 +319,9 @@ def _run_job(job_threads: dict[int, int], job: int, call: Callable[[], _T]) -> _
         del job_threads[ident]
 
 
-def _generator(seed: int | random.Random | None) -> random.Random:
+def _generator(seed: int | Random | None) -> Random:
     """The loop's ``random`` for a validated ``seed``: a given instance is used as it is."""
-    return seed if isinstance(seed, random.Random) else random.Random(seed)
+    return seed if isinstance(seed, Random) else Random(seed)
 
 
 def _socket_ends(sock: socket.socket) -> tuple[Any, Any] | None:
@@ -365,7 +365,7 @@ class VirtualEventLoop(OrderedEventLoop):
         start: datetime | str = DEFAULT_START,
         autojump: bool = True,
         autojump_threshold: float = 0.0,
-        seed: int | random.Random | None = 0,
+        seed: int | Random | None = 0,
         wall_clock: bool = True,
         wakeup_latency: float | tuple[float, float] = 0.0,
         stall_limit: int | None = DEFAULT_STALL_LIMIT,
@@ -573,7 +573,7 @@ class VirtualEventLoop(OrderedEventLoop):
             self._clock._set_start(changes["start"])
             self._shift_wall(self._clock.wall_epoch_ns() - before)  # no-op unless travelling
         if "seed" in changes:
-            if isinstance(changes["seed"], random.Random):
+            if isinstance(changes["seed"], Random):
                 self._random = changes["seed"]
             else:
                 self._random.seed(changes["seed"])
@@ -1135,7 +1135,7 @@ def run(
     main: Coroutine[Any, Any, _T],
     *,
     start: datetime | str = DEFAULT_START,
-    seed: int | random.Random | None = 0,
+    seed: int | Random | None = 0,
     autojump: bool = True,
     autojump_threshold: float = 0.0,
     wall_clock: bool = True,
