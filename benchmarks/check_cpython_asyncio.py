@@ -23,10 +23,11 @@ Design decisions:
   ``test_events``, ``test_sendfile``, ``test_sock_lowlevel``); and
   ``asyncio.DefaultEventLoopPolicy`` by name (policy tests, and
   ``asyncio.set_event_loop_policy(None)`` in every module's ``tearDownModule``, after which
-  asyncio builds a fresh ``asyncio.DefaultEventLoopPolicy`` on next use). So the script rebinds
-  those two public names, in ``asyncio`` and in ``asyncio.unix_events`` where they are defined,
-  to subclasses: :class:`SuiteLoop` (a ``VirtualEventLoop`` that accepts and closes a selector
-  argument, as the virtual loop polls through its own selector wrapper) and
+  asyncio builds a fresh ``asyncio.DefaultEventLoopPolicy`` on next use); from 3.13 also
+  ``asyncio.EventLoop``. So the script rebinds those names, in ``asyncio`` and in
+  ``asyncio.unix_events`` where they are defined, to subclasses: :class:`SuiteLoop` (a
+  ``VirtualEventLoop`` that accepts and closes a selector argument, as the virtual loop polls
+  through its own selector wrapper) and
   :class:`SuitePolicy` (whose loop factory is ``SuiteLoop``). Nothing else is touched; the
   tests' fake loops (``TestLoop``, ``BaseSelectorEventLoop`` over mock selectors) are not real
   loops and stay as they are. The rebinding is for this script's processes only: the library
@@ -65,7 +66,7 @@ import unittest
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from looptime_tasks import VirtualEventLoop
 
@@ -91,12 +92,21 @@ class SuitePolicy(asyncio.DefaultEventLoopPolicy):
     _loop_factory = SuiteLoop
 
 
+_REBOUND: Final = {
+    "SelectorEventLoop": SuiteLoop,
+    "EventLoop": SuiteLoop,  # 3.13+: the platform's default loop class
+    "DefaultEventLoopPolicy": SuitePolicy,
+    "_DefaultEventLoopPolicy": SuitePolicy,  # 3.14+: the policy asyncio builds by itself
+}
+
+
 def install_virtual_loops() -> None:
     """Make the names the tests build real loops from give virtual loops (see module doc)."""
     for module in (asyncio, asyncio.unix_events):
-        # setattr: these are the module's public names, rebound for this process only.
-        setattr(module, "SelectorEventLoop", SuiteLoop)  # noqa: B010
-        setattr(module, "DefaultEventLoopPolicy", SuitePolicy)  # noqa: B010
+        for name, replacement in _REBOUND.items():
+            # vars(): only names the module defines, without tripping a deprecation __getattr__.
+            if name in vars(module):
+                setattr(module, name, replacement)
     asyncio.set_event_loop_policy(None)
 
 

@@ -35,6 +35,23 @@ def run_on(event_loop_kind: str, main: Coroutine[Any, Any, T], **virtual_options
     return tasks.run(main, **virtual_options)
 
 
+TIMED_OUT: Final = "timed out"
+
+
+async def timed(request: Coroutine[Any, Any, T], limit: float) -> tuple[T | str, float]:
+    """Await ``request`` under ``asyncio.wait_for(request, limit)`` (``limit`` in seconds).
+
+    Returns:
+        Its result, or :data:`TIMED_OUT`; and the loop seconds it took.
+    """
+    began = loop_time()
+    try:
+        result: T | str = await asyncio.wait_for(request, limit)
+    except TimeoutError:
+        result = TIMED_OUT
+    return result, loop_time() - began
+
+
 def loop_time() -> float:
     """The running loop's clock, in seconds (virtual on the virtual loop)."""
     return asyncio.get_running_loop().time()

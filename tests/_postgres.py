@@ -107,12 +107,21 @@ def _system_user() -> pwd.struct_passwd:
     with contextlib.suppress(KeyError):
         return pwd.getpwnam(SYSTEM_USER)
     # check=False: another session may have created it in the meantime; getpwnam decides.
-    subprocess.run(
-        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SYSTEM_USER],
-        check=False,
-        capture_output=True,
-    )
-    return pwd.getpwnam(SYSTEM_USER)
+    command = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin"]
+    try:
+        result = subprocess.run(
+            [*command, SYSTEM_USER], check=False, capture_output=True, text=True
+        )
+    except FileNotFoundError:
+        result = None
+    try:
+        return pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        output = "useradd is not on PATH" if result is None else result.stderr.strip()
+        raise RuntimeError(
+            f"PostgreSQL refuses to run as root, and the unprivileged user {SYSTEM_USER!r} "
+            f"could not be created ({output}); create it, or run the tests as another user"
+        ) from None
 
 
 def _free_port() -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import asyncpg
 import pytest
@@ -39,34 +40,28 @@ async def _pg_sleep(server: PostgresServer, seconds: float, limit: float) -> tup
         await connection.close()
 
 
+async def _one_plus_one(**connect: Any) -> int:
+    """Connect with ``asyncpg.connect(**connect)`` and ask the server for 1 + 1."""
+    connection = await asyncpg.connect(**connect)
+    try:
+        value: int = await connection.fetchval("select 1 + 1")
+        return value
+    finally:
+        await connection.close()
+
+
 @on_both_loops()
 def test_asyncpg_connects(event_loop_kind: str, postgres: PostgresServer) -> None:
-    async def main() -> int:
-        connection = await asyncpg.connect(postgres.dsn)
-        try:
-            value: int = await connection.fetchval("select 1 + 1")
-            return value
-        finally:
-            await connection.close()
-
-    assert run_on(event_loop_kind, main()) == 2
+    assert run_on(event_loop_kind, _one_plus_one(dsn=postgres.dsn)) == 2
 
 
 @on_both_loops()
 def test_asyncpg_connects_through_the_unix_socket(
     event_loop_kind: str, postgres: PostgresServer
 ) -> None:
-    async def main() -> int:
-        connection = await asyncpg.connect(
-            host=str(postgres.socket_dir), port=postgres.port, user=postgres.user
-        )
-        try:
-            value: int = await connection.fetchval("select 1 + 1")
-            return value
-        finally:
-            await connection.close()
+    socket = {"host": str(postgres.socket_dir), "port": postgres.port, "user": postgres.user}
 
-    assert run_on(event_loop_kind, main()) == 2
+    assert run_on(event_loop_kind, _one_plus_one(**socket)) == 2
 
 
 def test_asyncpg_pool_serves_a_loop_through_a_simulated_day(postgres: PostgresServer) -> None:

@@ -22,7 +22,7 @@ import pytest
 import trustme
 
 import looptime_tasks as tasks
-from _loop_kinds import loop_time, on_both_loops, run_on
+from _loop_kinds import TIMED_OUT, loop_time, on_both_loops, run_on, timed
 from _servers import ChildServer
 
 TIMEOUT = 1.0
@@ -52,12 +52,7 @@ async def _ask_http(server: ChildServer, seconds: float) -> str:
 def test_tcp_reply_after_0_3_s_arrives_under_a_5_s_timeout(
     event_loop_kind: str, tcp_server: ChildServer
 ) -> None:
-    async def main() -> tuple[bytes, float]:
-        began = loop_time()
-        reply = await asyncio.wait_for(_ask_tcp(tcp_server, 0.3), 5)
-        return reply, loop_time() - began
-
-    reply, elapsed = run_on(event_loop_kind, main())
+    reply, elapsed = run_on(event_loop_kind, timed(_ask_tcp(tcp_server, 0.3), 5))
 
     assert reply == b"done 0.3\n"
     assert elapsed < 5
@@ -67,15 +62,11 @@ def test_tcp_reply_after_0_3_s_arrives_under_a_5_s_timeout(
 def test_tcp_reply_after_30_s_times_out_at_1_s(
     event_loop_kind: str, tcp_server: ChildServer
 ) -> None:
-    async def main() -> float:
-        began = loop_time()
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(_ask_tcp(tcp_server, 30), TIMEOUT)
-        return loop_time() - began
-
     began = time.perf_counter()
-    elapsed = run_on(event_loop_kind, main())
 
+    outcome, elapsed = run_on(event_loop_kind, timed(_ask_tcp(tcp_server, 30), TIMEOUT))
+
+    assert outcome == TIMED_OUT
     assert TIMEOUT <= elapsed < TIMEOUT + 1
     assert time.perf_counter() - began < 5
 
@@ -84,12 +75,7 @@ def test_tcp_reply_after_30_s_times_out_at_1_s(
 def test_http_reply_after_0_3_s_arrives_under_a_5_s_timeout(
     event_loop_kind: str, http_server: ChildServer
 ) -> None:
-    async def main() -> tuple[str, float]:
-        began = loop_time()
-        reply = await asyncio.wait_for(_ask_http(http_server, 0.3), 5)
-        return reply, loop_time() - began
-
-    reply, elapsed = run_on(event_loop_kind, main())
+    reply, elapsed = run_on(event_loop_kind, timed(_ask_http(http_server, 0.3), 5))
 
     assert reply == "done 0.3"
     assert elapsed < 5
@@ -99,15 +85,11 @@ def test_http_reply_after_0_3_s_arrives_under_a_5_s_timeout(
 def test_http_reply_after_30_s_times_out_at_1_s(
     event_loop_kind: str, http_server: ChildServer
 ) -> None:
-    async def main() -> float:
-        began = loop_time()
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(_ask_http(http_server, 30), TIMEOUT)
-        return loop_time() - began
-
     began = time.perf_counter()
-    elapsed = run_on(event_loop_kind, main())
 
+    outcome, elapsed = run_on(event_loop_kind, timed(_ask_http(http_server, 30), TIMEOUT))
+
+    assert outcome == TIMED_OUT
     assert TIMEOUT <= elapsed < TIMEOUT + 1
     assert time.perf_counter() - began < 5
 

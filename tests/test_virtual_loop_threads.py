@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from looptime_tasks import DeadlockError, ThreadBudgetWarning, VirtualEventLoop, run
+from looptime_tasks import DeadlockError, StallError, ThreadBudgetWarning, VirtualEventLoop, run
 from looptime_tasks._threads import is_idle
 
 
@@ -398,3 +398,35 @@ def test_job_that_handed_work_over_but_still_computes_is_not_jumped_past() -> No
         return await asyncio.to_thread(job)
 
     assert run(main()) is False
+
+
+def test_stall_error_lists_the_threads_at_work() -> None:
+    async def spin() -> None:
+        while True:
+            await asyncio.sleep(0)
+
+    with (
+        poller("busy-helper"),
+        pytest.raises(
+            StallError,
+            match=(
+                r"(?s)\nWork in flight:\n.*  - thread 'busy-helper' working in \S+\(\) at "
+                r"\S+:\d+\n"
+            ),
+        ),
+    ):
+        run(spin(), stall_limit=1000)
+
+
+def test_thread_blocked_in_a_call_with_keyword_arguments_is_idle() -> None:
+    jobs: queue.SimpleQueue[None] = queue.SimpleQueue()
+
+    def serve() -> None:
+        jobs.get(block=True)
+
+    with thread(serve) as worker:
+        settle()
+        idle = is_idle(frame_of(worker))
+        jobs.put(None)
+
+    assert idle

@@ -42,7 +42,7 @@ from typing import Any, Final, TypeAlias
 from ._threads import is_idle, where
 from ._virtual_options import ThreadFilter
 
-__all__ = ("InFlight", "Request", "ThreadBudgetWarning", "thread_count")
+__all__ = ("InFlight", "Request", "ThreadBudgetWarning", "socket_ends", "thread_count")
 
 
 thread_count: Final[Callable[[], int]] = getattr(
@@ -50,6 +50,14 @@ thread_count: Final[Callable[[], int]] = getattr(
 )
 """Number of threads started through ``_thread`` (every ``threading.Thread``), main excluded."""
 
+
+_SERVER_GRACE_NS: Final = 10_000_000
+"""Real nanoseconds (10 ms) a server's write on an accepted connection holds virtual time.
+
+A server that has answered usually waits for nothing, but the kernel's part of an exchange
+(an RST from a client that closed, a TLS close_notify answered at once) arrives a moment later;
+a short grace lets it, without making every answered request cost ``io_wait``.
+"""
 
 OwnEnds: TypeAlias = Callable[[], dict[tuple[Any, Any], set[int]]]
 """Gives the (local, peer) addresses of the loop's own connected sockets, with their fds."""
@@ -69,13 +77,27 @@ class ThreadBudgetWarning(RuntimeWarning):
 class Request:
     """A request in flight on a socket of the loop: since when (real ns) and to whom."""
 
-    __slots__ = ("connecting", "peer", "since_ns", "sock")
+    __slots__ = ("connecting", "peer", "served", "since_ns", "sock")
 
-    def __init__(self, sock: socket.socket, peer: Any = None, *, connecting: bool = False) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        peer: Any = None,
+        *,
+        connecting: bool = False,
+        served: bool = False,
+    ) -> None:
         self.sock = sock
         self.since_ns = time.perf_counter_ns()
         self.peer = peer
         self.connecting = connecting
+        self.served = served
+
+    def limit_ns(self, io_wait_ns: int | None) -> int | None:
+        """Real nanoseconds this request may hold time: ``io_wait``, or a server's grace."""
+        if self.served:
+            return _SERVER_GRACE_NS if io_wait_ns is None else min(io_wait_ns, _SERVER_GRACE_NS)
+        return io_wait_ns
 
     def describe(self, now_ns: int, io_wait_ns: int | None) -> str:
         try:
@@ -91,8 +113,9 @@ class Request:
         what = "connecting" if self.connecting else "awaiting a reply"
         seconds = (now_ns - self.since_ns) / 1e9
         text = f"connection {_address(local)} -> {_address(peer)} {what} for {seconds:.3f} s"
-        if io_wait_ns is not None and now_ns - self.since_ns > io_wait_ns:
-            text += f" (past io_wait={io_wait_ns / 1e9} s: no longer holds time back)"
+        limit = self.limit_ns(io_wait_ns)
+        if limit is not None and now_ns - self.since_ns > limit:
+            text += f" (past its {limit / 1e9} s: no longer holds time back)"
         return text
 
 
@@ -109,11 +132,16 @@ def _closed(sock: socket.socket) -> bool:
     return not isinstance(fd, int) or fd < 0
 
 
-def _peer_pair(sock: socket.socket) -> tuple[Any, Any] | None:
+def socket_ends(sock: socket.socket) -> tuple[Any, Any] | None:
+    """(local, peer) addresses of ``sock``; the peer is None for an unconnected socket."""
     try:
-        return sock.getsockname(), sock.getpeername()
+        local = sock.getsockname()
     except OSError:
         return None
+    try:
+        return local, sock.getpeername()
+    except OSError:
+        return local, None
 
 
 class InFlight:
@@ -175,11 +203,12 @@ class InFlight:
 
     # --- requests on the loop's own connections -------------------------------------------------
 
-    def sent(self, sock: socket.socket, peer: Any = None) -> None:
+    def sent(self, sock: socket.socket, peer: Any = None, *, served: bool = False) -> None:
         """Data went out on ``sock`` (to ``peer``, for an unconnected datagram socket): a
-        request is in flight until something comes back."""
+        request is in flight until something comes back. ``served``: the write of a server on
+        an accepted connection, which holds time only for a short grace."""
         if sock not in self.requests:
-            self.requests[sock] = Request(sock, peer)
+            self.requests[sock] = Request(sock, peer, served=served)
             self._on_request()
 
     def connecting(self, sock: socket.socket, address: Any) -> None:
@@ -199,15 +228,16 @@ class InFlight:
             if _closed(sock):
                 del self.requests[sock]
                 continue
-            if io_wait_ns is not None and now_ns - request.since_ns > io_wait_ns:
+            limit = request.limit_ns(io_wait_ns)
+            if limit is not None and now_ns - request.since_ns > limit:
                 continue
             if sock in self._internal:
                 continue
             if not request.connecting:
-                pair = _peer_pair(sock)
+                pair = socket_ends(sock)
                 if ends is None:
                     ends = own()
-                if pair is not None:
+                if pair is not None and pair[1] is not None:
                     # The other end: a socket of the loop whose local address is our peer's and
                     # whose peer is us (not ``sock`` itself: unnamed Unix sockets read ('', '')).
                     if ends.get((pair[1], pair[0]), set()) - {sock.fileno()}:
@@ -217,11 +247,6 @@ class InFlight:
                     continue  # a datagram to an unconnected socket of the loop
             return True
         return False
-
-    def forget(self, sock: socket.socket) -> None:
-        """``sock`` is closed: drop what is known about it."""
-        self.requests.pop(sock, None)
-        self._internal.discard(sock)
 
     # --- plain threads ----------------------------------------------------------------------
 

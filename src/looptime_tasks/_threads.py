@@ -48,6 +48,17 @@ _LOCK_TYPES: Final = (type(__import__("_thread").allocate_lock()),)
 
 _NO_CALL: Final = (None, None)
 
+_NAME_LOADS: Final = (
+    "LOAD_ATTR",
+    "LOAD_METHOD",
+    "LOAD_GLOBAL",
+    "LOAD_NAME",
+    "LOAD_DEREF",
+    "LOAD_FAST",
+    "LOAD_SUPER_ATTR",
+)
+"""Opcode names (and prefixes: ``LOAD_FAST_CHECK``...) that load the callee of a call."""
+
 _GLOBAL: Final = "global "
 """Prefix of a receiver read from the frame's globals (a local name never has a space)."""
 
@@ -82,7 +93,8 @@ def _call_site(code: types.CodeType, offset: int) -> tuple[str | None, str | Non
         if where is None or (where.lineno, where.col_offset) != (call.lineno, call.col_offset):
             continue
         end = (where.end_lineno or 0, where.end_col_offset or 0)
-        if not ins.opname.startswith("LOAD_") or end >= (call.end_lineno, call.end_col_offset):
+        # Only loads of names: 3.13 gives a call's keyword-names constant the callee's span.
+        if not ins.opname.startswith(_NAME_LOADS) or end >= (call.end_lineno, call.end_col_offset):
             continue
         if end > best_end:
             best, best_end = i, end

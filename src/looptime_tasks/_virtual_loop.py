@@ -75,7 +75,6 @@ import random
 import select
 import selectors
 import signal
-import socket
 import sys
 import threading
 import time
@@ -88,7 +87,7 @@ from random import Random
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, TypeVarTuple
 
 from ._clock import DEFAULT_START, VirtualClock
-from ._connections import TrackedDatagramTransport, TrackedSocketTransport
+from ._connections import ConnectionsLoop
 from ._diagnostics import (
     DEADLOCK_GRACE,
     DeadlockError,
@@ -142,18 +141,6 @@ ending (a worker finishing up after its hand-back) without holding time for a wh
 """
 
 _getitimer: Final = getattr(signal, "getitimer", None)  # Unix only
-
-_SIOCOUTQNSD: Final = 0x894B
-"""Linux ioctl: bytes a TCP socket holds back unsent (Nagle's algorithm waiting for an ACK)."""
-
-_TCP_FAMILIES: Final = (socket.AF_INET, socket.AF_INET6)
-
-_ioctl: Any = None
-if sys.platform == "linux":
-    import fcntl
-
-    _ioctl = fcntl.ioctl
-
 
 _SETTLE_PASSES: Final = 100
 """Most loop passes `clock.advance()` yields, once at its target, to let woken work run."""
@@ -324,19 +311,7 @@ def _generator(seed: int | Random | None) -> Random:
     return seed if isinstance(seed, Random) else Random(seed)
 
 
-def _socket_ends(sock: socket.socket) -> tuple[Any, Any] | None:
-    """(local, peer) addresses of ``sock``; the peer is None for an unconnected socket."""
-    try:
-        local = sock.getsockname()
-    except OSError:
-        return None
-    try:
-        return local, sock.getpeername()
-    except OSError:
-        return local, None
-
-
-class VirtualEventLoop(OrderedEventLoop):
+class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
     """An asyncio event loop on virtual time: when idle, it jumps to the next timer.
 
     Constructible with no arguments, so it is a valid ``loop_factory`` for ``asyncio.Runner`` and
@@ -432,8 +407,6 @@ class VirtualEventLoop(OrderedEventLoop):
         self._stall_count = 0
         self._advance_targets: list[float] = []
         self._in_flight = InFlight(self._no_fast_jump)
-        # Raw sockets accepted through sock_accept(): ends of connections inside this loop.
-        self._accepted: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         # True when nothing but the self-pipe is watched and no signal handler is set, so only
         # call_soon_threadsafe() (which raises _woken) can make a real poll find anything.
         self._quiet = False
@@ -721,154 +694,6 @@ class VirtualEventLoop(OrderedEventLoop):
         self._update_quiet()
         return removed
 
-    # --- the loop's own connections (see _connections) ------------------------------------------
-
-    def _make_socket_transport(
-        self,
-        sock: socket.socket,
-        protocol: asyncio.BaseProtocol,
-        waiter: asyncio.Future[Any] | None = None,
-        *,
-        extra: dict[str, Any] | None = None,
-        server: asyncio.Server | None = None,
-    ) -> asyncio.Transport:
-        if server is not None:
-            transport: asyncio.Transport = super()._make_socket_transport(  # type: ignore[misc]
-                sock, protocol, waiter, extra=extra, server=server
-            )
-            return transport
-        self._ensure_fd_free(sock)
-        return TrackedSocketTransport(self._in_flight, self, sock, protocol, waiter, extra)
-
-    def _make_ssl_transport(
-        self,
-        rawsock: socket.socket,
-        protocol: asyncio.BaseProtocol,
-        sslcontext: Any,
-        waiter: asyncio.Future[Any] | None = None,
-        *,
-        server_side: bool = False,
-        server_hostname: str | None = None,
-        extra: dict[str, Any] | None = None,
-        server: asyncio.Server | None = None,
-        **timeouts: Any,
-    ) -> asyncio.Transport:
-        if server is not None or server_side:
-            transport: asyncio.Transport = super()._make_ssl_transport(  # type: ignore[misc]
-                rawsock,
-                protocol,
-                sslcontext,
-                waiter,
-                server_side=server_side,
-                server_hostname=server_hostname,
-                extra=extra,
-                server=server,
-                **timeouts,
-            )
-            return transport
-        # As asyncio does, but with a tracked raw transport under the TLS layer: the handshake
-        # and every request go through its write().
-        from asyncio import sslproto
-
-        self._ensure_fd_free(rawsock)
-        ssl_protocol = sslproto.SSLProtocol(
-            self,
-            protocol,
-            sslcontext,
-            waiter,  # type: ignore[arg-type]  # asyncio accepts None
-            server_side,
-            server_hostname,
-            **timeouts,
-        )
-        TrackedSocketTransport(self._in_flight, self, rawsock, ssl_protocol, None, extra)
-        app_transport: asyncio.Transport = ssl_protocol._app_transport
-        return app_transport
-
-    def _make_datagram_transport(
-        self,
-        sock: socket.socket,
-        protocol: asyncio.BaseProtocol,
-        address: Any = None,
-        waiter: asyncio.Future[Any] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> asyncio.DatagramTransport:
-        self._ensure_fd_free(sock)
-        return TrackedDatagramTransport(
-            self._in_flight, self, sock, protocol, address, waiter, extra
-        )
-
-    def _ensure_fd_free(self, sock: socket.socket) -> None:
-        ensure: Callable[[socket.socket], None] | None = getattr(
-            self, "_ensure_fd_no_transport", None
-        )
-        if ensure is not None:  # Python 3.12+
-            ensure(sock)
-
-    async def sock_connect(self, sock: socket.socket, address: Any) -> None:
-        """Connect ``sock``; virtual time flows at real speed while the connect is in flight."""
-        self._in_flight.connecting(sock, address)
-        try:
-            await super().sock_connect(sock, address)
-        finally:
-            self._in_flight.received(sock)
-
-    async def sock_sendall(self, sock: socket.socket, data: Any) -> None:
-        """Send ``data``; a request is in flight on ``sock`` until something is received."""
-        self._in_flight.sent(sock)
-        await super().sock_sendall(sock, data)
-
-    async def sock_sendto(self, sock: socket.socket, data: Any, address: Any) -> int:
-        """Send a datagram; a request is in flight on ``sock`` until something is received."""
-        self._in_flight.sent(sock, address)
-        return await super().sock_sendto(sock, data, address)
-
-    async def sock_recv(self, sock: socket.socket, n: int) -> bytes:
-        """Receive up to ``n`` bytes; the request in flight on ``sock``, if any, has its reply."""
-        data = await super().sock_recv(sock, n)
-        self._in_flight.received(sock)
-        return data
-
-    async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:
-        """Receive into ``buf``; the request in flight on ``sock``, if any, has its reply."""
-        count = await super().sock_recv_into(sock, buf)
-        self._in_flight.received(sock)
-        return count
-
-    async def sock_recvfrom(self, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
-        """Receive a datagram; the request in flight on ``sock``, if any, has its reply."""
-        received = await super().sock_recvfrom(sock, bufsize)
-        self._in_flight.received(sock)
-        return received
-
-    async def sock_recvfrom_into(
-        self, sock: socket.socket, buf: Any, nbytes: int = 0
-    ) -> tuple[int, Any]:
-        """Receive a datagram into ``buf``; the request in flight on ``sock`` has its reply."""
-        received = await super().sock_recvfrom_into(sock, buf, nbytes)
-        self._in_flight.received(sock)
-        return received
-
-    async def sock_accept(self, sock: socket.socket) -> tuple[socket.socket, Any]:
-        """Accept a connection; its socket is an end inside this loop (costs nothing)."""
-        conn, address = await super().sock_accept(sock)
-        self._accepted.add(conn)
-        return conn, address
-
-    def _own_ends(self) -> dict[tuple[Any, Any], set[int]]:
-        """(local, peer) addresses of the loop's connected sockets, with their descriptors."""
-        socks: list[socket.socket] = list(self._accepted)
-        socks.extend(self._in_flight.requests)
-        for transport in list(self._transports.values()):
-            sock = getattr(transport, "_sock", None)
-            if isinstance(sock, socket.socket):
-                socks.append(sock)
-        ends: dict[tuple[Any, Any], set[int]] = {}
-        for sock in socks:
-            pair = _socket_ends(sock)
-            if pair is not None:
-                ends.setdefault(pair, set()).add(sock.fileno())
-        return ends
-
     # --- the selector: where time moves -----------------------------------------------------
 
     def _select_idle(self, timeout: float | None) -> list[tuple[selectors.SelectorKey, int]]:
@@ -980,27 +805,6 @@ class VirtualEventLoop(OrderedEventLoop):
         self._stall_count = 0
         if self._wall is not None:
             self._wall._destination_timestamp_ns += delta
-
-    def _data_held_in_kernel(self) -> bool:
-        """Whether a TCP socket of the loop holds unsent data back (Linux only).
-
-        Between two ends of one loop, a small write after an unacknowledged one waits in the
-        kernel for the peer's delayed ACK (Nagle's algorithm, up to about 40 ms) when the socket
-        lacks TCP_NODELAY: in flight, though no request is, and nothing is readable yet.
-        """
-        if _ioctl is None:
-            return False
-        for transport in list(self._transports.values()):
-            sock = getattr(transport, "_sock", None)
-            if not isinstance(sock, socket.socket) or sock.family not in _TCP_FAMILIES:
-                continue
-            try:
-                unsent = _ioctl(sock.fileno(), _SIOCOUTQNSD, b"\0\0\0\0")
-            except (OSError, ValueError):
-                continue
-            if int.from_bytes(unsent, sys.byteorder, signed=True) > 0:
-                return True
-        return False
 
     def _signal_timer_armed(self) -> bool:
         """Whether a real interval timer (``setitimer``, ``alarm``) is armed while signal handlers
