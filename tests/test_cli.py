@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from looptime_tasks import _cli, _script, simulation
+from looptime_tasks import _cli
+from looptime_tasks._report import PLOT_HINT
 
 SCRIPT = '''\
 """Every ten minutes for an hour."""
@@ -222,7 +223,7 @@ def test_a_plot_without_matplotlib_exits_1_saying_how_to_install_it(
     monkeypatch.setitem(sys.modules, "matplotlib", None)
 
     assert run("simulate", script, "--plot", tmp_path / "t.png") == 1
-    assert capsys.readouterr().err == f"error: {simulation.PLOT_HINT}\n"
+    assert capsys.readouterr().err == f"error: {PLOT_HINT}\n"
 
 
 @pytest.mark.parametrize(
@@ -272,7 +273,7 @@ def test_a_progress_bar_is_drawn_only_on_a_terminal(
 
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    monkeypatch.setattr(_script, "_PROGRESS_DELAY", 0.0)
+    monkeypatch.setattr(_cli, "_PROGRESS_DELAY", 0.0)
 
     assert run("simulate", script, "--hours", "500") == 0
     assert "simulating [" in terminal.getvalue()
@@ -282,7 +283,7 @@ def test_a_progress_bar_is_drawn_only_on_a_terminal(
 def test_no_progress_bar_when_stderr_is_not_a_terminal(
     script: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(_script, "_PROGRESS_DELAY", 0.0)
+    monkeypatch.setattr(_cli, "_PROGRESS_DELAY", 0.0)
 
     assert run("simulate", script, "--hours", "500") == 0
     assert capsys.readouterr().err == ""
@@ -313,3 +314,60 @@ def test_python_dash_m_runs_the_command() -> None:
 
     assert done.returncode == 0
     assert done.stdout.startswith("looptime-tasks ")
+
+
+# Faults from the command line ------------------------------------------------------------------
+
+BOT_SCRIPT = '''\
+"""A bot posting every ten minutes for a day."""
+from __future__ import annotations
+from datetime import timedelta
+import looptime_tasks as tasks
+from looptime_tasks import fakebot
+from looptime_tasks.simulation import main
+
+DURATION = timedelta(days=1)
+
+async def setup(sim) -> None:
+    channel = fakebot.FakeChannel(1, "general")
+    sim.fake_bot(guilds=[fakebot.FakeGuild("A", system_channel=channel)])
+
+    @tasks.loop(minutes=10)
+    async def post() -> None:
+        await channel.send("hi")
+
+    post.start()
+
+if __name__ == "__main__":
+    raise SystemExit(main(__file__))
+'''
+
+
+def test_fault_options_reach_the_fake_bots(tmp_path: Path) -> None:
+    path = write(tmp_path, BOT_SCRIPT)
+
+    data = exported(
+        tmp_path, path, "--http-errors", "0.5", "--latency", "0.1..0.2", "--outages", "4"
+    )
+
+    kinds = {incident["kind"] for incident in data["incidents"]}  # type: ignore[attr-defined]
+    assert {"http_error", "disconnect"} <= kinds
+    assert data["latency"]["calls"] > 0  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--http-errors", "2"], "argument --http-errors: must be a probability from 0 to 1"),
+        (["--latency", "fast"], "argument --latency: not seconds such as 0.2 or a range"),
+        (["--outages", "0"], "argument --outages: must be a number > 0 (got '0')"),
+    ],
+)
+def test_bad_fault_options_exit_2(
+    script: Path, option: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run("simulate", script, *option)
+
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""The fake bot: readiness on virtual time, channels that record, guilds, presence, cogs.
+"""The fake bot: readiness on virtual time, channels that record, guilds, presence, cogs, faults.
 
 Async tests run on the virtual-time event loop (see conftest.py), which starts at
 2024-01-01T00:00:00Z.
@@ -7,20 +7,29 @@ Async tests run on the virtual-time event loop (see conftest.py), which starts a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import pickle
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 import looptime_tasks
 from looptime_tasks.fakebot import (
     Cog,
+    DiscordException,
+    DiscordServerError,
     FakeBot,
     FakeChannel,
+    FakeConnectionError,
     FakeGuild,
     FakeUser,
     Game,
+    HTTPException,
+    HttpFaults,
     PresenceChange,
+    RateLimited,
     SentMessage,
 )
 
@@ -326,3 +335,177 @@ async def test_cog_loops_started_in_cog_init_are_cancelled_by_cog_unload() -> No
     await asyncio.sleep(0)
 
     assert (cog.ticks, cog.tick.is_running()) == (3, False)
+
+
+# Faults ----------------------------------------------------------------------------------------
+
+
+def faulty_bot(**faults: Any) -> tuple[FakeBot, FakeChannel]:
+    channel = FakeChannel(1, "general")
+    bot = FakeBot(guilds=[FakeGuild("A", system_channel=channel)], faults=HttpFaults(**faults))
+    return bot, channel
+
+
+async def test_a_5xx_raises_discord_server_error_with_its_status() -> None:
+    bot, channel = faulty_bot(error_rate=1, statuses=(503,))
+
+    with pytest.raises(DiscordServerError, match=r"^503 Service Unavailable \(error code: 0\)$"):
+        await channel.send("hi")
+
+    assert (bot.incidents[0].kind, bot.incidents[0].text) == ("http_error", "HTTP 503 on send()")
+    assert channel.messages == []
+
+
+async def test_a_429_raises_rate_limited_with_retry_after_in_its_range() -> None:
+    bot, _ = faulty_bot(error_rate=1, statuses=(429,), retry_after=(2.0, 3.0))
+
+    with pytest.raises(RateLimited, match=r"^Too many requests\. Retry in 2\.\d\d seconds\.$"):
+        await bot.change_presence(activity=Game("x"))
+
+    error = bot.incidents[0].exception
+    assert isinstance(error, RateLimited)
+    assert 2.0 <= error.retry_after <= 3.0
+
+
+async def test_a_4xx_raises_http_exception_but_not_a_server_error() -> None:
+    bot, _ = faulty_bot(error_rate=1, statuses=(404,))
+
+    with pytest.raises(HTTPException) as error:
+        await bot.fetch_user(7)
+
+    assert type(error.value) is HTTPException
+    assert error.value.status == 404
+
+
+async def test_latency_makes_each_call_take_virtual_time() -> None:
+    bot, channel = faulty_bot(latency=0.25)
+    began = now()
+
+    await channel.send("hi")
+
+    assert now() - began == pytest.approx(0.25)
+    assert (bot.latency_calls, bot.latency_seconds, bot.incidents) == (1, 0.25, [])
+
+
+async def test_faults_spare_the_operations_not_listed() -> None:
+    bot, channel = faulty_bot(error_rate=1, operations=("change_presence",))
+
+    await channel.send("hi")
+    await bot.fetch_user(1)
+
+    assert (len(channel.messages), bot.incidents) == (1, [])
+
+
+async def test_the_same_seed_draws_the_same_faults() -> None:
+    async def draw(seed: int) -> list[str]:
+        asyncio.get_running_loop().random.seed(seed)  # type: ignore[attr-defined]
+        bot, channel = faulty_bot(error_rate=0.5, latency=(0.0, 1.0))
+        for _ in range(20):
+            with contextlib.suppress(DiscordException):
+                await channel.send("hi")
+        return [incident.text for incident in bot.incidents]
+
+    first, second, other = await draw(1), await draw(1), await draw(2)
+
+    assert first == second
+    assert first != other
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"error_rate": 1.5}, r"^error_rate must be a probability from 0 to 1 \(got 1\.5\)$"),
+        ({"statuses": (200,)}, r"^statuses must be HTTP error statuses from 400 to 599 "),
+        ({"latency": (2.0, 1.0)}, r"^latency must be seconds >= 0 or a \(low, high\) pair "),
+        ({"operations": ("delete",)}, r"^operations must be among send, change_presence, "),
+    ],
+)
+def test_http_faults_refuse_bad_values(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        HttpFaults(**options)
+
+
+async def test_during_an_outage_the_bot_is_not_ready_and_calls_fail() -> None:
+    bot, channel = faulty_bot()
+
+    bot.drop_connection()
+
+    assert not bot.is_ready()
+    with pytest.raises(FakeConnectionError, match=r"^send\(\): the bot has no connection$"):
+        await channel.send("hi")
+    assert [incident.kind for incident in bot.incidents] == ["disconnect", "connection_error"]
+
+
+async def test_wait_until_ready_blocks_until_the_connection_is_back() -> None:
+    bot, _ = faulty_bot()
+    bot.drop_connection()
+    asyncio.get_running_loop().call_later(30, bot.restore_connection)
+    began = now()
+
+    await bot.wait_until_ready()
+
+    assert now() - began == 30
+    assert bot.is_ready()
+
+
+@pytest.mark.parametrize(("resume", "event"), [(False, "on_ready"), (True, "on_resumed")])
+async def test_a_reconnect_dispatches_on_ready_or_on_resumed(resume: bool, event: str) -> None:
+    bot, _ = faulty_bot()
+    seen: list[str] = []
+
+    @bot.event
+    async def on_ready() -> None:
+        seen.append("on_ready")
+
+    @bot.event
+    async def on_resumed() -> None:
+        seen.append("on_resumed")
+
+    bot.drop_connection()
+    bot.restore_connection(resume=resume)
+    await asyncio.sleep(0)
+
+    assert seen == [event]
+
+
+async def test_an_event_handler_error_is_an_incident_not_a_crash(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bot, _ = faulty_bot()
+
+    @bot.event
+    async def on_ready() -> None:
+        raise RuntimeError("boom")
+
+    await bot.start()
+
+    assert [(i.kind, i.text) for i in bot.incidents] == [
+        ("event_error", "on_ready raised RuntimeError('boom')")
+    ]
+    assert caplog.messages == ["Ignoring exception in on_ready"]
+
+
+async def test_setup_hook_runs_once_before_the_bot_is_ready() -> None:
+    calls: list[tuple[str, bool]] = []
+
+    class Hooked(FakeBot):
+        async def setup_hook(self) -> None:
+            calls.append(("setup_hook", self.is_ready()))
+
+    bot = Hooked(ready_after=5)
+
+    await bot.start()
+    await bot.start()
+
+    assert calls == [("setup_hook", False)]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [DiscordServerError(503, "busy", code=7), HTTPException(404), RateLimited(2.5)],
+    ids=["server", "http", "rate-limited"],
+)
+def test_fake_discord_errors_survive_pickling(error: Exception) -> None:
+    copy = pickle.loads(pickle.dumps(error))
+
+    assert (type(copy), str(copy), vars(copy)) == (type(error), str(error), vars(error))

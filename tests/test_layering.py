@@ -28,7 +28,7 @@ def imported_modules(module: str) -> set[str]:
     return names
 
 
-PURE_MODULES = ("_units", "_schedule", "_backoff")
+PURE_MODULES = ("_units", "_schedule", "_backoff", "_slots", "_cron")
 """Modules with no asyncio and no clock read: they may import each other, and nothing else."""
 
 
@@ -44,7 +44,7 @@ def test_pure_modules_import_nothing_of_the_package_but_pure_modules(module: str
     assert ours <= {f"looptime_tasks.{pure}" for pure in PURE_MODULES}
 
 
-@pytest.mark.parametrize("module", ["_units", "_schedule"])
+@pytest.mark.parametrize("module", ["_units", "_schedule", "_slots", "_cron"])
 def test_pure_arithmetic_reads_no_clock(module: str) -> None:
     source = (PACKAGE / f"{module}.py").read_text(encoding="utf-8")
     clock_reads = r"\.now\(|\.utcnow\(|\.today\(|(?<!date)time\.(time|monotonic|perf_counter)"
@@ -88,15 +88,25 @@ def test_loop_reads_no_clock_but_through_the_event_loop() -> None:
     assert source.count("time_ns as _system_epoch_ns") == 1
 
 
-SIMULATION_MODULES = ("_simulation", "_timeline", "_report", "_script")
-"""The private modules behind `simulation`: they may import each other, and nothing else private."""
+SIMULATION_MODULES = (
+    "_zones",
+    "_recording",
+    "_model",
+    "_export",
+    "_report",
+    "_timeline",
+    "_simulation",
+    "_script",
+    "_explore",
+    "_cli",
+)
+"""The private modules behind `simulation`, in layer order: each imports only those before it."""
 
 
 @pytest.mark.parametrize("module", ["pytest_plugin", "simulation", *SIMULATION_MODULES])
 def test_tools_import_only_the_public_package(module: str) -> None:
-    if not (PACKAGE / f"{module}.py").exists():
-        pytest.skip(f"{module}.py does not exist yet")
-    allowed = set() if module == "pytest_plugin" else set(SIMULATION_MODULES)
+    # The pure time-unit conversions are shared by the whole package.
+    allowed = set() if module == "pytest_plugin" else {*SIMULATION_MODULES, "_units"}
     private = {
         name
         for name in imported_modules(module)
@@ -106,3 +116,23 @@ def test_tools_import_only_the_public_package(module: str) -> None:
     }
 
     assert private == set()
+
+
+@pytest.mark.parametrize(
+    "module", [m for m in SIMULATION_MODULES if (PACKAGE / f"{m}.py").exists()]
+)
+def test_simulation_modules_import_only_earlier_layers(module: str) -> None:
+    earlier = set(SIMULATION_MODULES[: SIMULATION_MODULES.index(module)])
+    ours = {
+        name.split(".")[1]
+        for name in imported_modules(module)
+        if name.startswith("looptime_tasks.") and name.split(".")[1] in SIMULATION_MODULES
+    }
+
+    assert ours <= earlier
+
+
+def test_the_public_package_does_not_import_the_simulation() -> None:
+    ours = imported_modules("__init__")
+
+    assert not {name for name in ours if name.split(".")[-1] in {*SIMULATION_MODULES, "simulation"}}

@@ -20,16 +20,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import looptime_tasks as tasks
+from looptime_tasks._report import PLOT_HINT
+from looptime_tasks._script import parse_duration, parse_start, parse_zone
 from looptime_tasks.fakebot import Cog, FakeGuild
 from looptime_tasks.simulation import (
-    PLOT_HINT,
     ScriptError,
     Simulation,
     Timeline,
     load_script,
-    parse_duration,
-    parse_start,
-    parse_zone,
     run_script,
     simulate,
 )
@@ -751,9 +749,9 @@ def test_write_csv_writes_a_header_and_a_row_per_run(tmp_path: Path) -> None:
     assert rows[0] == list(Timeline.CSV_COLUMNS)
     assert rows[1:] == [
         ["slow", "0", "0", *["2024-01-01T00:00:00+00:00"] * 2, "2024-01-01T00:00:02+00:00",
-         "ok", "0", "2", "0", ""],
+         "ok", "0", "2", "0", "", ""],
         ["slow", "0", "1", *["2024-01-01T00:01:00+00:00"] * 2, "2024-01-01T00:01:02+00:00",
-         "ok", "0", "2", "0", ""],
+         "ok", "0", "2", "0", "", ""],
     ]  # fmt: skip
 
 

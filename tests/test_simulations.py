@@ -41,6 +41,32 @@ EXPECTED: dict[str, list[str]] = {
         "  sequential       max 1 at once; starts 0 15 30 45 60 75 90 105",
         "  at_most_two_25s  max 2 at once; starts 0 10 25 35 50 60 75 85 100 110",
     ],
+    "cron_weekdays": [
+        "  Fri 2024-03-29 09:00 GMT = 09:00 UTC  ran",
+        "  -- Europe/London clocks go forward: 01:00 GMT -> 02:00 BST at 2024-03-31 01:00 UTC",
+        "  Mon 2024-04-01 09:00 BST = 08:00 UTC  ran",
+    ],
+    "restart_catch_up": [
+        "  09:20:00  with_catch_up #2     #0     ok, 20 min late for 09:00:00",
+        "  with_catch_up     2024-01-02 09:00 -> 2024-01-02 09:20, 20 min late (caught up)",
+        "  without_catch_up  2024-01-03 09:00 -> 2024-01-03 09:00",
+    ],
+    "on_ready_restart": [
+        "  Mon 00:27:40  reconnected: new session   on_ready raised 'Task is already launched'",
+        "  Mon 01:21:42  reconnected: resumed",
+        "   naive: 2 on_ready errors, 144 heartbeats, 0 unhandled loop errors",
+        " guarded: 0 on_ready errors, 144 heartbeats, 0 unhandled loop errors",
+        "  hooked: 0 on_ready errors, 144 heartbeats, 0 unhandled loop errors",
+    ],
+    "flaky_discord": [
+        "  status_updater         33        0      1  Mon 00:32:05 of DiscordServerError",
+        "  status_updater #2  10,080        5      0  -",
+    ],
+    "restart_at_nine": [
+        "  Thu 2024-01-04  -- none: SKIPPED --  (process down 08:59:30-09:00:30)",
+        "  Tue 2024-01-02  09:00:00  (process down 08:58:00-08:59:00)",
+        "  08:59:30  simulation      ! restart: the process stops for 60 s",
+    ],
     "change_interval": [
         "  00:10:10  beat            #16     ok, 2 s late for 00:10:08",
         "  20:00:00  daily           #3      ok",
@@ -71,3 +97,9 @@ def test_script_has_a_docstring_and_the_standard_ending(script: Path) -> None:
     assert loaded.description
     assert loaded.check is not None
     assert source.endswith('if __name__ == "__main__":\n    raise SystemExit(main(__file__))\n')
+
+
+def test_the_on_ready_fixes_pass_across_200_seeds() -> None:
+    found = simulation.explore(SIMULATIONS / "on_ready_restart.py", seeds=200, jobs=2)
+
+    assert found.failed == []

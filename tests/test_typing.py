@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Any, TypeVar, assert_type
 
 import looptime_tasks as tasks
@@ -117,3 +118,17 @@ def test_a_subclass_with_a_type_variable_binds_as_itself() -> None:
         work = MyLoop(_work, seconds=10)
 
     assert type(Service().work) is MyLoop
+
+
+def cron_must_be_a_str() -> None:
+    tasks.loop(cron=5)  # type: ignore[arg-type]
+
+
+def store_must_be_a_store_or_a_path() -> None:
+    tasks.loop(seconds=5, store=5, name="x")  # type: ignore[arg-type]
+
+
+def test_upcoming_returns_aware_datetimes() -> None:
+    slots = assert_type(greet.upcoming(2, after=datetime(2024, 1, 1, tzinfo=UTC)), list[datetime])
+
+    assert slots == [datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 1, 0, 0, 10, tzinfo=UTC)]

@@ -12,15 +12,22 @@ Design decisions (docs/loop.md lists every deviation from discord.py 2.7):
   ending a run is dropping it, so no state can outlive it.
 - One schedule cursor per schedule kind (`_GridCursor`: a fixed grid of event-loop instants;
   `_SlotCursor`: times of day on the wall clock) with one small interface: `next_due(now)`,
-  the event-loop instant the next slot is due (chosen once, kept until it runs), and `ran()`,
-  which records that slot as the last one. `change_interval()` replaces the cursor with one of
-  the new kind that counts from the last slot. Slots of `time=` loops are re-checked against
-  the wall clock after every wake-up, so an early wake-up or a wall-clock step can never run a
-  slot early or twice. Missed slots coalesce into one late run.
+  the event-loop instant the next slot is due (chosen once, kept until it runs), `ran()`,
+  which records that slot as the last one, and `still_early(now)`, asked after a timer woke the
+  loop on time. `change_interval()` replaces the cursor with one of the new kind that counts
+  from the last slot. Slots of `time=` loops are re-checked against the wall clock after every
+  wake-up, so an early wake-up or a wall-clock step can never run a slot early or twice. Missed
+  slots coalesce into one late run.
+- The iteration is the hot path: the loop sleeps on its own future (no nested coroutine), and a
+  timer that fires on time needs no second pass through the rules.
 - Every sleep of a run waits on a future that `stop()` and `change_interval()` can resolve early,
   so both take effect at once, wherever they are called.
-- The pure arithmetic (slots, DST, grid) lives in `_schedule`; this module only joins it with
-  asyncio.
+- The pure arithmetic (slots, DST, grid, cron) lives in `_schedule`, `_slots` and `_cron`;
+  this module only joins it with asyncio.
+- Production options stay out of the way: jitter is one delay after the nominal slot (the
+  cursor never sees it); a store is reached only through the run's `Ledger` (catch-up decided
+  once at start, each slot claimed before its body: at most once). Without them, a run takes
+  exactly the path it took before they existed.
 """
 
 from __future__ import annotations
@@ -30,29 +37,33 @@ import contextvars
 import copy
 import inspect
 import logging
+import os
 import random
 import sys
 import weakref
-from collections.abc import Callable, Coroutine, Sequence
-from datetime import datetime
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from datetime import datetime, timedelta, tzinfo
 from datetime import time as dt_time
 from time import time_ns as _system_epoch_ns
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeAlias, TypeVar, cast, overload
 
 from . import _backoff
+from ._cron import CronSchedule, make_loop_schedule
+from ._ledger import Ledger
 from ._observer import EventKind, LoopEvent, Observer, scoped_observers
 from ._schedule import (
     RelativeSchedule,
     Schedule,
     TimeSchedule,
     coalesced_grid_index,
-    make_schedule,
     validate_count,
     validate_overlap,
 )
-from ._units import NS_PER_SECOND, from_epoch_ns, resolve
+from ._slots import EpochGrid, WallSchedule, upcoming_ns, validate_after, validate_n
+from ._store import Store, as_store
+from ._units import NS_PER_SECOND, from_epoch_ns, resolve, seconds_to_ns
 
-__all__ = ("ExponentialBackoff", "Loop", "loop")
+__all__ = ("ExponentialBackoff", "Loop", "loop", "upcoming")
 
 _logger = logging.getLogger("looptime_tasks")
 
@@ -89,6 +100,18 @@ def _wall_clock_of(event_loop: asyncio.AbstractEventLoop) -> WallClock:
     if callable(wall_epoch_ns):
         return cast("WallClock", wall_epoch_ns)
     return _system_epoch_ns
+
+
+def _ambient_wall_clock() -> WallClock:
+    """The wall clock of the running event loop, or the system's outside one."""
+    try:
+        return _wall_clock_of(asyncio.get_running_loop())
+    except RuntimeError:
+        return _system_epoch_ns
+
+
+# Jitter on an event loop without a seeded random of its own.
+_fallback_random = random.Random()
 
 
 def _random_of(event_loop: asyncio.AbstractEventLoop) -> random.Random | None:
@@ -132,6 +155,15 @@ def _default_exception_types() -> list[type[BaseException]]:
     return types
 
 
+def _check_store_schedule(schedule: Schedule | CronSchedule) -> None:
+    """A loop with a store needs slots at instants: not an interval of 0."""
+    if isinstance(schedule, RelativeSchedule) and round(schedule.interval * NS_PER_SECOND) <= 0:
+        raise ValueError(
+            "store= needs slots at instants, but an interval of 0 runs back to back"
+            f" (got an interval of {schedule.interval!r} seconds)."
+        )
+
+
 def _check_hook(coro: object) -> None:
     if not inspect.iscoroutinefunction(coro):
         raise TypeError(f"Expected coroutine function, received {type(coro).__name__!r}.")
@@ -148,6 +180,10 @@ class _GridCursor:
     """
 
     __slots__ = ("_anchor", "_index", "_interval", "last_monotonic", "pending")
+
+    #: Whether a slot must be checked again after a timer woke the loop for it: no, the timer
+    #: runs on the same clock as the slots.
+    recheck_after_wake = False
 
     def __init__(self, interval: float, last_monotonic: float | None) -> None:
         self._interval = interval
@@ -176,8 +212,12 @@ class _GridCursor:
             self.pending = due
         return due
 
-    def ran(self, now: float) -> None:
-        """The pending slot runs (at event-loop instant *now*): it becomes the last slot."""
+    def still_early(self, now: float) -> bool:
+        """Whether the pending slot is not due yet after a wake-up on time: never."""
+        return False
+
+    def ran(self) -> None:
+        """The pending slot runs: it becomes the last slot."""
         due = self.pending
         self.pending = None
         self.last_monotonic = due
@@ -200,55 +240,90 @@ class _GridCursor:
 
 
 class _SlotCursor:
-    """Where a `time=` schedule stands: slots are wall-clock instants, in epoch ns.
+    """Where a wall-clock schedule stands (`time=`, cron, or a relative loop with a store):
+    slots are wall-clock instants, in epoch ns.
 
     The wall clock is read again on every `next_due`, so the event-loop deadline it returns
     follows wall-clock steps.
     """
 
-    __slots__ = ("_schedule", "_wall", "_wall_clock", "last_epoch", "last_monotonic", "pending")
+    __slots__ = (
+        "_now",
+        "_ran_at",
+        "_ran_wall",
+        "_slots",
+        "_wall",
+        "_wall_clock",
+        "last_epoch",
+        "pending",
+        "schedule",
+    )
+
+    #: Whether a slot must be checked again after a timer woke the loop for it: yes, the wall
+    #: clock may have been stepped during the sleep.
+    recheck_after_wake = True
 
     def __init__(
         self,
-        schedule: TimeSchedule,
+        schedule: WallSchedule,
         wall_clock: WallClock,
         last_epoch: int | None,
         last_monotonic: float | None,
     ) -> None:
-        self._schedule = schedule
+        self.schedule = schedule
         self._wall_clock = wall_clock
-        self._wall = 0  # the wall clock at the latest next_due
+        self._slots: Iterator[int] | None = None  # the slots after the last one, once needed
+        self._now = 0.0  # the event-loop and wall clocks at the latest check of the slot
+        self._wall = 0
         #: The chosen next slot (epoch ns), until it runs.
         self.pending: int | None = None
-        #: The last slot that ran, as epoch ns and as the event-loop instant it was due.
+        #: The last slot that ran, as epoch ns.
         self.last_epoch = last_epoch
-        self.last_monotonic = last_monotonic
+        # The last slot as the event-loop instant it was due, computed only when the schedule
+        # changes: from the event-loop and wall clocks when it ran (_ran_wall not None).
+        self._ran_at: float | None = last_monotonic
+        self._ran_wall: int | None = None
+
+    @property
+    def last_monotonic(self) -> float | None:
+        """The event-loop instant (seconds) the last slot that ran was due."""
+        if self._ran_wall is None or self._ran_at is None or self.last_epoch is None:
+            return self._ran_at
+        return self._ran_at - (self._ran_wall - self.last_epoch) / 1e9
 
     def next_due(self, now: float) -> float:
         """The event-loop instant (seconds) the next slot is due, chosen from *now* once."""
+        self._now = now
         self._wall = wall = self._wall_clock()
         target = self.pending
         if target is None:
-            last = self.last_epoch
-            if last is None:
-                target = self._schedule.first_slot_at_or_after_ns(wall)
-            else:
-                target = self._schedule.next_slot_after_ns(last)
-                if target <= wall:  # missed slots coalesce into one late run
-                    target = self._schedule.last_slot_at_or_before_ns(wall)
+            slots = self._slots
+            if slots is None:
+                last = self.last_epoch
+                # The first slot: a loop started on a slot runs it.
+                slots = self.schedule.slots_from(wall if last is None else last + 1)
+            target = next(slots)
+            if target <= wall:  # missed slots coalesce into one late run
+                target = self.schedule.last_slot_at_or_before_ns(wall)
+                slots = self.schedule.slots_from(target + 1)
+            self._slots = slots
             self.pending = target
         ahead = target - wall
         if ahead <= _EARLY_NS:
             return now
-        return now + ahead / NS_PER_SECOND
+        return now + ahead / 1e9
 
-    def ran(self, now: float) -> None:
-        """The pending slot runs (at event-loop instant *now*): it becomes the last slot."""
-        target = self.pending
-        assert target is not None
+    def still_early(self, now: float) -> bool:
+        """Whether the pending slot is not due yet after a wake-up on time (a wall step)."""
+        self._now = now
+        self._wall = wall = self._wall_clock()
+        return self.pending is not None and self.pending - wall > _EARLY_NS
+
+    def ran(self) -> None:
+        """The pending slot, as last checked, runs: it becomes the last slot."""
+        self.last_epoch = self.pending
         self.pending = None
-        self.last_epoch = target
-        self.last_monotonic = now - (self._wall - target) / NS_PER_SECOND
+        self._ran_at, self._ran_wall = self._now, self._wall
 
     def next_epoch_ns(self, now: float, wall: int) -> int | None:
         """The pending (or, while a body runs, the nominal next) slot as epoch ns, if any."""
@@ -256,7 +331,7 @@ class _SlotCursor:
             return self.pending
         if self.last_epoch is None:
             return None
-        return self._schedule.next_slot_after_ns(self.last_epoch)
+        return self.schedule.next_slot_after_ns(self.last_epoch)
 
     def last_epoch_ns(self, now: float, wall: int) -> int:
         """The last slot that ran, as epoch ns."""
@@ -267,7 +342,9 @@ class _SlotCursor:
 _Cursor: TypeAlias = _GridCursor | _SlotCursor
 
 
-def _cursor_for(schedule: Schedule, run: _Run, previous: _Cursor | None) -> _Cursor:
+def _cursor_for(
+    schedule: RelativeSchedule | WallSchedule, run: _Run, previous: _Cursor | None
+) -> _Cursor:
     """A cursor on *schedule* that counts from the last slot *previous* ran, if any."""
     last_monotonic = previous.last_monotonic if previous is not None else None
     if isinstance(schedule, RelativeSchedule):
@@ -292,10 +369,14 @@ class _Run:
         "current_loop",
         "cursor",
         "event_loop",
+        "iterating",
+        "jitter",
         "last_started",
+        "ledger",
         "observers",
         "retry_due",
         "scoped",
+        "sleeper",
         "started",
         "stop_requested",
         "waiters",
@@ -303,17 +384,27 @@ class _Run:
     )
 
     def __init__(
-        self, event_loop: asyncio.AbstractEventLoop, schedule: Schedule, observers: list[Observer]
+        self,
+        event_loop: asyncio.AbstractEventLoop,
+        schedule: RelativeSchedule | WallSchedule,
+        observers: list[Observer],
+        ledger: Ledger | None = None,
     ) -> None:
         self.event_loop = event_loop
+        #: The store side of the run, for a loop with a store.
+        self.ledger = ledger
+        #: For a loop with jitter: the slot's deadline and the jittered one (event-loop seconds).
+        self.jitter: tuple[float, float] | None = None
         self.wall_clock = _wall_clock_of(event_loop)
         self.started = False  # whether the run's task has taken its first step
         self.stop_requested = False
         self.cancelling = False
         self.current_loop = 0
         self.last_started = 0  # the iteration of the last body started
-        #: Where the schedule stands; None once the iterations are over (in ``after_loop``).
-        self.cursor: _Cursor | None = _cursor_for(schedule, self, None)
+        #: Where the schedule stands.
+        self.cursor: _Cursor = _cursor_for(schedule, self, None)
+        self.iterating = True  # False once the iterations are over (in ``after_loop``)
+        self.sleeper: asyncio.Future[bool] | None = None  # the iterations' sleep until a slot
         self.retry_due: float | None = None  # event-loop instant of a pending retry
         self.waiters: set[asyncio.Future[bool]] = set()
         self.bodies: set[asyncio.Task[None]] = set()
@@ -330,8 +421,12 @@ class _Run:
             self._backoff = ExponentialBackoff(random=_random_of(event_loop), clock=event_loop.time)
         return self._backoff
 
-    async def sleep_until(self, deadline: float) -> None:
-        """Sleep until *deadline* (event-loop seconds) or until `wake` is called."""
+    async def sleep_until(self, deadline: float) -> bool:
+        """Sleep until *deadline* (event-loop seconds) or until `wake` is called.
+
+        Returns:
+            Whether `wake` ended the sleep before the deadline.
+        """
         event_loop = self.event_loop
         waiter: asyncio.Future[bool] = event_loop.create_future()
         # The timer resolves it with False (on time); wake() with True (early: cancel the timer).
@@ -347,6 +442,7 @@ class _Run:
             waiters.discard(waiter)
         if early:
             timer.cancel()
+        return early
 
     async def wait_for_wake(self) -> None:
         waiter: asyncio.Future[bool] = self.event_loop.create_future()
@@ -358,6 +454,8 @@ class _Run:
 
     def wake(self) -> None:
         """Wake every sleeper of this run; each one re-checks why it sleeps."""
+        if self.sleeper is not None:
+            resolve(self.sleeper, True)
         for waiter in self.waiters:
             resolve(waiter, True)
 
@@ -400,20 +498,56 @@ class Loop(Generic[LF]):
         reconnect: bool = True,
         name: str | None = None,
         overlap: bool | int = False,
+        cron: str | None = None,
+        tz: tzinfo | str | None = None,
+        jitter: float | timedelta | None = None,
+        store: Store | str | os.PathLike[str] | None = None,
+        catch_up: float | timedelta | None = None,
+        exclusive: bool = False,
+        lease: float | timedelta = 60.0,
     ) -> None:
         # The order of the checks is discord.py's: it decides which error a caller sees.
         self._count = validate_count(count)
-        self._schedule: Schedule = make_schedule(
-            seconds=seconds, minutes=minutes, hours=hours, time=time
+        self._schedule: Schedule | CronSchedule = make_loop_schedule(
+            seconds=seconds, minutes=minutes, hours=hours, time=time, cron=cron, tz=tz
         )
         if not inspect.iscoroutinefunction(coro):
             raise TypeError(f"Expected coroutine function, not {type(coro).__name__!r}.")
         self._overlap = validate_overlap(overlap)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None (got {name!r})")
+        self._jitter = None if jitter is None else seconds_to_ns(jitter, "jitter") / NS_PER_SECOND
+        self._store: Store | None = None
+        self._owns_store = False  # whether the loop made the store (from a path) and closes it
+        self._catch_up_ns: int | None = None
+        self._exclusive = False
+        self._lease_ns = seconds_to_ns(lease, "lease")
+        if store is not None:
+            if name is None:
+                raise TypeError(
+                    "store= needs a name=: the loop's records in the store are kept under its"
+                    " name, which must stay the same across restarts and processes."
+                )
+            self._store = as_store(store)
+            self._owns_store = not isinstance(store, Store)
+            _check_store_schedule(self._schedule)
+        if catch_up is not None:
+            if store is None:
+                raise TypeError(
+                    f"catch_up= needs a store= to know which slots ran (got catch_up={catch_up!r})."
+                )
+            self._catch_up_ns = seconds_to_ns(catch_up, "catch_up")
+        if not isinstance(exclusive, bool):
+            raise TypeError(f"exclusive must be a bool (got {exclusive!r}).")
+        if exclusive and store is None:
+            raise TypeError("exclusive=True needs a store= to hold the lease (got store=None).")
+        if self._lease_ns <= 0:
+            raise ValueError(f"lease must be > 0 seconds (got {lease!r}).")
+        self._exclusive = exclusive
         self.coro: LF = coro
         self.reconnect = reconnect
         self._name = name if name is not None else f"looptime-tasks: {coro.__qualname__}"
+        self._given_name = name or ""
         self._attribute = coro.__name__
         self._before_loop: _CoroutineFunction | None = None
         self._after_loop: _CoroutineFunction | None = None
@@ -435,9 +569,18 @@ class Loop(Generic[LF]):
         schedule = self._schedule
         if isinstance(schedule, RelativeSchedule):
             every = f"every {schedule.interval!r}s"
+        elif isinstance(schedule, CronSchedule):
+            every = f"cron {schedule.expression!r} in {getattr(schedule.tz, 'key', schedule.tz)}"
         else:
             every = "at " + ", ".join(t.isoformat() for t in schedule.times)
         return f"<Loop {self._name!r} {every} running={self.is_running()}>"
+
+    def _run_schedule(self) -> RelativeSchedule | WallSchedule:
+        """The schedule a run follows: with a store, a relative loop runs on the epoch grid."""
+        schedule = self._schedule
+        if self._store is not None and isinstance(schedule, RelativeSchedule):
+            return EpochGrid(round(schedule.interval * NS_PER_SECOND))
+        return schedule
 
     # Binding to classes and cogs -----------------------------------------------------------
 
@@ -514,7 +657,8 @@ class Loop(Generic[LF]):
             The task running the loop.
 
         Raises:
-            RuntimeError: If no event loop is running, or the loop's task is not finished.
+            RuntimeError: If no event loop is running, or the loop's task is not finished, or
+                another running loop has this loop's name and store.
         """
         try:
             event_loop = asyncio.get_running_loop()
@@ -525,8 +669,18 @@ class Loop(Generic[LF]):
             ) from None
         if self._task is not None and not self._task.done():
             raise RuntimeError("Task is already launched and is not completed.")
+        ledger = None
+        if self._store is not None:
+            ledger = Ledger(
+                self._store,
+                self._given_name,
+                catch_up_ns=self._catch_up_ns,
+                exclusive=self._exclusive,
+                lease_ns=self._lease_ns,
+            )
+            ledger.register()  # two running loops with one name and one store: an error
         self._failed = False
-        self._run = run = _Run(event_loop, self._schedule, self._observers)
+        self._run = run = _Run(event_loop, self._run_schedule(), self._observers, ledger)
         self._task = event_loop.create_task(self._main(run, args, kwargs), name=self._name)
         self._task.add_done_callback(self._task_done)
         return self._task
@@ -539,6 +693,8 @@ class Loop(Generic[LF]):
         elif task is self._task and self._run is not None and not self._run.started:
             # Cancelled from outside (task.cancel()) before its first step: _main never ran,
             # so neither did its clean-up.
+            if self._run.ledger is not None:
+                self._run.ledger.unregister()
             self._run = None
 
     def stop(self) -> None:
@@ -600,6 +756,13 @@ class Loop(Generic[LF]):
                 raise asyncio.CancelledError
             if self._before_loop is not None:
                 await self._before_loop(*prefix)
+            cursor = run.cursor
+            if run.ledger is not None and isinstance(cursor, _SlotCursor):
+                # A missed slot within catch_up runs at once: it becomes the first slot.
+                first = await run.ledger.first_slot(cursor.schedule, run.wall_clock())
+                if run.cursor is cursor:  # not replaced by change_interval() meanwhile
+                    cursor.pending = first
+                    self._emit(run, EventKind.SCHEDULED, iteration=0, scheduled=first)
             outcome = await self._iterate(run, (*prefix, *args), kwargs)
         except asyncio.CancelledError:
             outcome = "cancelled"
@@ -613,14 +776,20 @@ class Loop(Generic[LF]):
             await self._report_failures(run, prefix, exc)
             raise
         finally:
-            run.cursor = run.retry_due = None  # no next iteration from here on
+            run.iterating, run.retry_due = False, None  # no next iteration from here on
             if run.stop_requested:
                 # As in discord.py: after stop(), the index of the last body that ran.
                 run.current_loop = run.last_started
             try:
+                if run.ledger is not None:
+                    await run.ledger.close()
+                    if self._owns_store and self._store is not None:
+                        await self._store.close()
                 if self._after_loop is not None:
                     await self._after_loop(*prefix)
             finally:
+                if run.ledger is not None:
+                    run.ledger.unregister()
                 self._emit(run, EventKind.ENDED, iteration=run.current_loop, outcome=outcome)
                 if self._run is run:
                     self._run = None
@@ -660,40 +829,61 @@ class Loop(Generic[LF]):
         record it; stop or count.
         """
         event_loop = run.event_loop
-        coro = self.coro
-        slept = False  # whether this pass has waited (a due slot still yields once)
+        yielded = False  # whether a slot due at once has let others run first
         while not run.stop_requested:
             if run.body_failures:
                 run.raise_body_failure()
             # Wait for the slot.
             cursor = run.cursor
-            assert cursor is not None
             now = event_loop.time()
-            if cursor.pending is None:
+            if run.observers and cursor.pending is None:
                 due = cursor.next_due(now)
-                if run.observers:
-                    wall = run.wall_clock()
-                    self._emit(
-                        run,
-                        EventKind.SCHEDULED,
-                        iteration=run.current_loop,
-                        scheduled=cursor.next_epoch_ns(now, wall),
-                        wall=wall,
-                    )
+                self._emit_scheduled(run, cursor, now)
             else:
                 due = cursor.next_due(now)
             if due - now > _EARLY:
-                await run.sleep_until(due)
-                slept = True
-                continue  # re-checked: stop(), change_interval() or a wall-clock step
-            if not slept:
+                # The loop's own sleep: inline, and wake() finds it in run.sleeper.
+                run.sleeper = waiter = event_loop.create_future()
+                timer = event_loop.call_at(due, resolve, waiter, False)
+                try:
+                    woken_early = await waiter
+                except BaseException:
+                    timer.cancel()
+                    raise
+                if woken_early or run.cursor is not cursor or run.stop_requested:
+                    timer.cancel()
+                    continue  # stop(), change_interval() or a body that ended: re-check
+                if cursor.recheck_after_wake and cursor.still_early(event_loop.time()):
+                    continue  # the wall clock was stepped back meanwhile
+            elif not yielded:
                 # Due at once (first run, overrun, zero interval): still let others run first.
-                slept = True
+                yielded = True
                 await asyncio.sleep(0)
                 continue
-            slept = False
+            yielded = False
+            if self._jitter:
+                # A random delay after the nominal slot; the cursor keeps the nominal one, so
+                # the grid does not drift. Drawn once per slot (again if the slot changes).
+                jitter = run.jitter
+                if jitter is None or jitter[0] != due:
+                    rng = _random_of(event_loop) or _fallback_random
+                    run.jitter = jitter = (due, due + rng.uniform(0.0, self._jitter))
+                if jitter[1] - event_loop.time() > _EARLY:
+                    await run.sleep_until(jitter[1])
+                    yielded = True
+                    continue
+                run.jitter = None
             # Run it, or hand it to an overlap task.
-            cursor.ran(now)
+            cursor.ran()
+            ledger = run.ledger
+            if ledger is not None and isinstance(cursor, _SlotCursor):
+                # Claimed before the body runs (at most once); an exclusive loop runs only the
+                # slots it claims, a plain one runs every slot.
+                assert cursor.last_epoch is not None
+                if not await ledger.claim(cursor.last_epoch, run.wall_clock()):
+                    continue
+                if run.stopping():
+                    break
             iteration = run.current_loop
             overlap = self._overlap
             if overlap is not False and overlap is not True:
@@ -720,7 +910,7 @@ class Loop(Generic[LF]):
                 self._spawn_body(run, body_args, kwargs, iteration, scheduled)
             else:
                 try:
-                    await coro(*body_args, **kwargs)
+                    await self.coro(*body_args, **kwargs)  # read each time, as discord.py
                 except asyncio.CancelledError:
                     raise
                 except BaseException as exc:
@@ -734,11 +924,9 @@ class Loop(Generic[LF]):
                             iteration=iteration,
                             scheduled=scheduled,
                         )
-                if run.stopping():
-                    break  # stop() during the body
-            # Record it; stop or count.
-            run.current_loop = iteration + 1
-            if iteration + 1 == self._count:
+            # Record it; stop (at the top) or count.
+            run.current_loop = iteration = iteration + 1
+            if iteration == self._count:
                 if overlap is not False:
                     await self._drain_bodies(run)
                     if run.stopping():
@@ -889,6 +1077,13 @@ class Loop(Generic[LF]):
         if run is not None:
             run.observers = (*self._observers, *run.scoped)
 
+    def _emit_scheduled(self, run: _Run, cursor: _Cursor, now: float) -> None:
+        wall = run.wall_clock()
+        scheduled = cursor.next_epoch_ns(now, wall)
+        self._emit(
+            run, EventKind.SCHEDULED, iteration=run.current_loop, scheduled=scheduled, wall=wall
+        )
+
     def _emit(
         self,
         run: _Run,
@@ -1011,42 +1206,98 @@ class Loop(Generic[LF]):
         minutes: float | None = 0,
         hours: float | None = 0,
         time: dt_time | Sequence[dt_time] | None = None,
+        cron: str | None = None,
+        tz: tzinfo | str | None = None,
     ) -> None:
         """Replace the schedule; a running loop uses it at once, even in the middle of a sleep.
 
         The new schedule counts from the last slot that ran: a relative loop's next run is that
-        slot plus the new interval (at once if that is past), a `time=` loop's the first new
-        time after it. Validation is that of `loop`; on error nothing changes.
+        slot plus the new interval (at once if that is past), a `time=` or cron loop's the first
+        new slot after it. Validation is that of `loop`; on error nothing changes.
         """
-        self._schedule = make_schedule(seconds=seconds, minutes=minutes, hours=hours, time=time)
+        schedule = make_loop_schedule(
+            seconds=seconds, minutes=minutes, hours=hours, time=time, cron=cron, tz=tz
+        )
+        if self._store is not None:
+            _check_store_schedule(schedule)
+        self._schedule = schedule
         run = self._run
-        if run is not None and run.cursor is not None:
-            run.cursor = _cursor_for(self._schedule, run, run.cursor)
+        if run is not None and run.iterating:
+            run.cursor = _cursor_for(self._run_schedule(), run, run.cursor)
             run.wake()
 
     @property
     def seconds(self) -> float | None:
-        """The ``seconds`` of a relative schedule, or None for a `time=` schedule."""
+        """The ``seconds`` of a relative schedule, or None for a `time=` or cron schedule."""
         schedule = self._schedule
         return schedule.seconds if isinstance(schedule, RelativeSchedule) else None
 
     @property
     def minutes(self) -> float | None:
-        """The ``minutes`` of a relative schedule, or None for a `time=` schedule."""
+        """The ``minutes`` of a relative schedule, or None for a `time=` or cron schedule."""
         schedule = self._schedule
         return schedule.minutes if isinstance(schedule, RelativeSchedule) else None
 
     @property
     def hours(self) -> float | None:
-        """The ``hours`` of a relative schedule, or None for a `time=` schedule."""
+        """The ``hours`` of a relative schedule, or None for a `time=` or cron schedule."""
         schedule = self._schedule
         return schedule.hours if isinstance(schedule, RelativeSchedule) else None
 
     @property
     def time(self) -> list[dt_time] | None:
-        """A copy of the times of day of a `time=` schedule, or None for a relative one."""
+        """A copy of the times of day of a `time=` schedule, or None for another kind."""
         schedule = self._schedule
         return list(schedule.times) if isinstance(schedule, TimeSchedule) else None
+
+    @property
+    def cron(self) -> str | None:
+        """The expression of a cron schedule, as given, or None for another kind."""
+        schedule = self._schedule
+        return schedule.expression if isinstance(schedule, CronSchedule) else None
+
+    @property
+    def tz(self) -> tzinfo | None:
+        """The zone of a cron schedule, or None for another kind."""
+        schedule = self._schedule
+        return schedule.tz if isinstance(schedule, CronSchedule) else None
+
+    @property
+    def jitter(self) -> float | None:
+        """The largest random delay after each slot, in seconds, or None."""
+        return self._jitter
+
+    @property
+    def store(self) -> Store | None:
+        """The store that records the loop's runs, or None."""
+        return self._store
+
+    @property
+    def exclusive(self) -> bool:
+        """Whether one process at a time runs each slot (through the store's lease)."""
+        return self._exclusive
+
+    def upcoming(self, n: int = 5, *, after: datetime | None = None) -> list[datetime]:
+        """The next *n* run instants (aware UTC), at or after *after* or now.
+
+        Pure schedule arithmetic: nominal slots, without jitter, overruns or retries. A running
+        relative loop counts on its grid (from its next slot); one that is not running counts
+        as if started at *after* (first run at once). "Now" is the wall clock of the loop's
+        event loop when it runs, else of the running event loop, else the system's.
+
+        Raises:
+            TypeError, ValueError: *n* is not an int >= 0, or *after* is not an aware
+                datetime; a relative loop has an interval of 0 (no instants to show).
+        """
+        count = validate_n(n)
+        run = self._run
+        wall = run.wall_clock() if run is not None else _ambient_wall_clock()()
+        start = wall if after is None else validate_after(after)
+        schedule = self._run_schedule()
+        anchor = None
+        if isinstance(schedule, RelativeSchedule) and run is not None and run.cursor is not None:
+            anchor = run.cursor.next_epoch_ns(run.event_loop.time(), wall)
+        return [from_epoch_ns(ns) for ns in upcoming_ns(schedule, start, count, anchor_ns=anchor)]
 
     @property
     def count(self) -> int | None:
@@ -1090,7 +1341,7 @@ class Loop(Generic[LF]):
         after the end.
         """
         run = self._run
-        if run is None or run.stop_requested or run.cursor is None:
+        if run is None or run.stop_requested or not run.iterating:
             return None
         now, wall = run.event_loop.time(), run.wall_clock()
         if run.retry_due is not None:
@@ -1130,6 +1381,13 @@ def loop(
     reconnect: bool = True,
     name: str | None = None,
     overlap: bool | int = False,
+    cron: str | None = None,
+    tz: tzinfo | str | None = None,
+    jitter: float | timedelta | None = None,
+    store: Store | str | os.PathLike[str] | None = None,
+    catch_up: float | timedelta | None = None,
+    exclusive: bool = False,
+    lease: float | timedelta = 60.0,
 ) -> Callable[[LF], Loop[LF]]:
     """Decorate a coroutine function into a `Loop` that runs it on a schedule.
 
@@ -1144,6 +1402,17 @@ def loop(
         name: The task name; default ``"looptime-tasks: <qualname>"``.
         overlap: False runs one body at a time; True starts each slot's body in its own task on
             schedule; an int N >= 1 allows at most N bodies at once.
+        cron: A 5-field cron expression (or an @alias); excludes the other schedules.
+        tz: The zone of the cron expression's wall times (a tzinfo or IANA name; default UTC).
+        jitter: Each run starts a random delay in [0, jitter] seconds (or a timedelta) after
+            its slot; the slots themselves do not move.
+        store: A `Store`, or a path for an `SQLiteStore`: the loop records each slot it runs,
+            under its `name` (required).
+        catch_up: With a store: on start, the latest missed slot runs at once if it is no older
+            than this (seconds or a timedelta); older ones are skipped.
+        exclusive: With a store: of all processes running this loop name, one runs each slot.
+        lease: How long an exclusive loop's lease lasts after each slot it takes (seconds or a
+            timedelta).
 
     Raises:
         ValueError, TypeError: For invalid arguments, naming the argument and the value.
@@ -1160,6 +1429,55 @@ def loop(
             reconnect=reconnect,
             name=name,
             overlap=overlap,
+            cron=cron,
+            tz=tz,
+            jitter=jitter,
+            store=store,
+            catch_up=catch_up,
+            exclusive=exclusive,
+            lease=lease,
         )
 
     return decorator
+
+
+def upcoming(
+    n: int = 5,
+    *,
+    after: datetime | None = None,
+    seconds: float | None = None,
+    minutes: float | None = None,
+    hours: float | None = None,
+    time: dt_time | Sequence[dt_time] | None = None,
+    cron: str | None = None,
+    tz: tzinfo | str | None = None,
+) -> list[datetime]:
+    """The next ``n`` run instants of the schedule ``loop()`` would get from these arguments.
+
+    A relative schedule counts from ``after``, as a loop started then would (its first run is
+    at once). ``time=`` and cron schedules follow the rules of docs/scheduling.md, DST included.
+
+    Args:
+        n: How many instants (an int >= 0).
+        after: Count from this aware instant (a slot exactly then is included); None means now,
+            read from the running event loop's wall clock when it has one, else the system's.
+        seconds: As for ``loop()``.
+        minutes: As for ``loop()``.
+        hours: As for ``loop()``.
+        time: As for ``loop()``.
+        cron: As for ``loop()``.
+        tz: As for ``loop()``.
+
+    Returns:
+        Aware UTC datetimes, in order.
+
+    Raises:
+        TypeError, ValueError: as ``loop()`` for the schedule; ``n`` or ``after`` is invalid; a
+            relative schedule has an interval of 0 (its runs are back to back, not at instants).
+    """
+    count = validate_n(n)
+    schedule = make_loop_schedule(
+        seconds=seconds, minutes=minutes, hours=hours, time=time, cron=cron, tz=tz
+    )
+    start_ns = _ambient_wall_clock()() if after is None else validate_after(after)
+    return [from_epoch_ns(ns) for ns in upcoming_ns(schedule, start_ns, count)]

@@ -1,11 +1,8 @@
 """Rendering a simulation's timeline: the text summary and listing, and the PNG plot.
 
-`Timeline.summary`, `Timeline.listing` and `Timeline.plot` call the ``render_*`` functions here;
-the time, span and zone formatting helpers are here too, and the timeline borrows a few of them.
-
-Design decision: this module knows the timeline's classes only through type annotations, so the
-import graph stays acyclic (`_script` -> `_simulation` -> `_timeline` -> `_report`). Listing
-entries are told apart by their ``kind``, which says which record they carry.
+`looptime_tasks.simulation.Timeline.summary`, ``listing`` and ``plot`` call the ``render_*``
+functions here, which read the model (`looptime_tasks._model.TimelineModel`) and never change
+it. Listing entries are told apart by their ``kind``, which says which record they carry.
 """
 
 from __future__ import annotations
@@ -13,31 +10,23 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from datetime import time as dt_time
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, cast
+from typing import Final, cast
 
-if TYPE_CHECKING:
-    from looptime_tasks._timeline import (
-        DstChange,
-        Entry,
-        Failure,
-        Note,
-        OutputLine,
-        Run,
-        Timeline,
-    )
-    from looptime_tasks.fakebot import SentMessage
-
-__all__ = (
-    "PLOT_HINT",
-    "format_offset",
-    "midnight",
-    "render_listing",
-    "render_plot",
-    "render_summary",
-    "zone_name",
+from looptime_tasks._export import incident_text
+from looptime_tasks._model import (
+    Entry,
+    Failure,
+    LoopSelector,
+    Note,
+    OutputLine,
+    Run,
+    TimelineModel,
 )
+from looptime_tasks._zones import DstChange, midnight, zone_name
+from looptime_tasks.fakebot import Incident, SentMessage
+
+__all__ = ("PLOT_HINT", "render_listing", "render_plot", "render_summary")
 
 PLOT_HINT: Final = (
     "plotting a timeline needs matplotlib; install it with: pip install 'looptime-tasks[plot]'"
@@ -48,7 +37,7 @@ PLOT_HINT: Final = (
 # Text ----------------------------------------------------------------------------------------
 
 
-def render_summary(timeline: Timeline, *, tz: tzinfo, show: int, per_day: int) -> str:
+def render_summary(timeline: TimelineModel, *, tz: tzinfo, show: int, per_day: int) -> str:
     """`Timeline.summary`: the window, a table per loop, runs per day, DST changes, the first
     and last runs in order, messages and errors."""
     zone = zone_name(tz)
@@ -76,7 +65,11 @@ def render_summary(timeline: Timeline, *, tz: tzinfo, show: int, per_day: int) -
         total = len(timeline.runs())
         shown = "all" if total <= 2 * show else f"the first {show} and last {show} of"
         lines.extend(["", f"Timeline ({zone}): {shown} {total:,} runs"])
-        lines.append(timeline.listing(tz=tz, first=show, last=show))
+        lines.append(
+            render_listing(
+                timeline, tz=tz, first=show, last=show, since=None, until=None, loop=None
+            )
+        )
     messages = timeline.messages
     if messages:
         lines.extend(["", f"Messages sent by fake bots: {len(messages):,}"])
@@ -87,6 +80,12 @@ def render_summary(timeline: Timeline, *, tz: tzinfo, show: int, per_day: int) -
             if index == show and len(messages) > 2 * show:
                 lines.append(f"  ... {len(messages) - 2 * show:,} more")
             lines.append(f"  {_format_instant(message.at, tz)}  {_format_message(message)}")
+    if timeline.incidents:
+        lines.extend(["", "Incidents (faults injected and what they caused)"])
+        lines.extend(_incident_table(timeline, tz))
+    calls, added = timeline.latency
+    if calls:
+        lines.extend(["", f"Latency: {calls:,} fake bot calls took {_format_span(added)} in all"])
     errors = [error for history in histories for error in history.errors]
     if errors:
         lines.extend(["", "Unhandled errors (each ended its loop)"])
@@ -98,7 +97,7 @@ def render_summary(timeline: Timeline, *, tz: tzinfo, show: int, per_day: int) -
     return "\n".join(lines)
 
 
-def _loop_table(timeline: Timeline, tz: tzinfo) -> list[str]:
+def _loop_table(timeline: TimelineModel, tz: tzinfo) -> list[str]:
     full_days = set(timeline.full_days(tz))
     header = (
         "loop", "runs", "first run", "last run", "min gap", "max gap", "runs/day",
@@ -127,7 +126,27 @@ def _loop_table(timeline: Timeline, tz: tzinfo) -> list[str]:
     return _table(header, rows, right={1, 6, 7, 8, 9})
 
 
-def _per_day_table(timeline: Timeline, tz: tzinfo) -> list[str]:
+def _incident_table(timeline: TimelineModel, tz: tzinfo) -> list[str]:
+    """Incidents by kind and source: how many, the first and the last."""
+    groups: dict[tuple[str, str], list[Incident]] = {}
+    for incident in timeline.incidents:
+        groups.setdefault((incident.kind, incident.source), []).append(incident)
+    header = ("kind", "source", "count", "first", "last", "example")
+    rows = [
+        (
+            kind.replace("_", " "),
+            source,
+            f"{len(found):,}",
+            _format_instant(found[0].at, tz),
+            _format_instant(found[-1].at, tz),
+            found[0].text,
+        )
+        for (kind, source), found in groups.items()
+    ]
+    return _table(header, rows, right={2})
+
+
+def _per_day_table(timeline: TimelineModel, tz: tzinfo) -> list[str]:
     histories = timeline.loops
     counts = [timeline.runs_per_day(history.loop, tz=tz) for history in histories]
     header = ("day", *(history.name for history in histories))
@@ -139,16 +158,17 @@ def _per_day_table(timeline: Timeline, tz: tzinfo) -> list[str]:
 
 
 def render_listing(
-    timeline: Timeline,
-    entries: Sequence[Entry],
+    timeline: TimelineModel,
     *,
     tz: tzinfo,
     first: int,
     last: int,
     since: datetime | None,
     until: datetime | None,
+    loop: LoopSelector,
 ) -> str:
-    """`Timeline.listing` of *entries* (already selected, in order)."""
+    """`Timeline.listing`: the entries of the window and loops, in order."""
+    entries = timeline.entries(since=since, until=until, loop=loop)
     run_indexes = [index for index, entry in enumerate(entries) if entry.kind == "run"]
     hidden: tuple[int, int] | None = None
     if len(run_indexes) > first + last:
@@ -191,7 +211,7 @@ def render_listing(
 def _describe(entry: Entry, width: int, number: int, tz: tzinfo) -> str:
     """One listing line after the time: loop name (*width* wide), ``#iteration`` (*number*)."""
     if entry.kind == "run":
-        run = cast("Run", entry.item)
+        run = cast(Run, entry.item)
         details = [_outcome_text(run)]
         if run.lateness > timedelta(0) and run.scheduled is not None:
             details.append(
@@ -203,18 +223,21 @@ def _describe(entry: Entry, width: int, number: int, tz: tzinfo) -> str:
             details.append(f"took {_format_span(duration.total_seconds())}")
         return f"{run.loop:<{width}}  {f'#{run.iteration}':<{number}}  {', '.join(details)}"
     if entry.kind == "failure":
-        failure = cast("Failure", entry.item)
+        failure = cast(Failure, entry.item)
         if failure.retry_delay is not None:
             text = f"failed: {failure.exception!r}; retry in {_format_span(failure.retry_delay)}"
         else:
             text = f"unhandled error: {failure.exception!r} (the loop ends)"
         return f"{failure.loop:<{width}}  {_where(failure):<{number}}  {text}"
     if entry.kind == "output":
-        line = cast("OutputLine", entry.item)
+        line = cast(OutputLine, entry.item)
         return f"{line.source:<{width}}  > {line.text}"
+    if entry.kind == "incident":
+        incident = cast(Incident, entry.item)
+        return f"{incident.source:<{width}}  ! {incident_text(incident)}"
     if entry.kind == "message":
-        return f"{'message':<{width}}  {_format_message(cast('SentMessage', entry.item))}"
-    return f"{'note':<{width}}  {cast('Note', entry.item).text}"
+        return f"{'message':<{width}}  {_format_message(cast(SentMessage, entry.item))}"
+    return f"{'note':<{width}}  {cast(Note, entry.item).text}"
 
 
 def _where(failure: Failure) -> str:
@@ -236,7 +259,7 @@ def _outcome_text(run: Run) -> str:
 def _elision(hidden: Sequence[Entry], changes: list[DstChange], tz: tzinfo) -> str:
     kinds = Counter(entry.kind for entry in hidden)
     words = {"run": "runs", "failure": "failures", "output": "printed lines"}
-    words |= {"message": "messages", "note": "notes"}
+    words |= {"message": "messages", "note": "notes", "incident": "incidents"}
     parts = [f"{count:,} {words[kind]}" for kind, count in kinds.items()]
     first, last = hidden[0].at, hidden[-1].at
     passed = [change for change in changes if change.at <= last]
@@ -264,25 +287,6 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], *, right: set[i
 
 
 # Formatting ------------------------------------------------------------------------------------
-
-
-def zone_name(zone: tzinfo) -> str:
-    """A zone's name: its IANA key, else what `str` says (``UTC``, ``UTC+09:00``)."""
-    key = getattr(zone, "key", None)
-    return key if isinstance(key, str) else str(zone)
-
-
-def midnight(day: date, tz: tzinfo) -> datetime:
-    """The instant (UTC) the local date *day* begins in *tz*."""
-    return datetime.combine(day, dt_time(0), tz).astimezone(UTC)
-
-
-def format_offset(offset: timedelta) -> str:
-    """A UTC offset as ``UTC+01:00``."""
-    total = int(offset.total_seconds())
-    sign = "+" if total >= 0 else "-"
-    hours, minutes = divmod(abs(total) // 60, 60)
-    return f"UTC{sign}{hours:02d}:{minutes:02d}"
 
 
 def _format_clock(moment: datetime, *, milliseconds: bool | None = None) -> str:
@@ -341,7 +345,7 @@ def _format_message(message: SentMessage) -> str:
 # Plotting --------------------------------------------------------------------------------------
 
 
-def render_plot(timeline: Timeline, path: Path, *, tz: tzinfo, title: str | None) -> Path:
+def render_plot(timeline: TimelineModel, path: Path, *, tz: tzinfo, title: str | None) -> Path:
     """`Timeline.plot`: draw *timeline* as a PNG at *path*."""
     try:
         from matplotlib import dates as mdates
@@ -413,6 +417,28 @@ def render_plot(timeline: Timeline, path: Path, *, tz: tzinfo, title: str | None
             markersize=12,
             color="tab:red",
         )
+    # Outages and restarts: shaded spans; other incidents: marks on their loop's lane (or on top).
+    for began, ended in timeline.outages():
+        axes.axvspan(x(began), x(ended or end), color="tab:olive", alpha=0.2, linewidth=0)
+    stops = [incident.at for incident in timeline.restarts]
+    starts = [incident.at for incident in timeline.incidents if incident.kind == "start"]
+    for index, stopped in enumerate(stops):
+        resumed = starts[index] if index < len(starts) else end
+        axes.axvspan(x(stopped), x(resumed), color="black", alpha=0.12, linewidth=0)
+    lane_of = {history.name: lanes - 1 - lane for lane, history in enumerate(histories)}
+    marked = [
+        incident
+        for incident in timeline.incidents
+        if incident.kind in ("http_error", "connection_error", "event_error", "wall_jump")
+    ]
+    axes.plot(
+        [x(incident.at) for incident in marked],
+        [lane_of.get(incident.source, lanes - 0.55) - 0.2 for incident in marked],
+        linestyle="",
+        marker="v",
+        markersize=7,
+        color="tab:brown",
+    )
     days = timeline.days(tz)
     if len(days) <= 62:
         for day in days[1:]:
@@ -443,6 +469,9 @@ def render_plot(timeline: Timeline, path: Path, *, tz: tzinfo, title: str | None
         Line2D([], [], linestyle="", marker="X", color="tab:red", label="unhandled error"),
         Line2D([], [], linestyle="", marker="|", markersize=12, color="grey", label="cancelled"),
         Line2D([], [], color="tab:purple", linestyle="--", label="DST change"),
+        Line2D([], [], linestyle="", marker="v", color="tab:brown", label="fault (HTTP, ...)"),
+        Line2D([], [], color="tab:olive", alpha=0.4, linewidth=6, label="gateway outage"),
+        Line2D([], [], color="black", alpha=0.25, linewidth=6, label="restart (down)"),
     ]
     axes.legend(handles=legend, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     axes.set_title(

@@ -1,14 +1,12 @@
-"""Simulation scripts and the command line: the script contract, loading, `main`.
+"""Simulation scripts: the script contract, loading and running one, and parsing its values.
 
 A script is a Python file with ``async def setup(sim)`` and optional constants and hooks (see
-`SCRIPT_CONTRACT`). `load_script` executes and checks it, `run_script` simulates it, and `main`
-is ``looptime-tasks simulate`` and ``python SCRIPT.py``: arguments, a progress bar on a terminal,
-the summary, the exports and the script's ``check``.
+`SCRIPT_CONTRACT`). `load_script` executes and checks it and `run_script` simulates it; the
+command line (`looptime_tasks._cli`) and `explore` build on these.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib.util
 import inspect
@@ -16,33 +14,35 @@ import math
 import os
 import re
 import sys
-import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from types import ModuleType
-from typing import IO, TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from looptime_tasks import VirtualEventLoop
 from looptime_tasks._simulation import (
     DEFAULT_DURATION,
     DEFAULT_SEED,
     DEFAULT_START,
+    Outages,
     SetupFunction,
     simulate,
 )
-
-if TYPE_CHECKING:
-    from looptime_tasks._timeline import Timeline
+from looptime_tasks._timeline import Timeline
+from looptime_tasks.fakebot import HttpFaults
 
 __all__ = (
     "SCRIPT_CONTRACT",
     "Script",
     "ScriptError",
+    "World",
+    "failing_line",
     "load_script",
-    "main",
     "parse_duration",
+    "parse_latency",
     "parse_start",
     "parse_zone",
     "run_script",
@@ -124,7 +124,7 @@ def _same_file(left: Path, right: object) -> bool:
         return False
 
 
-def _failing_line(exc: BaseException, path: Path) -> str:
+def failing_line(exc: BaseException, path: Path) -> str:
     """``PATH:LINE`` of the innermost frame of *exc*'s traceback in the script, else ``PATH``."""
     frames = traceback.extract_tb(exc.__traceback__)
     for frame in reversed(frames):
@@ -155,7 +155,7 @@ def _execute(path: Path) -> ModuleType:
     except Exception as exc:
         del sys.modules[name]
         raise ScriptError(
-            f"{_failing_line(exc, path)}: the script raised while loading: "
+            f"{failing_line(exc, path)}: the script raised while loading: "
             f"{type(exc).__name__}: {exc}"
         ) from exc
     return module
@@ -224,6 +224,7 @@ def run_script(
     duration: timedelta | None = None,
     seed: int | Literal["script"] | None = "script",
     progress: Callable[[float], None] | None = None,
+    world: World | None = None,
 ) -> Timeline:
     """Run a simulation script's ``setup`` and return the timeline (``check`` is not called).
 
@@ -233,6 +234,7 @@ def run_script(
         duration: Overrides the script's ``DURATION``.
         seed: Overrides the script's ``SEED`` (``"script"`` keeps it).
         progress: Called with the fraction of the window done (see `simulate`).
+        world: Faults and interleavings to add (`World`); None for none.
     """
     loaded = script if isinstance(script, Script) else load_script(script)
     return simulate(
@@ -241,7 +243,64 @@ def run_script(
         duration=loaded.duration if duration is None else duration,
         seed=loaded.seed if seed == "script" else seed,
         progress=progress,
+        **(world or World()).simulate_options(),
     )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class World:
+    """What a script's run adds to its world from the outside: the command line's fault and
+    interleaving options, as `simulate` options and as the arguments that ask for them.
+
+    One place maps each option both ways, so that ``explore`` prints replay commands that
+    rebuild exactly the world a seed failed in.
+
+    Attributes:
+        http_errors: The probability that a fake bot's HTTP call fails (``--http-errors``).
+        latency: Virtual seconds per fake bot call, or a (low, high) range (``--latency``).
+        outages: The mean hours between random gateway outages, or None (``--outages``).
+        shuffle: Run ready callbacks in a seeded order (``--shuffle``).
+    """
+
+    http_errors: float = 0.0
+    latency: float | tuple[float, float] = 0.0
+    outages: float | None = None
+    shuffle: bool = False
+
+    def simulate_options(self) -> dict[str, Any]:
+        """The `simulate` keyword arguments of this world.
+
+        Raises:
+            ValueError: For ``shuffle`` when the event loop has no ``shuffle=`` option.
+        """
+        options: dict[str, Any] = {}
+        if self.http_errors or self.latency:
+            options["faults"] = HttpFaults(error_rate=self.http_errors, latency=self.latency)
+        if self.outages is not None:
+            options["outages"] = Outages(every=self.outages * 3600)
+        if self.shuffle:
+            # The one place --shuffle reaches the event loop.
+            if "shuffle" not in inspect.signature(VirtualEventLoop).parameters:
+                raise ValueError(
+                    "--shuffle needs a VirtualEventLoop with the shuffle= option, which this "
+                    "version of looptime-tasks does not have yet"
+                )
+            options["shuffle"] = True
+        return options
+
+    def arguments(self) -> list[str]:
+        """The command-line options that ask for this world."""
+        arguments: list[str] = []
+        if self.http_errors:
+            arguments += ["--http-errors", f"{self.http_errors:g}"]
+        if self.latency:
+            low, high = self.latency if isinstance(self.latency, tuple) else (self.latency,) * 2
+            arguments += ["--latency", f"{low:g}" if low == high else f"{low:g}..{high:g}"]
+        if self.outages is not None:
+            arguments += ["--outages", f"{self.outages:g}"]
+        if self.shuffle:
+            arguments.append("--shuffle")
+        return arguments
 
 
 def parse_duration(text: str) -> timedelta:
@@ -277,6 +336,24 @@ _DURATION: Final = re.compile(
 )
 
 
+def parse_latency(text: str) -> float | tuple[float, float]:
+    """Parse virtual seconds per call: ``0.2``, or a range ``0.05..0.4``.
+
+    Raises:
+        ValueError: If *text* is neither, or a value is negative.
+    """
+    low, separator, high = text.partition("..")
+    try:
+        values = (float(low), float(high if separator else low))
+    except ValueError:
+        raise ValueError(
+            f"not seconds such as 0.2 or a range such as 0.05..0.4 (got {text!r})"
+        ) from None
+    if not all(math.isfinite(value) and value >= 0 for value in values) or values[0] > values[1]:
+        raise ValueError(f"latency must be seconds >= 0, low..high with low <= high (got {text!r})")
+    return values if separator else values[0]
+
+
 def parse_start(text: str) -> datetime:
     """Parse an ISO-8601 instant; without an offset it means UTC (``2024-03-09`` is midnight).
 
@@ -307,218 +384,3 @@ def parse_zone(name: str) -> tzinfo:
         raise ValueError(
             f"unknown time zone {name!r}; use an IANA name such as Europe/London"
         ) from None
-
-
-# Command line --------------------------------------------------------------------------------
-
-
-def _positive_number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0 (got {text!r})") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0 (got {text!r})")
-    return value
-
-
-def _argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    def convert(text: str) -> Any:
-        try:
-            return parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return convert
-
-
-def _make_parser(prog: str | None, *, with_path: bool) -> argparse.ArgumentParser:
-    """The parser of ``looptime-tasks simulate`` (and of ``python SCRIPT.py``)."""
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Run a simulation script on virtual time and print its timeline.",
-        epilog=SCRIPT_CONTRACT,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    if with_path:
-        parser.add_argument("path", metavar="PATH", help="the simulation script to run")
-    parser.add_argument(
-        "--start",
-        metavar="ISO",
-        type=_argument_type(parse_start),
-        help="start instant, e.g. 2024-03-09 or 2024-03-09T12:00+01:00 (no offset: UTC); "
-        "overrides START",
-    )
-    length = parser.add_mutually_exclusive_group()
-    length.add_argument("--days", metavar="N", type=_positive_number, help="simulate N days")
-    length.add_argument("--hours", metavar="N", type=_positive_number, help="simulate N hours")
-    length.add_argument(
-        "--duration",
-        metavar="ISO8601",
-        type=_argument_type(parse_duration),
-        help="simulate this long, e.g. P7D, PT36H, P1DT12H; overrides DURATION",
-    )
-    parser.add_argument(
-        "--seed", metavar="N", type=int, help="seed of the event loop's random generator"
-    )
-    parser.add_argument(
-        "--tz",
-        metavar="ZONE",
-        type=_argument_type(parse_zone),
-        help="show times in this zone, e.g. Europe/London (default: the script's TZ, or UTC)",
-    )
-    parser.add_argument(
-        "--show",
-        metavar="N",
-        type=int,
-        default=10,
-        help="list the first N and last N runs (default: 10)",
-    )
-    parser.add_argument("--json", metavar="FILE", help="write the timeline as JSON")
-    parser.add_argument("--csv", metavar="FILE", help="write one CSV row per run")
-    parser.add_argument(
-        "--plot",
-        metavar="FILE",
-        help="draw the timeline as a PNG (needs: pip install 'looptime-tasks[plot]')",
-    )
-    return parser
-
-
-_PROGRESS_DELAY = 0.5
-"""Real seconds a command-line simulation runs before its progress bar appears (on a TTY)."""
-
-
-class _ProgressBar:
-    """A one-line progress bar on a terminal, drawn only once a run has taken a while."""
-
-    _WIDTH: Final = 30
-
-    def __init__(self, stream: IO[str]) -> None:
-        self._stream = stream
-        self._began = time.perf_counter()
-        self._delay = _PROGRESS_DELAY
-        self._last = 0.0
-        self._drawn = False
-
-    def __call__(self, fraction: float) -> None:
-        now = time.perf_counter()
-        if now - self._began < self._delay or now - self._last < 0.1:
-            return
-        self._last = now
-        filled = round(fraction * self._WIDTH)
-        bar = "#" * filled + "-" * (self._WIDTH - filled)
-        self._stream.write(f"\rsimulating [{bar}] {fraction:4.0%}")
-        self._stream.flush()
-        self._drawn = True
-
-    def close(self) -> None:
-        if self._drawn:
-            self._stream.write("\r" + " " * (self._WIDTH + 20) + "\r")
-            self._stream.flush()
-            self._drawn = False
-
-
-def _run_command(
-    parser: argparse.ArgumentParser, args: argparse.Namespace, path: str | os.PathLike[str]
-) -> int:
-    try:
-        script = load_script(path)
-    except ScriptError as exc:
-        parser.error(str(exc))
-    duration: timedelta | None = args.duration
-    if args.days is not None:
-        duration = timedelta(days=args.days)
-    elif args.hours is not None:
-        duration = timedelta(hours=args.hours)
-    tz: tzinfo = args.tz if args.tz is not None else script.tz
-    bar = _ProgressBar(sys.stderr) if sys.stderr.isatty() else None
-    try:
-        timeline = run_script(
-            script,
-            start=args.start,
-            duration=duration,
-            seed=script.seed if args.seed is None else args.seed,
-            progress=bar,
-        )
-    except Exception as exc:
-        if bar is not None:
-            bar.close()
-        traceback.print_exc()
-        print(
-            f"error: the simulation raised ({_failing_line(exc, script.path)}): "
-            f"{type(exc).__name__}: {exc}",
-            file=sys.stderr,
-        )
-        return 1
-    if bar is not None:
-        bar.close()
-    if script.description:
-        print(script.description, end="\n\n")
-    print(timeline.summary(tz=tz, show=max(args.show, 0)))
-    try:
-        if script.report is not None:
-            extra = script.report(timeline)
-            if extra:
-                print()
-                print(extra)
-        for option, write in (
-            (args.json, timeline.write_json),
-            (args.csv, timeline.write_csv),
-            (args.plot, lambda target: timeline.plot(target, tz=tz)),
-        ):
-            if option is not None:
-                print(f"wrote {write(option)}")
-        if script.check is not None:
-            script.check(timeline)
-    except AssertionError as exc:
-        message = str(exc) or "assertion failed"
-        print(f"check failed ({_failing_line(exc, script.path)}): {message}", file=sys.stderr)
-        return 1
-    except (ImportError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:
-        traceback.print_exc()
-        print(
-            f"error: the script's check or report raised ({_failing_line(exc, script.path)}): "
-            f"{type(exc).__name__}: {exc}",
-            file=sys.stderr,
-        )
-        return 1
-    if script.check is not None:
-        print("check passed")
-    return 0
-
-
-def main(
-    script: str | os.PathLike[str] | None = None,
-    argv: Sequence[str] | None = None,
-    *,
-    prog: str | None = None,
-) -> int:
-    """Run a simulation script from the command line; return the exit status.
-
-    A script ends with ``raise SystemExit(looptime_tasks.simulation.main(__file__))``; the
-    ``looptime-tasks simulate`` command calls it with no *script* (the path is then the first
-    argument).
-
-    Args:
-        script: The script's path, or None to take it from the arguments.
-        argv: The arguments (default ``sys.argv[1:]``).
-        prog: The program name shown in usage and errors.
-
-    Returns:
-        0 if the simulation ran and the script's check passed; 1 if the check failed or the
-        simulation raised. Bad arguments and unloadable scripts exit with status 2 (SystemExit).
-    """
-    if prog is None and script is not None:
-        prog = f"python {script}"
-    parser = _make_parser(prog, with_path=script is None)
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    try:
-        return _run_command(parser, args, script if script is not None else args.path)
-    except BrokenPipeError:
-        # `... | head`: the reader left. Say nothing more (Python would report it at exit).
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 1

@@ -4,7 +4,7 @@ Design decisions:
 
 - **Public API only.** Loops report through `looptime_tasks.observe`, the same observer API any
   user has; the harness never reaches into `Loop`. The code under simulation is production code.
-- **Record cheaply, build lazily.** The observer (`looptime_tasks._timeline.Recorder`) appends a
+- **Record cheaply, build lazily.** The observer (`looptime_tasks._recording.Recorder`) appends a
   few references and numbers per event to flat arrays (kind, loop, iteration, monotonic seconds,
   wall nanoseconds, scheduled instant) and ignores ``SCHEDULED`` events; `Run`, `Failure` and
   every statistic are built on the first query. A year of a one-minute loop is about a million
@@ -14,6 +14,12 @@ Design decisions:
   bots it made (unloading their cogs through ``cog_unload``, the discord.py way), cancels every
   loop still running, cancels its helper tasks and any other task left, and waits for all of
   them, so nothing is left pending and no warning is raised.
+- **Faults belong to the world, loops to the process.** HTTP faults and outages hit the fake
+  bots; ``sim.restart`` stops the process (bots closed, loops cancelled, its tasks cancelled),
+  lets the downtime pass, and runs ``setup(sim)`` again, on one timeline. What was planned with
+  ``disconnect``, ``random_outages``, ``restart`` and ``jump_wall`` survives restarts; what
+  ``setup`` planned with ``at`` or ``spawn`` is part of the process and does not. Every random
+  draw is the event loop's, so a seed replays the same world.
 - **Output has a time too.** While the simulation runs, ``print()`` output of the simulated
   code and the ``looptime_tasks`` log are captured with their virtual time instead of going to
   the terminal, so the timeline can show them in order among the runs.
@@ -23,33 +29,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import logging
 import math
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, TypeAlias
 
 import looptime_tasks
-from looptime_tasks import LoopEvent, VirtualClock, VirtualEventLoop
-from looptime_tasks._timeline import (
-    NS_PER_MICROSECOND,
+from looptime_tasks import VirtualClock, VirtualEventLoop
+from looptime_tasks._model import Entry, EntryKind, Note, OutputLine
+from looptime_tasks._recording import (
     ONE_MICROSECOND,
-    Entry,
-    Note,
-    OutputLine,
+    ProgressRecorder,
     Recorder,
-    Timeline,
-    short_name,
 )
-from looptime_tasks.fakebot import FakeBot, SentMessage
+from looptime_tasks._timeline import Timeline
+from looptime_tasks._units import timedelta_to_ns
+from looptime_tasks.fakebot import FakeBot, HttpFaults, Incident, IncidentKind, SentMessage
 
 __all__ = (
     "DEFAULT_DURATION",
     "DEFAULT_SEED",
     "DEFAULT_START",
+    "Outages",
     "SetupFunction",
     "Simulation",
     "simulate",
@@ -67,29 +74,45 @@ DEFAULT_SEED: Final = 0
 SetupFunction: TypeAlias = Callable[["Simulation"], Awaitable[None]]
 """``async def setup(sim) -> None``: what a simulation runs at its start instant."""
 
+When: TypeAlias = "datetime | timedelta | float"
+"""An instant of a simulation: an aware datetime, or an offset from the start (a timedelta or
+seconds)."""
 
-# Recording -----------------------------------------------------------------------------------
+_UNNAMED_TASK: Final = re.compile(r"Task-\d+")
 
 
-class _ProgressRecorder(Recorder):
-    """A recorder that also reports progress (a fraction of the window) every 1024 events."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outages:
+    """A random model of gateway outages (see `Simulation.random_outages`).
 
-    __slots__ = ("_countdown", "_progress", "_span")
+    Attributes:
+        every: The mean time between outages (exponentially distributed), in seconds.
+        duration: The (low, high) range an outage's length is drawn from, in seconds.
+        resume: The probability that the bot resumes its session after an outage (then
+            ``on_resumed`` fires), rather than starting a new one (``on_ready`` fires again).
+    """
 
-    def __init__(
-        self, clock_wall_ns: Callable[[], int], span: float, progress: Callable[[float], None]
-    ) -> None:
-        super().__init__(clock_wall_ns)
-        self._countdown = 1024
-        self._progress = progress
-        self._span = span
+    every: float = 6 * 3600.0
+    duration: tuple[float, float] = (5.0, 300.0)
+    resume: float = 0.5
 
-    def __call__(self, event: LoopEvent) -> None:
-        super().__call__(event)
-        self._countdown -= 1
-        if not self._countdown:
-            self._countdown = 1024
-            self._progress(min(event.monotonic / self._span, 1.0))
+    def __post_init__(self) -> None:
+        every = self.every
+        if isinstance(every, bool) or not isinstance(every, int | float):
+            raise TypeError(f"every must be seconds > 0 (got {every!r})")
+        if not math.isfinite(every) or every <= 0:
+            raise ValueError(f"every must be seconds > 0 (got {every!r})")
+        low, high = self.duration
+        if not 0 < low <= high or not math.isfinite(high):
+            raise ValueError(
+                f"duration must be a (low, high) range of seconds with 0 < low <= high "
+                f"(got {self.duration!r})"
+            )
+        if not 0 <= self.resume <= 1:
+            raise ValueError(f"resume must be a probability from 0 to 1 (got {self.resume!r})")
+
+
+# Capturing output ----------------------------------------------------------------------------
 
 
 class _LineCapture(io.TextIOBase):
@@ -154,18 +177,33 @@ class Simulation:
         event_loop: The `looptime_tasks.VirtualEventLoop` the simulation runs on.
         duration: The virtual length of the window.
         seed: The seed of `random`.
+        faults: The `looptime_tasks.fakebot.HttpFaults` of the bots `fake_bot` makes, unless
+            told otherwise; None for none.
+        restarts: How many process restarts (`restart`) have happened so far.
     """
 
-    def __init__(self, event_loop: VirtualEventLoop, duration: timedelta, seed: int | None) -> None:
+    def __init__(
+        self,
+        event_loop: VirtualEventLoop,
+        duration: timedelta,
+        seed: int | None,
+        setup: SetupFunction,
+        faults: HttpFaults | None = None,
+    ) -> None:
         self.event_loop = event_loop
         self.duration = duration
         self.seed = seed
+        self.faults = faults
+        self.restarts = 0
+        self._setup = setup
         self._recorder: Recorder = Recorder(event_loop.clock.wall_ns)
         self._bots: list[FakeBot] = []
         self._helpers: list[asyncio.Task[Any]] = []
+        self._world: set[asyncio.Task[Any]] = set()  # helpers that survive restarts
         self._entries: list[Entry] = []
         self._output: list[OutputLine] = []
         self._notes: list[Note] = []
+        self._incidents: list[Incident] = []
         self._sequence = 0
         self._main_task = asyncio.current_task(event_loop)
 
@@ -196,17 +234,24 @@ class Simulation:
         """The virtual wall clock, in *tz* (default UTC)."""
         return self.event_loop.clock.now(tz)
 
-    def fake_bot(self, **options: Any) -> FakeBot:
-        """Make a `looptime_tasks.fakebot.FakeBot` whose messages go on the timeline.
+    def fake_bot(self, bot_class: type[FakeBot] = FakeBot, **options: Any) -> FakeBot:
+        """Make a `looptime_tasks.fakebot.FakeBot` whose messages and incidents go on the
+        timeline.
 
         The bot counts its ``ready_after`` from now, gets its ``on_ready`` handler called once
         ready (`FakeBot.start` runs as a helper task), and is closed (its cogs unloaded) at the
-        end of the simulation.
+        end of the simulation or at a `restart`.
 
         Args:
-            **options: Passed to `FakeBot` (``ready_after``, ``guilds``, ``channels``, …).
+            bot_class: `FakeBot` or a subclass of it (one with a ``setup_hook``, say).
+            **options: Passed to the class (``ready_after``, ``guilds``, ``channels``,
+                ``faults``…); ``faults`` defaults to the simulation's `faults`.
         """
-        bot = FakeBot(on_send=self._record_message, **options)
+        candidate: object = bot_class  # checked: callers may pass anything
+        if not (isinstance(candidate, type) and issubclass(candidate, FakeBot)):
+            raise TypeError(f"bot_class must be FakeBot or a subclass (got {bot_class!r})")
+        options.setdefault("faults", self.faults)
+        bot = bot_class(on_send=self._record_message, on_incident=self._record_incident, **options)
         self._bots.append(bot)
         self.spawn(bot.start(), name=f"start of {bot.user.name}")
         return bot
@@ -225,7 +270,7 @@ class Simulation:
 
     def at(
         self,
-        when: datetime | timedelta | float,
+        when: When,
         action: Callable[[], object],
         *,
         name: str | None = None,
@@ -248,33 +293,182 @@ class Simulation:
             TypeError: If *when* is a naive datetime.
             ValueError: If *when* is before the current virtual time.
         """
-        start = self.start.astimezone(UTC)
-        if isinstance(when, datetime):
-            if when.tzinfo is None or when.utcoffset() is None:
-                raise TypeError(f"when must be an aware datetime (got {when!r})")
-            target = when.astimezone(UTC)
-        elif isinstance(when, timedelta):
-            target = start + when
-        else:
-            target = start + timedelta(seconds=when)
-        # Integer nanoseconds of wall time since the start: exact, unlike float seconds.
-        offset = target - start
-        target_ns = (offset.days * 86_400 + offset.seconds) * 1_000_000_000
-        target_ns += offset.microseconds * NS_PER_MICROSECOND
-        if target_ns < self.clock.wall_ns():
-            raise ValueError(
-                f"when must not be in the past: {target.isoformat()} is before "
-                f"{self.now().isoformat()}"
-            )
+        target, target_ns = self._instant("when", when)
 
         async def fire() -> None:
-            # Not clock.advance(): two tasks advancing to one instant at once would spin.
-            await asyncio.sleep((target_ns - self.clock.wall_ns()) / 1e9)
+            await self._sleep_until(target_ns)
             result = action()
             if isinstance(result, Awaitable):
                 await result
 
         return self.spawn(fire(), name=name or f"sim.at({target.isoformat()})")
+
+    def _instant(self, label: str, when: object) -> tuple[datetime, int]:
+        """*when* as an aware UTC datetime and as wall nanoseconds since the start; checked."""
+        start = self.start.astimezone(UTC)
+        if isinstance(when, datetime):
+            if when.tzinfo is None or when.utcoffset() is None:
+                raise TypeError(f"{label} must be an aware datetime (got {when!r})")
+            target = when.astimezone(UTC)
+        elif isinstance(when, timedelta):
+            target = start + when
+        elif isinstance(when, int | float) and not isinstance(when, bool) and math.isfinite(when):
+            target = start + timedelta(seconds=when)
+        else:
+            raise TypeError(
+                f"{label} must be an aware datetime, or a timedelta or seconds from the start "
+                f"(got {when!r})"
+            )
+        # Integer nanoseconds of wall time since the start: exact, unlike float seconds.
+        offset = target - start
+        target_ns = timedelta_to_ns(offset)
+        if target_ns < self.clock.wall_ns():
+            raise ValueError(
+                f"{label} must not be in the past: {target.isoformat()} is before "
+                f"{self.now().isoformat()}"
+            )
+        return target, target_ns
+
+    async def _sleep_until(self, target_ns: int) -> None:
+        # Not clock.advance(): two tasks advancing to one instant at once would spin. Wall
+        # nanoseconds since the start: a jump_wall moves them, so measure from them each time.
+        delay = (target_ns - self.clock.wall_ns()) / 1e9
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def _plan(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """A helper task of the world: it survives restarts."""
+        task = self.spawn(coro, name=name)
+        self._world.add(task)
+        return task
+
+    # Faults ------------------------------------------------------------------------------------
+
+    def disconnect(
+        self,
+        bot: FakeBot | None = None,
+        *,
+        at: When,
+        duration: timedelta | float,
+        resume: bool = False,
+    ) -> asyncio.Task[Any]:
+        """Cut a bot's gateway connection at *at* for *duration*.
+
+        During the outage the bot is not ready, ``wait_until_ready()`` blocks and its calls raise
+        `looptime_tasks.fakebot.FakeConnectionError`; then it reconnects and dispatches
+        ``on_resumed`` (*resume*) or ``on_ready`` again (a new session), as discord.py does.
+
+        Args:
+            bot: The bot; None for every fake bot of the simulation open at that instant (after
+                a `restart`, the new process's bots).
+            at: When the outage begins (see `at`).
+            duration: How long it lasts: a timedelta or seconds > 0.
+            resume: Whether the bot resumes its session rather than starting a new one.
+
+        Returns:
+            The helper task (it survives restarts).
+        """
+        target, target_ns = self._instant("at", at)
+        length = _check_duration(duration)
+
+        async def outage() -> None:
+            await self._sleep_until(target_ns)
+            await self._outage(bot, length.total_seconds(), resume)
+
+        return self._plan(outage(), f"sim.disconnect({target.isoformat()})")
+
+    def random_outages(self, bot: FakeBot | None = None, model: Outages | None = None) -> None:
+        """Cut the gateway connection at random for the whole simulation (see `Outages`).
+
+        Gaps, lengths and resume-or-new-session are drawn from `random`, so a seed replays them.
+
+        Args:
+            bot: The bot; None for every fake bot open at the time of each outage.
+            model: The outage model; `Outages()` by default.
+        """
+        chosen = Outages() if model is None else model
+        if not isinstance(chosen, Outages):
+            raise TypeError(f"model must be an Outages or None (got {chosen!r})")
+
+        async def outages() -> None:
+            draw = self.random
+            while True:
+                await asyncio.sleep(draw.expovariate(1 / chosen.every))
+                length = draw.uniform(*chosen.duration)
+                await self._outage(bot, length, draw.random() < chosen.resume)
+
+        self._plan(outages(), "sim.random_outages()")
+
+    async def _outage(self, bot: FakeBot | None, seconds: float, resume: bool) -> None:
+        bots = [bot] if bot is not None else [b for b in self._bots if not b.is_closed()]
+        for each in bots:
+            each.drop_connection()
+        await asyncio.sleep(seconds)
+        for each in bots:
+            each.restore_connection(resume=resume)
+
+    def restart(self, *, at: When, downtime: timedelta | float) -> asyncio.Task[Any]:
+        """Restart the process at *at*: stop it, wait *downtime*, run ``setup(sim)`` again.
+
+        Stopping closes the fake bots (their cogs unloaded), cancels every loop still running
+        (``after_loop`` hooks run) and cancels the process's tasks: those ``setup`` and the
+        loops started, and the actions planned with `at` and `spawn`. What was planned with
+        `disconnect`, `random_outages`, `restart` and `jump_wall` goes on. After the downtime
+        `restarts` grows by one and ``setup(sim)`` runs again: it builds a fresh bot and starts
+        again, on the same timeline, where the restart is marked.
+
+        Args:
+            at: When the process stops (see `at`).
+            downtime: How long it stays down: a timedelta or seconds > 0.
+
+        Returns:
+            The helper task (it survives restarts).
+        """
+        target, target_ns = self._instant("at", at)
+        length = _check_duration(downtime, "downtime")
+
+        async def restart() -> None:
+            await self._sleep_until(target_ns)
+            self._incident(
+                "restart",
+                f"the process stops for {length.total_seconds():g} s",
+                seconds=length.total_seconds(),
+            )
+            await self._stop_process()
+            await asyncio.sleep(length.total_seconds())
+            self.restarts += 1
+            self._recorder.generation += 1
+            self._incident("start", f"the process starts again (restart {self.restarts})")
+            await self._setup(self)
+
+        return self._plan(restart(), f"sim.restart({target.isoformat()})")
+
+    def jump_wall(self, *, at: When, delta: timedelta | float) -> asyncio.Task[Any]:
+        """Step the wall clock by *delta* at *at* (an NTP correction, a suspend), leaving
+        monotonic time alone: `looptime_tasks.VirtualClock.jump_wall` at a planned instant.
+
+        Args:
+            at: When (see `at`).
+            delta: The step: a timedelta or seconds, negative to go back.
+
+        Returns:
+            The helper task (it survives restarts).
+        """
+        target, target_ns = self._instant("at", at)
+        if isinstance(delta, bool) or not isinstance(delta, timedelta | int | float):
+            raise TypeError(f"delta must be a timedelta or seconds (got {delta!r})")
+        step = delta if isinstance(delta, timedelta) else timedelta(seconds=delta)
+
+        async def jump() -> None:
+            await self._sleep_until(target_ns)
+            self._incident(
+                "wall_jump",
+                f"the wall clock jumps by {step.total_seconds():+g} s",
+                seconds=step.total_seconds(),
+            )
+            self.clock.jump_wall(step)
+
+        return self._plan(jump(), f"sim.jump_wall({target.isoformat()})")
 
     def note(self, text: str) -> None:
         """Put a remark on the timeline at the current virtual time."""
@@ -284,11 +478,7 @@ class Simulation:
 
     # Internals used by simulate() --------------------------------------------------------------
 
-    def _add_entry(
-        self,
-        kind: Literal["output", "message", "note"],
-        item: OutputLine | SentMessage | Note,
-    ) -> None:
+    def _add_entry(self, kind: EntryKind, item: OutputLine | SentMessage | Note | Incident) -> None:
         self._sequence += 1
         position = (self._recorder.position(), -1_000_000_000 + self._sequence)
         self._entries.append(Entry(position, item.at, kind, item))
@@ -296,37 +486,68 @@ class Simulation:
     def _record_message(self, message: SentMessage) -> None:
         self._add_entry("message", message)
 
-    def _record_output(self, text: str) -> None:
+    def _source(self) -> str:
+        """Who is running: a loop's name, a task's name, or ``setup``."""
         task = asyncio.current_task(self.event_loop)
-        source = "setup"  # the simulation's own task runs setup(sim) and the shutdown
-        if task is not None and task is not self._main_task:
-            name = task.get_name()
+        if task is None or task is self._main_task:
+            return "setup"  # the simulation's own task runs setup(sim) and the shutdown
+        if task in self._world:
+            return "simulation"
+        name = task.get_name()
+        loop = self._recorder.tasks.get(task)
+        if loop is None:  # a body of an overlapping loop runs in a task of its own
             loop = self._recorder.task_names.get(name.split(" [iteration ")[0])
-            source = short_name(loop) if loop is not None else name
-        line = OutputLine(self.now(), source, text)
+        if loop is not None:
+            return self._recorder.display_name(loop)
+        # asyncio numbers unnamed tasks process-wide: the same run would print other numbers.
+        return "task" if _UNNAMED_TASK.fullmatch(name) else name
+
+    def _record_output(self, text: str) -> None:
+        line = OutputLine(self.now(), self._source(), text)
         self._output.append(line)
         self._add_entry("output", line)
 
-    async def _shutdown(self) -> None:
-        """Close bots, cancel loops, helpers and leftover tasks; wait for all of them."""
+    def _record_incident(self, incident: Incident) -> None:
+        task = asyncio.current_task(self.event_loop)
+        if task is not None and incident.source == task.get_name():
+            incident = dataclasses.replace(incident, source=self._source())
+        self._incidents.append(incident)
+        self._add_entry("incident", incident)
+
+    def _incident(self, kind: IncidentKind, text: str, *, seconds: float | None = None) -> None:
+        self._record_incident(Incident(self.now(), kind, "simulation", text, None, seconds))
+
+    async def _stop(self, spared: set[asyncio.Task[Any] | None]) -> None:
+        """Close the bots, cancel the loops, then every task but *spared*; wait for all of them.
+
+        Raises:
+            Exception: The first exception a helper task (not spared) raised.
+        """
         for bot in self._bots:
-            await bot.close()
+            if not bot.is_closed():
+                await bot.close()
         loops = list(self._recorder.started_loops)
         for loop in loops:
             loop.cancel()
         loop_tasks = [task for loop in loops if (task := loop.get_task()) is not None]
         await asyncio.gather(*loop_tasks, return_exceptions=True)
-        for helper in self._helpers:
-            helper.cancel()
-        results = await asyncio.gather(*self._helpers, return_exceptions=True)
-        current = asyncio.current_task()
-        leftovers = [task for task in asyncio.all_tasks() if task is not current]
-        for task in leftovers:
+        doomed = [task for task in asyncio.all_tasks() if task not in spared]
+        for task in doomed:
             task.cancel()
-        await asyncio.gather(*leftovers, return_exceptions=True)
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
+        await asyncio.gather(*doomed, return_exceptions=True)
+        for helper in self._helpers:
+            if helper not in spared and not helper.cancelled():
+                error = helper.exception()
+                if isinstance(error, Exception):
+                    raise error
+
+    async def _stop_process(self) -> None:
+        """A restart: stop everything but the world's helpers (and the simulation's task)."""
+        await self._stop({asyncio.current_task(), self._main_task, *self._world})
+
+    async def _shutdown(self) -> None:
+        """The end: stop everything."""
+        await self._stop({asyncio.current_task()})
 
 
 def simulate(
@@ -337,6 +558,8 @@ def simulate(
     seed: int | None = DEFAULT_SEED,
     capture_output: bool = True,
     progress: Callable[[float], None] | None = None,
+    faults: HttpFaults | None = None,
+    outages: Outages | None = None,
     **options: Any,
 ) -> Timeline:
     """Run ``setup(sim)`` on virtual time for *duration* and return what the loops did.
@@ -353,6 +576,10 @@ def simulate(
         capture_output: Record what the simulated code prints (`Timeline.output`) instead of
             letting it through.
         progress: Called now and then with the fraction of the window done (0.0 to 1.0).
+        faults: The HTTP faults of the fake bots `Simulation.fake_bot` makes (unless given
+            there); None for none.
+        outages: A random model of gateway outages of every fake bot
+            (`Simulation.random_outages`); None for none.
         **options: Other `looptime_tasks.VirtualEventLoop` options (``wakeup_latency``…).
 
     Returns:
@@ -363,6 +590,10 @@ def simulate(
         Exception: Whatever ``setup`` or a helper task raised, after a clean shutdown.
     """
     window = _check_duration(duration)
+    if faults is not None and not isinstance(faults, HttpFaults):
+        raise TypeError(f"faults must be an HttpFaults or None (got {faults!r})")
+    if outages is not None and not isinstance(outages, Outages):
+        raise TypeError(f"outages must be an Outages or None (got {outages!r})")
     if options.get("autojump", True) is not True:
         raise ValueError("a simulation needs autojump=True: time must move by itself")
     began = time.perf_counter()
@@ -371,9 +602,9 @@ def simulate(
         event_loop = asyncio.get_running_loop()
         if not isinstance(event_loop, VirtualEventLoop):  # pragma: no cover - run() makes one
             raise RuntimeError("simulate() must run on a VirtualEventLoop")
-        sim = Simulation(event_loop, window, seed)
+        sim = Simulation(event_loop, window, seed, setup, faults)
         if progress is not None:
-            sim._recorder = _ProgressRecorder(
+            sim._recorder = ProgressRecorder(
                 event_loop.clock.wall_ns, window.total_seconds(), progress
             )
         logs = _LogCapture()
@@ -384,6 +615,8 @@ def simulate(
             if capture_output:
                 stack.enter_context(contextlib.redirect_stdout(capture))
             try:
+                if outages is not None:
+                    sim.random_outages(model=outages)
                 await setup(sim)
                 remaining = window - sim.clock.elapsed - ONE_MICROSECOND
                 if remaining > timedelta(0):
@@ -405,19 +638,25 @@ def simulate(
             notes=sim._notes,
             messages=[message for bot in sim._bots for message in bot.messages],
             logs=logs.records,
+            incidents=sim._incidents,
+            latency=(
+                sum(bot.latency_calls for bot in sim._bots),
+                sum(bot.latency_seconds for bot in sim._bots),
+            ),
             real_seconds=time.perf_counter() - began,
         )
 
     return looptime_tasks.run(main(), start=start, seed=seed, **options)
 
 
-def _check_duration(duration: object) -> timedelta:
+def _check_duration(duration: object, label: str = "duration") -> timedelta:
     if isinstance(duration, bool) or not isinstance(duration, timedelta | int | float):
-        raise TypeError(f"duration must be a timedelta or seconds > 0 (got {duration!r})")
-    if not isinstance(duration, timedelta):
-        if not math.isfinite(duration):
-            raise ValueError(f"duration must be a timedelta or seconds > 0 (got {duration!r})")
-        duration = timedelta(seconds=duration)
-    if duration <= timedelta(0):
-        raise ValueError(f"duration must be a timedelta or seconds > 0 (got {duration!r})")
-    return duration
+        raise TypeError(f"{label} must be a timedelta or seconds > 0 (got {duration!r})")
+    value = duration
+    if not isinstance(value, timedelta):
+        if not math.isfinite(value):
+            raise ValueError(f"{label} must be a timedelta or seconds > 0 (got {duration!r})")
+        value = timedelta(seconds=value)
+    if value <= timedelta(0):
+        raise ValueError(f"{label} must be a timedelta or seconds > 0 (got {duration!r})")
+    return value

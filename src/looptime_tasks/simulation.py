@@ -7,76 +7,55 @@ failures with their retry delays, concurrency over time, plus what the simulated
 what fake bots sent. The timeline answers the questions schedule tests ask (`Timeline.runs`,
 `Timeline.gaps`, `Timeline.runs_per_day`, `Timeline.max_concurrency`, `Timeline.failures`) and
 renders itself as text (`Timeline.summary`), JSON, CSV and a PNG (`Timeline.plot`, with the
-``plot`` extra). `main` runs a simulation script (the ``looptime-tasks simulate`` command).
+``plot`` extra). `main` runs a simulation script (the ``looptime-tasks simulate`` command), and
+`explore` runs one once per seed in parallel (``looptime-tasks explore``), with faults drawn from
+each seed, and lists the failing seeds with the commands that replay them.
 
 A simulation script defines ``async def setup(sim)`` and, optionally, ``START``, ``DURATION``,
 ``SEED``, ``TZ``, ``check(timeline)`` and ``report(timeline)``, and ends with
 ``raise SystemExit(looptime_tasks.simulation.main(__file__))``; command-line options override its
-constants (`SCRIPT_CONTRACT` has the whole contract, as ``looptime-tasks simulate --help`` prints
-it).
+constants (``looptime-tasks simulate --help`` prints the whole contract).
 
-Layout: this module only re-exports. `_simulation` is the harness (`Simulation`, `simulate`),
-`_timeline` the record and the model with its queries and JSON/CSV exports, `_report` the text
-and PNG renderings, `_script` the scripts and the command line.
+Layout: this module only re-exports. The private modules, each importing only those before it:
+`_zones` (zone names, DST changes), `_recording` (the observer), `_model` (the records and the
+queries), `_export` (JSON, CSV), `_report` (text, PNG), `_timeline` (`Timeline`), `_simulation`
+(the harness and its faults), `_script` (scripts), `_explore` (many seeds in parallel), `_cli`
+(the command line).
 """
 
 from __future__ import annotations
 
-from looptime_tasks._report import PLOT_HINT
-from looptime_tasks._script import (
-    SCRIPT_CONTRACT,
-    Script,
-    ScriptError,
-    load_script,
-    main,
-    parse_duration,
-    parse_start,
-    parse_zone,
-    run_script,
-)
-from looptime_tasks._simulation import (
-    DEFAULT_DURATION,
-    DEFAULT_SEED,
-    DEFAULT_START,
-    Simulation,
-    simulate,
-)
+from looptime_tasks._cli import simulate_main as main
+from looptime_tasks._explore import Exploration, SeedResult, explore
+from looptime_tasks._model import Failure, LoopHistory, Note, OutputLine, Run
+from looptime_tasks._model import LoopSelector as LoopSelector
+from looptime_tasks._model import Outcome as Outcome
+from looptime_tasks._script import Script, ScriptError, World, load_script, run_script
+from looptime_tasks._simulation import Outages, Simulation, simulate
 from looptime_tasks._simulation import SetupFunction as SetupFunction
-from looptime_tasks._timeline import (
-    DstChange,
-    Failure,
-    LoopHistory,
-    Note,
-    OutputLine,
-    Run,
-    Timeline,
-)
-from looptime_tasks._timeline import LoopSelector as LoopSelector
-from looptime_tasks._timeline import Outcome as Outcome
+from looptime_tasks._timeline import Timeline
+from looptime_tasks._zones import DstChange
 
 # The type aliases Outcome, LoopSelector and SetupFunction are re-exported too (imported "as"
 # themselves), but are not in __all__.
 __all__ = (
-    "DEFAULT_DURATION",
-    "DEFAULT_SEED",
-    "DEFAULT_START",
-    "PLOT_HINT",
-    "SCRIPT_CONTRACT",
     "DstChange",
+    "Exploration",
     "Failure",
     "LoopHistory",
     "Note",
+    "Outages",
     "OutputLine",
     "Run",
     "Script",
     "ScriptError",
+    "SeedResult",
     "Simulation",
     "Timeline",
+    "World",
+    "explore",
     "load_script",
     "main",
-    "parse_duration",
-    "parse_start",
-    "parse_zone",
     "run_script",
     "simulate",
 )

@@ -1,0 +1,127 @@
+"""What a store costs a loop per iteration on `VirtualEventLoop`, and what `upcoming()` costs.
+
+Scenarios, each ``@loop(minutes=1, count=N)`` with an empty body on a fresh `VirtualEventLoop`:
+
+- no store (the reference);
+- ``MemoryStore()``: the cost of the bookkeeping alone (one claim per slot);
+- ``SQLiteStore`` on a temporary file: one upsert per slot on the store's worker thread (WAL,
+  ``synchronous=NORMAL``); virtual time flows at real speed while it runs;
+- the same with ``exclusive=True``: a lease renewal and a claim per slot.
+
+Then ``upcoming(1000)`` of a weekday cron in Europe/London, of a ``time=`` schedule with two
+New York times, and of a cron every 5 minutes (the issue's goal: well under 10 ms).
+
+Every figure is the best of ``--repeat`` runs, the runs of all candidates interleaved. Run it
+with ``.venv/bin/python benchmarks/bench_store.py`` (about a minute; ``--quick``: a tenth).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from datetime import time as dt_time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import looptime_tasks
+from looptime_tasks import VirtualEventLoop
+
+ITERATIONS = 5_000
+NEW_YORK = ZoneInfo("America/New_York")
+
+StoreFactory = Callable[[Path], "looptime_tasks.Store | None"]
+
+
+def run_once(make_store: StoreFactory, iterations: int, *, exclusive: bool = False) -> float:
+    """Seconds per iteration of a one-minute loop with the store *make_store* gives."""
+    with tempfile.TemporaryDirectory() as directory:
+        store = make_store(Path(directory) / "state.sqlite3")
+        event_loop = VirtualEventLoop()
+        done = 0
+
+        async def body() -> None:
+            nonlocal done
+            done += 1
+
+        if store is None:
+            loop = looptime_tasks.loop(minutes=1, count=iterations)(body)
+        else:
+            loop = looptime_tasks.loop(
+                minutes=1, count=iterations, store=store, name="bench", exclusive=exclusive
+            )(body)
+
+        async def main() -> None:
+            await loop.start()
+            if store is not None:
+                await store.close()
+
+        try:
+            gc.collect()
+            began = time.perf_counter()
+            event_loop.run_until_complete(main())
+            elapsed = time.perf_counter() - began
+        finally:
+            event_loop.close()
+        if done != iterations:
+            raise AssertionError(f"ran {done} of {iterations} iterations")
+        return elapsed / iterations
+
+
+CANDIDATES: dict[str, tuple[StoreFactory, bool]] = {
+    "no store": (lambda path: None, False),
+    "MemoryStore": (lambda path: looptime_tasks.MemoryStore(), False),
+    "SQLiteStore": (looptime_tasks.SQLiteStore, False),
+    "SQLiteStore, exclusive": (looptime_tasks.SQLiteStore, True),
+}
+
+UPCOMING: dict[str, dict[str, object]] = {
+    "cron 0 9 * * MON-FRI, Europe/London": {"cron": "0 9 * * MON-FRI", "tz": "Europe/London"},
+    "time= 09:00 and 18:00 New York": {
+        "time": [dt_time(9, tzinfo=NEW_YORK), dt_time(18, tzinfo=NEW_YORK)]
+    },
+    "cron */5 * * * *, America/New_York": {"cron": "*/5 * * * *", "tz": NEW_YORK},
+}
+
+
+def upcoming_cost(kwargs: dict[str, object], repeat: int) -> float:
+    """Best seconds for ``upcoming(1000, ...)`` from 2024-01-01."""
+    after = datetime(2024, 1, 1, tzinfo=UTC)
+    best = float("inf")
+    for _ in range(repeat):
+        began = time.perf_counter()
+        looptime_tasks.upcoming(1000, after=after, **kwargs)  # type: ignore[arg-type]
+        best = min(best, time.perf_counter() - began)
+    return best
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--repeat", type=int, default=5, help="runs per candidate (best of)")
+    parser.add_argument("--quick", action="store_true", help="a tenth of the iterations")
+    options = parser.parse_args(argv)
+    repeat = 2 if options.quick and options.repeat == 5 else options.repeat
+    iterations = ITERATIONS // 10 if options.quick else ITERATIONS
+
+    best = dict.fromkeys(CANDIDATES, float("inf"))
+    for _ in range(repeat):
+        for label, (make_store, exclusive) in CANDIDATES.items():
+            cost = run_once(make_store, iterations, exclusive=exclusive)
+            best[label] = min(best[label], cost)
+    base = best["no store"]
+    print(f"Per-iteration cost of @loop(minutes=1), {iterations:,} iterations, best of {repeat}\n")
+    for label, cost in best.items():
+        print(f"  {label:<24}{cost * 1e6:>9.1f} us{cost / base:>8.2f}x")
+
+    # A call takes milliseconds: many more tries than loop runs, for a stable best.
+    tries = 10 * repeat
+    print(f"\nupcoming(1000), best of {tries}:")
+    for label, kwargs in UPCOMING.items():
+        print(f"  {label:<40}{upcoming_cost(kwargs, tries) * 1e3:>7.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,439 @@
+"""Persistent stores for loops: which slot a loop last ran, and leases for exclusive runs.
+
+Design decisions (the user-facing version is docs/stores.md):
+
+* **A small protocol, two operations per concept.** A store records, per loop name, the latest
+  slot claimed (``claim_slot`` is an atomic compare-and-set: the slot is recorded only if it is
+  later than the one recorded, and the caller learns whether it won), reads it back
+  (``last_slot``), and keeps one lease per loop name (``acquire_lease`` takes or renews,
+  ``release_lease`` gives it up). Instants are integer nanoseconds since the Unix epoch.
+* **Claim, then run: at most once.** A loop claims a slot *before* its body runs. A process that
+  dies in the body has claimed the slot, so neither its restart nor another process runs that
+  slot again. Two processes can never both win one slot, with or without a lease.
+* **The caller's clock decides leases.** ``acquire_lease`` takes "now" from the caller (the loop
+  reads it from its event loop), so leases expire on virtual time in simulations. Across hosts,
+  the lease's time to live must exceed the clocks' disagreement (NTP keeps it to milliseconds).
+* **Blocking I/O never runs on the event loop's thread.** ``SQLiteStore`` uses the standard
+  library's ``sqlite3`` on one worker thread of its own (a connection lives on one thread),
+  through ``run_in_executor``, which `VirtualEventLoop` counts as work in flight. Writes are
+  single statements (upserts), atomic on their own; WAL lets readers proceed during a write and
+  ``busy_timeout`` makes a writer wait for another process's write instead of failing.
+  ``PostgresStore`` uses ``asyncpg`` (an optional dependency) on one connection, reconnected
+  after a failure.
+* **Errors name the store.** Every failure of the underlying database (corrupt file, lock held
+  too long, server unreachable) is raised as :class:`StoreError`, whose message starts with the
+  store's name; the loop logs it, keeps its schedule and retries its writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = ("MemoryStore", "PostgresStore", "SQLiteStore", "Store", "StoreError", "as_store")
+
+_T = TypeVar("_T")
+
+
+class StoreError(Exception):
+    """A store could not be read or written; the message starts with the store's name.
+
+    Attributes:
+        store: The name of the store (``Store.name``).
+    """
+
+    def __init__(self, store: str, message: str) -> None:
+        super().__init__(f"{store}: {message}")
+        self.store = store
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What a loop needs from a persistent store. All instants are epoch nanoseconds.
+
+    Implementations must make ``claim_slot`` and ``acquire_lease`` atomic across every process
+    that uses the same underlying database, and raise :class:`StoreError` for failures of it.
+    """
+
+    @property
+    def name(self) -> str:
+        """A name for logs and errors, such as ``sqlite:/srv/bot/bot-state.sqlite3``."""
+        ...
+
+    async def claim_slot(self, loop: str, slot_ns: int) -> bool:
+        """Record that ``loop`` runs slot ``slot_ns``, if it is later than the one recorded.
+
+        Returns:
+            True if this call recorded it (the caller runs the slot); False if that slot or a
+            later one was already recorded (by anyone).
+        """
+        ...
+
+    async def last_slot(self, loop: str) -> int | None:
+        """The latest slot recorded for ``loop``, or None if none ever was."""
+        ...
+
+    async def acquire_lease(self, loop: str, holder: str, now_ns: int, ttl_ns: int) -> bool:
+        """Take the lease of ``loop`` for ``holder`` until ``now_ns + ttl_ns``, or renew it.
+
+        Returns:
+            True if ``holder`` now holds the lease: it was free, expired (its expiry is at or
+            before ``now_ns``) or already held by ``holder``. False if someone else holds it.
+        """
+        ...
+
+    async def release_lease(self, loop: str, holder: str) -> None:
+        """Give up the lease of ``loop`` if ``holder`` holds it (otherwise do nothing)."""
+        ...
+
+    async def close(self) -> None:
+        """Release the store's resources; it reopens on next use."""
+        ...
+
+
+def as_store(store: object) -> Store:
+    """Validate ``loop(store=...)``: a :class:`Store`, or a path for a :class:`SQLiteStore`.
+
+    Raises:
+        TypeError: ``store`` is neither.
+    """
+    if isinstance(store, str | os.PathLike):
+        return SQLiteStore(store)
+    if isinstance(store, Store):
+        return store
+    raise TypeError(
+        "store must be a path (str or os.PathLike) to an SQLite file, or a Store such as"
+        f" SQLiteStore, PostgresStore or MemoryStore (got {store!r})."
+    )
+
+
+class MemoryStore:
+    """A store in this process's memory, for tests and simulations (nothing survives the process).
+
+    Share one object between "restarts" of a loop to simulate persistence.
+    """
+
+    def __init__(self) -> None:
+        self._slots: dict[str, int] = {}
+        self._leases: dict[str, tuple[str, int]] = {}
+
+    @property
+    def name(self) -> str:
+        """``memory:`` and the object's id."""
+        return f"memory:{id(self):#x}"
+
+    def __repr__(self) -> str:
+        return f"<MemoryStore {self.name}>"
+
+    async def claim_slot(self, loop: str, slot_ns: int) -> bool:
+        """See :meth:`Store.claim_slot`."""
+        last = self._slots.get(loop)
+        if last is not None and last >= slot_ns:
+            return False
+        self._slots[loop] = slot_ns
+        return True
+
+    async def last_slot(self, loop: str) -> int | None:
+        """See :meth:`Store.last_slot`."""
+        return self._slots.get(loop)
+
+    async def acquire_lease(self, loop: str, holder: str, now_ns: int, ttl_ns: int) -> bool:
+        """See :meth:`Store.acquire_lease`."""
+        current = self._leases.get(loop)
+        if current is not None and current[0] != holder and current[1] > now_ns:
+            return False
+        self._leases[loop] = (holder, now_ns + ttl_ns)
+        return True
+
+    async def release_lease(self, loop: str, holder: str) -> None:
+        """See :meth:`Store.release_lease`."""
+        current = self._leases.get(loop)
+        if current is not None and current[0] == holder:
+            del self._leases[loop]
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+_SQLITE_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS looptime_slots (loop TEXT PRIMARY KEY, slot_ns INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS looptime_leases"
+    " (loop TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_ns INTEGER NOT NULL)",
+)
+# One statement each: atomic without an explicit transaction, and the write lock is taken at
+# once (no read-then-write upgrade that WAL would refuse with SQLITE_BUSY_SNAPSHOT).
+_CLAIM = (
+    "INSERT INTO looptime_slots (loop, slot_ns) VALUES (?, ?)"
+    " ON CONFLICT (loop) DO UPDATE SET slot_ns = excluded.slot_ns"
+    " WHERE looptime_slots.slot_ns < excluded.slot_ns"
+)
+_LEASE = (
+    "INSERT INTO looptime_leases (loop, holder, expires_ns) VALUES (?, ?, ?)"
+    " ON CONFLICT (loop) DO UPDATE SET holder = excluded.holder, expires_ns = excluded.expires_ns"
+    " WHERE looptime_leases.holder = excluded.holder OR looptime_leases.expires_ns <= ?"
+)
+
+
+class SQLiteStore:
+    """A store in an SQLite file, shared safely by the processes of one host.
+
+    The file and its tables are created on first use. WAL journaling; writers wait up to
+    ``busy_timeout`` seconds for another process's write. WAL does not work over a network file
+    system: for several hosts, use :class:`PostgresStore`.
+
+    Args:
+        path: The database file.
+        busy_timeout: How long a write waits for a lock held by another connection, in seconds.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
+        if not isinstance(path, str | os.PathLike):
+            raise TypeError(f"path must be a str or os.PathLike (got {path!r}).")
+        if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, int | float):
+            raise TypeError(f"busy_timeout must be a number of seconds (got {busy_timeout!r}).")
+        if not busy_timeout >= 0:
+            raise ValueError(f"busy_timeout must be >= 0 seconds (got {busy_timeout!r}).")
+        self.path = Path(path)
+        self.busy_timeout = float(busy_timeout)
+        self._executor: ThreadPoolExecutor | None = None
+        self._connection: sqlite3.Connection | None = None  # used on the executor's thread only
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        """``sqlite:`` and the file's absolute path."""
+        return f"sqlite:{self.path.absolute()}"
+
+    def __repr__(self) -> str:
+        return f"<SQLiteStore {self.name}>"
+
+    async def claim_slot(self, loop: str, slot_ns: int) -> bool:
+        """See :meth:`Store.claim_slot`."""
+        return await self._call(lambda db: db.execute(_CLAIM, (loop, slot_ns)).rowcount == 1)
+
+    async def last_slot(self, loop: str) -> int | None:
+        """See :meth:`Store.last_slot`."""
+
+        def read(db: sqlite3.Connection) -> int | None:
+            row = db.execute(
+                "SELECT slot_ns FROM looptime_slots WHERE loop = ?", (loop,)
+            ).fetchone()
+            return None if row is None else int(row[0])
+
+        return await self._call(read)
+
+    async def acquire_lease(self, loop: str, holder: str, now_ns: int, ttl_ns: int) -> bool:
+        """See :meth:`Store.acquire_lease`."""
+        return await self._call(
+            lambda db: db.execute(_LEASE, (loop, holder, now_ns + ttl_ns, now_ns)).rowcount == 1
+        )
+
+    async def release_lease(self, loop: str, holder: str) -> None:
+        """See :meth:`Store.release_lease`."""
+        await self._call(
+            lambda db: db.execute(
+                "DELETE FROM looptime_leases WHERE loop = ? AND holder = ?", (loop, holder)
+            )
+        )
+
+    async def close(self) -> None:
+        """Close the connection and stop the worker thread; the store reopens on next use."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
+        executor.shutdown(wait=False)
+
+    async def _call(self, operation: Callable[[sqlite3.Connection], _T]) -> _T:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="looptime-sqlite")
+            executor = self._executor
+        return await asyncio.get_running_loop().run_in_executor(executor, self._run, operation)
+
+    def _run(self, operation: Callable[[sqlite3.Connection], _T]) -> _T:
+        """On the worker thread: run ``operation``; database errors become StoreError."""
+        try:
+            if self._connection is None:
+                self._connection = self._connect()
+            return operation(self._connection)
+        except sqlite3.Error as error:
+            self._disconnect()  # a corrupt or replaced file: start afresh next time
+            raise StoreError(self.name, f"{type(error).__name__}: {error}") from error
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: every statement commits on its own (ours are single upserts).
+        db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        try:
+            db.execute(f"PRAGMA busy_timeout = {round(self.busy_timeout * 1000)}")
+            db.execute("PRAGMA journal_mode = WAL")
+            # In WAL mode NORMAL never corrupts the file; a power cut may lose the last writes.
+            db.execute("PRAGMA synchronous = NORMAL")
+            for statement in _SQLITE_SCHEMA:
+                db.execute(statement)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _disconnect(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+
+_POSTGRES_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS looptime_slots (loop TEXT PRIMARY KEY, slot_ns BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS looptime_leases"
+    " (loop TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_ns BIGINT NOT NULL)",
+)
+
+# The key of the advisory lock held while the tables are created ("looptime" in ASCII).
+_SCHEMA_LOCK = 0x6C6F6F7074696D65
+
+
+class PostgresStore:
+    """A store in a PostgreSQL database, for bots that run on several hosts.
+
+    Needs ``asyncpg`` (``pip install looptime-tasks[postgres]``). The tables are created on
+    first use. One connection, opened on first use and reopened after a failure.
+
+    Args:
+        dsn: A ``postgresql://`` URL, as ``asyncpg.connect`` takes it.
+        connect_timeout: How long opening the connection may take, in seconds.
+        **connect_kwargs: More keyword arguments for ``asyncpg.connect`` (``ssl``,
+            ``statement_cache_size=0`` behind PgBouncer, ...).
+    """
+
+    def __init__(self, dsn: str, *, connect_timeout: float = 10.0, **connect_kwargs: Any) -> None:
+        if not isinstance(dsn, str):
+            raise TypeError(f"dsn must be a str such as 'postgresql://host/db' (got {dsn!r}).")
+        self.dsn = dsn
+        self.connect_timeout = connect_timeout
+        self._connect_kwargs = connect_kwargs
+        self._connection: asyncpg.Connection | None = None
+        self._lock: asyncio.Lock | None = None
+
+    @property
+    def name(self) -> str:
+        """``postgresql:`` and the DSN without its password."""
+        return _redact(self.dsn)
+
+    def __repr__(self) -> str:
+        return f"<PostgresStore {self.name}>"
+
+    async def claim_slot(self, loop: str, slot_ns: int) -> bool:
+        """See :meth:`Store.claim_slot`."""
+        claimed = await self._fetchval(
+            "INSERT INTO looptime_slots (loop, slot_ns) VALUES ($1, $2)"
+            " ON CONFLICT (loop) DO UPDATE SET slot_ns = excluded.slot_ns"
+            " WHERE looptime_slots.slot_ns < excluded.slot_ns RETURNING 1",
+            loop,
+            slot_ns,
+        )
+        return claimed is not None
+
+    async def last_slot(self, loop: str) -> int | None:
+        """See :meth:`Store.last_slot`."""
+        value = await self._fetchval("SELECT slot_ns FROM looptime_slots WHERE loop = $1", loop)
+        return None if value is None else int(value)
+
+    async def acquire_lease(self, loop: str, holder: str, now_ns: int, ttl_ns: int) -> bool:
+        """See :meth:`Store.acquire_lease`."""
+        held = await self._fetchval(
+            "INSERT INTO looptime_leases (loop, holder, expires_ns) VALUES ($1, $2, $3)"
+            " ON CONFLICT (loop) DO UPDATE SET holder = excluded.holder,"
+            " expires_ns = excluded.expires_ns"
+            " WHERE looptime_leases.holder = excluded.holder OR looptime_leases.expires_ns <= $4"
+            " RETURNING 1",
+            loop,
+            holder,
+            now_ns + ttl_ns,
+            now_ns,
+        )
+        return held is not None
+
+    async def release_lease(self, loop: str, holder: str) -> None:
+        """See :meth:`Store.release_lease`."""
+        await self._fetchval(
+            "DELETE FROM looptime_leases WHERE loop = $1 AND holder = $2", loop, holder
+        )
+
+    async def close(self) -> None:
+        """Close the connection; the store reconnects on next use."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
+
+    async def _fetchval(self, query: str, *args: object) -> Any:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:  # one operation at a time on the one connection
+            try:
+                connection = await self._connected()
+                return await connection.fetchval(query, *args)
+            except (OSError, TimeoutError) as error:
+                await self._drop()
+                raise StoreError(self.name, f"{type(error).__name__}: {error}") from error
+            except Exception as error:
+                if not _is_postgres_error(error):
+                    raise
+                await self._drop()
+                raise StoreError(self.name, f"{type(error).__name__}: {error}") from error
+
+    async def _connected(self) -> asyncpg.Connection:
+        if self._connection is None or self._connection.is_closed():
+            try:
+                import asyncpg  # optional: only PostgresStore needs it
+            except ImportError as error:
+                raise StoreError(
+                    self.name,
+                    "PostgresStore needs asyncpg: pip install 'looptime-tasks[postgres]'",
+                ) from error
+            connection = await asyncpg.connect(
+                self.dsn, timeout=self.connect_timeout, **self._connect_kwargs
+            )
+            try:
+                # Concurrent CREATE TABLE IF NOT EXISTS can collide in PostgreSQL's catalog:
+                # processes starting together take turns.
+                async with connection.transaction():
+                    await connection.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+                    for statement in _POSTGRES_SCHEMA:
+                        await connection.execute(statement)
+            except BaseException:
+                await connection.close()
+                raise
+            self._connection = connection
+        return self._connection
+
+    async def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.terminate()
+
+
+def _is_postgres_error(error: Exception) -> bool:
+    """Whether ``error`` comes from asyncpg (without importing it where it is not installed)."""
+    return type(error).__module__.startswith("asyncpg")
+
+
+def _redact(dsn: str) -> str:
+    """The DSN without its password (``postgresql://user:secret@host`` -> ``user:***@host``)."""
+    scheme, separator, rest = dsn.partition("://")
+    if not separator:
+        return dsn
+    credentials, at, location = rest.rpartition("@")
+    if at and ":" in credentials:
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{location}"
+    return dsn

@@ -1,0 +1,298 @@
+"""The store contract, run against every store: memory, SQLite and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+import looptime_tasks as tasks
+from _postgres import PostgresServer
+from looptime_tasks._store import as_store
+
+# The stores do real I/O and never sleep: the stock event loop runs them (asyncpg's sockets
+# need it until the virtual loop waits for requests in flight on connections).
+pytestmark = pytest.mark.virtual_time(False)
+
+SECOND = 1_000_000_000
+T0 = 1_700_000_000 * SECOND
+
+StoreFactory = Callable[[], tasks.Store]
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        "postgres",
+    ]
+)
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    """Opens the store under test: every call gives a new object on the same database."""
+    if request.param == "memory":
+        memory = tasks.MemoryStore()
+        return lambda: memory
+    if request.param == "sqlite":
+        return lambda: tasks.SQLiteStore(tmp_path / "state.sqlite3")
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return lambda: tasks.PostgresStore(server.dsn)
+
+
+@pytest.fixture
+async def store(open_store: StoreFactory) -> AsyncIterator[tasks.Store]:
+    opened = open_store()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def name() -> str:
+    """A loop name no other test uses (the PostgreSQL server is shared by the session)."""
+    return f"loop-{uuid.uuid4().hex}"
+
+
+async def test_last_slot_of_a_loop_never_recorded_is_none(store: tasks.Store, name: str) -> None:
+    assert await store.last_slot(name) is None
+
+
+async def test_claiming_a_slot_records_it(store: tasks.Store, name: str) -> None:
+    assert await store.claim_slot(name, T0)
+
+    assert await store.last_slot(name) == T0
+
+
+async def test_a_slot_is_claimed_once(store: tasks.Store, name: str) -> None:
+    await store.claim_slot(name, T0)
+
+    assert not await store.claim_slot(name, T0)
+
+
+async def test_an_earlier_slot_cannot_be_claimed_after_a_later_one(
+    store: tasks.Store, name: str
+) -> None:
+    await store.claim_slot(name, T0 + SECOND)
+
+    assert not await store.claim_slot(name, T0)
+    assert await store.last_slot(name) == T0 + SECOND
+
+
+async def test_loops_are_recorded_apart(store: tasks.Store, name: str) -> None:
+    await store.claim_slot(name, T0)
+
+    assert await store.claim_slot(f"{name}-other", T0)
+    assert await store.last_slot(f"{name}-other") == T0
+
+
+async def test_slots_outlive_the_store_object(open_store: StoreFactory, name: str) -> None:
+    first = open_store()
+    await first.claim_slot(name, T0)
+    await first.close()
+    second = open_store()
+
+    assert await second.last_slot(name) == T0
+    await second.close()
+
+
+async def test_a_free_lease_is_taken(store: tasks.Store, name: str) -> None:
+    assert await store.acquire_lease(name, "a", T0, 30 * SECOND)
+
+
+async def test_a_held_lease_is_refused_to_another_holder(store: tasks.Store, name: str) -> None:
+    await store.acquire_lease(name, "a", T0, 30 * SECOND)
+
+    assert not await store.acquire_lease(name, "b", T0 + 29 * SECOND, 30 * SECOND)
+
+
+async def test_the_holder_renews_its_lease(store: tasks.Store, name: str) -> None:
+    await store.acquire_lease(name, "a", T0, 30 * SECOND)
+
+    assert await store.acquire_lease(name, "a", T0 + 20 * SECOND, 30 * SECOND)
+    # Renewed until T0 + 50 s: still refused to another holder at T0 + 45 s.
+    assert not await store.acquire_lease(name, "b", T0 + 45 * SECOND, 30 * SECOND)
+
+
+async def test_an_expired_lease_is_taken_over(store: tasks.Store, name: str) -> None:
+    await store.acquire_lease(name, "a", T0, 30 * SECOND)
+
+    assert await store.acquire_lease(name, "b", T0 + 30 * SECOND, 30 * SECOND)
+    assert not await store.acquire_lease(name, "a", T0 + 31 * SECOND, 30 * SECOND)
+
+
+async def test_a_released_lease_is_free_at_once(store: tasks.Store, name: str) -> None:
+    await store.acquire_lease(name, "a", T0, 30 * SECOND)
+
+    await store.release_lease(name, "a")
+
+    assert await store.acquire_lease(name, "b", T0 + SECOND, 30 * SECOND)
+
+
+async def test_only_the_holder_releases_a_lease(store: tasks.Store, name: str) -> None:
+    await store.acquire_lease(name, "a", T0, 30 * SECOND)
+
+    await store.release_lease(name, "b")
+
+    assert not await store.acquire_lease(name, "b", T0 + SECOND, 30 * SECOND)
+
+
+async def test_leases_of_loops_are_apart(store: tasks.Store, name: str) -> None:
+    await store.acquire_lease(name, "a", T0, 30 * SECOND)
+
+    assert await store.acquire_lease(f"{name}-other", "b", T0, 30 * SECOND)
+
+
+async def test_concurrent_claims_of_one_slot_have_one_winner(store: tasks.Store, name: str) -> None:
+    results = await asyncio.gather(*(store.claim_slot(name, T0) for _ in range(10)))
+
+    assert sorted(results) == [False] * 9 + [True]
+
+
+def test_store_is_a_store() -> None:
+    assert isinstance(tasks.MemoryStore(), tasks.Store)
+    assert isinstance(tasks.SQLiteStore("x.sqlite3"), tasks.Store)
+    assert isinstance(tasks.PostgresStore("postgresql://localhost/db"), tasks.Store)
+
+
+# Several processes ------------------------------------------------------------------------------
+
+_CLAIMER = textwrap.dedent(
+    """
+    import asyncio, sys
+    import looptime_tasks as tasks
+
+    async def main(kind, where, name, slots):
+        store = tasks.SQLiteStore(where) if kind == "sqlite" else tasks.PostgresStore(where)
+        won = [slot for slot in range(slots) if await store.claim_slot(name, slot)]
+        await store.close()
+        print(" ".join(map(str, won)))
+
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])))
+    """
+)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_processes_claiming_the_same_slots_win_each_exactly_once(
+    kind: str, tmp_path: Path, name: str, request: pytest.FixtureRequest
+) -> None:
+    if kind == "sqlite":
+        where = str(tmp_path / "state.sqlite3")
+    else:
+        where = request.getfixturevalue("postgres").dsn
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CLAIMER, kind, where, name, "100"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    won: list[int] = []
+    for process in processes:
+        output, _ = process.communicate(timeout=60)  # real-time: four interpreters claim slots
+        assert process.returncode == 0
+        won.extend(int(slot) for slot in output.split())
+
+    assert sorted(won) == list(range(100))
+
+
+# Errors -----------------------------------------------------------------------------------------
+
+
+async def test_a_corrupt_sqlite_file_is_a_store_error_naming_the_store(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    store = tasks.SQLiteStore(path)
+
+    with pytest.raises(
+        tasks.StoreError,
+        match=rf"^sqlite:{path}: DatabaseError: file is not a database$",
+    ):
+        await store.last_slot("daily")
+    await store.close()
+
+
+async def test_a_sqlite_store_recovers_once_the_file_is_sound_again(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    store = tasks.SQLiteStore(path)
+    with pytest.raises(tasks.StoreError):
+        await store.claim_slot("daily", T0)
+    path.unlink()
+
+    assert await store.claim_slot("daily", T0)
+    await store.close()
+
+
+async def test_a_sqlite_write_lock_held_too_long_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    store = tasks.SQLiteStore(path, busy_timeout=0.05)  # real-time: waits 50 ms for the lock
+    await store.claim_slot("daily", T0)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(
+            tasks.StoreError, match=rf"^sqlite:{path}: OperationalError: database is locked$"
+        ):
+            await store.claim_slot("daily", T0 + SECOND)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+    assert await store.claim_slot("daily", T0 + SECOND)
+    await store.close()
+
+
+async def test_an_unreachable_postgres_server_is_a_store_error_naming_the_store() -> None:
+    # Port 1 on the loopback interface: nothing listens, the connection is refused at once.
+    store = tasks.PostgresStore("postgresql://bot:secret@127.0.0.1:1/state", connect_timeout=5)
+
+    with pytest.raises(
+        tasks.StoreError, match=r"^postgresql://bot:\*\*\*@127\.0\.0\.1:1/state: .*Error: "
+    ):
+        await store.last_slot("daily")
+    await store.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            5,
+            r"^store must be a path \(str or os\.PathLike\) to an SQLite file, or a Store such as"
+            r" SQLiteStore, PostgresStore or MemoryStore \(got 5\)\.$",
+        ),
+        (
+            None,
+            r"^store must be a path \(str or os\.PathLike\) to an SQLite file, or a Store such as"
+            r" SQLiteStore, PostgresStore or MemoryStore \(got None\)\.$",
+        ),
+    ],
+)
+def test_store_of_another_type_is_a_type_error(value: object, message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        as_store(value)
+
+
+def test_a_path_is_an_sqlite_store(tmp_path: Path) -> None:
+    store = as_store(tmp_path / "state.sqlite3")
+
+    assert isinstance(store, tasks.SQLiteStore)
+    assert store.name == f"sqlite:{tmp_path / 'state.sqlite3'}"
+
+
+def test_sqlite_busy_timeout_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match=r"^busy_timeout must be >= 0 seconds \(got -1\)\.$"):
+        tasks.SQLiteStore("x.sqlite3", busy_timeout=-1)
+
+
+def test_postgres_store_name_hides_the_password() -> None:
+    store = tasks.PostgresStore("postgresql://bot:secret@db.example:5432/state")
+
+    assert store.name == "postgresql://bot:***@db.example:5432/state"
