@@ -60,6 +60,7 @@ VIRTUAL_LOOP_MODULES = (
     "_connections",
     "_wall_clock",
     "_diagnostics",
+    "_ordering",
     "_clock",
 )
 """The virtual-time event loop: they may import each other and the pure modules, nothing else."""

@@ -955,7 +955,7 @@ def test_discord_time_loop_without_wakeup_latency_fails_fast_with_stall_error(
             TypeError,
             r"^autojump_threshold must be a finite number >= 0 \(got '0'\)$",
         ),
-        ({"seed": 1.5}, TypeError, r"^seed must be an int or None \(got 1\.5\)$"),
+        ({"seed": 1.5}, TypeError, r"^seed must be an int, None or a random.Random \(got 1\.5\)$"),
         ({"wall_clock": None}, TypeError, r"^wall_clock must be True or False \(got None\)$"),
         (
             {"wakeup_latency": -0.001},

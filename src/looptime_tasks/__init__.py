@@ -7,9 +7,9 @@ of any schedule) and `_cron` (cron schedules) beside it; `_store` the persistent
 task, its `@loop` decorator, `upcoming()` and the event-loop-aware `ExponentialBackoff`;
 `_observer` the events a `Loop` reports; `_clock`, `_virtual_loop` and the modules it is split
 into (`_virtual_options`, `_in_flight`, `_threads`, `_connections`, `_wall_clock`,
-`_diagnostics`) the virtual-time event loop, which knows nothing of `Loop`. `pytest_plugin`,
-`fakebot` and `simulation` (with its private `_simulation`, `_timeline`, `_report` and
-`_script`) build on the public names below only.
+`_diagnostics`, `_ordering`: the order of callbacks) the virtual-time event loop, which knows
+nothing of `Loop`. `pytest_plugin`, `fakebot` and `simulation` (with its private `_simulation`,
+`_timeline`, `_report` and `_script`) build on the public names below only.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import importlib.metadata
 from ._clock import VirtualClock
 from ._loop import LF, ExponentialBackoff, Loop, loop, upcoming
 from ._observer import EventKind, LoopEvent, observe
+from ._ordering import Chooser
 from ._schedule import is_ambiguous, is_imaginary, resolve_datetime
 from ._store import MemoryStore, PostgresStore, SQLiteStore, Store, StoreError
 from ._virtual_loop import DeadlockError, StallError, ThreadBudgetWarning, VirtualEventLoop, run
@@ -27,6 +28,7 @@ __version__ = importlib.metadata.version("looptime-tasks")
 
 __all__ = (
     "LF",
+    "Chooser",
     "DeadlockError",
     "EventKind",
     "ExponentialBackoff",

@@ -83,6 +83,7 @@ import weakref
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
+from random import Random
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, TypeVarTuple
 
 from ._clock import DEFAULT_START, VirtualClock
@@ -95,6 +96,7 @@ from ._diagnostics import (
     stall_message,
 )
 from ._in_flight import InFlight, ThreadBudgetWarning, thread_count
+from ._ordering import Chooser, OrderedEventLoop
 from ._units import NS_PER_SECOND, resolve
 from ._virtual_options import (
     DEFAULT_IO_WAIT,
@@ -304,7 +306,12 @@ def _run_job(job_threads: dict[int, int], job: int, call: Callable[[], _T]) -> _
         del job_threads[ident]
 
 
-class VirtualEventLoop(ConnectionsLoop):
+def _generator(seed: int | Random | None) -> Random:
+    """The loop's ``random`` for a validated ``seed``: a given instance is used as it is."""
+    return seed if isinstance(seed, Random) else Random(seed)
+
+
+class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
     """An asyncio event loop on virtual time: when idle, it jumps to the next timer.
 
     Constructible with no arguments, so it is a valid ``loop_factory`` for ``asyncio.Runner`` and
@@ -333,13 +340,14 @@ class VirtualEventLoop(ConnectionsLoop):
         start: datetime | str = DEFAULT_START,
         autojump: bool = True,
         autojump_threshold: float = 0.0,
-        seed: int | None = 0,
+        seed: int | Random | None = 0,
         wall_clock: bool = True,
         wakeup_latency: float | tuple[float, float] = 0.0,
         stall_limit: int | None = DEFAULT_STALL_LIMIT,
         io_wait: float | None = DEFAULT_IO_WAIT,
         thread_budget: float | None = DEFAULT_THREAD_BUDGET,
         ignore_threads: ThreadMatcher | Iterable[ThreadMatcher] = (),
+        shuffle: bool | Chooser = False,
     ) -> None:
         """Create the loop; every option is keyword-only and validated here.
 
@@ -350,7 +358,9 @@ class VirtualEventLoop(ConnectionsLoop):
                 ``clock.advance()``.
             autojump_threshold: real seconds the loop must stay idle before each jump (a cushion
                 for real I/O); virtual time stands still during it.
-            seed: seed of :attr:`random`; None seeds from the OS (not reproducible).
+            seed: seed of :attr:`random`; None seeds from the OS (not reproducible). A
+                ``random.Random`` instance becomes :attr:`random` itself (for example a
+                Hypothesis-driven one from ``looptime_tasks.strategies.interleavings()``).
             wall_clock: make ``datetime.now()``, ``time.time()`` etc. follow virtual time while
                 the loop runs (via time-machine).
             wakeup_latency: virtual seconds by which a timer fires late when the loop wakes for
@@ -365,6 +375,10 @@ class VirtualEventLoop(ConnectionsLoop):
                 and time no longer waits for it. None: no budget.
             ignore_threads: threads that never hold virtual time back: a thread name, a
                 ``threading.Thread``, a predicate taking a ``Thread``, or an iterable of those.
+            shuffle: False keeps asyncio's FIFO order of callbacks. True runs the callbacks of
+                each loop pass in an order drawn from :attr:`random`, keeping the orders correct
+                asyncio code relies on (see ``docs/virtual-time.md``). A
+                :class:`~looptime_tasks.Chooser` decides each step itself.
 
         Raises:
             TypeError: an option has the wrong type.
@@ -384,10 +398,11 @@ class VirtualEventLoop(ConnectionsLoop):
                 io_wait=io_wait,
                 thread_budget=thread_budget,
                 ignore_threads=ignore_threads,
+                shuffle=shuffle,
             )
         )
         self._now_ns = 0
-        self._random = random.Random(options.seed)
+        self._random = _generator(options.seed)
         self._clock = VirtualClock(self, options.start)
         self._stall_count = 0
         self._advance_targets: list[float] = []
@@ -411,6 +426,7 @@ class VirtualEventLoop(ConnectionsLoop):
         self._poll = virtual_selector._real.select
         self._watched = virtual_selector._real.get_map()
         super().__init__(virtual_selector)
+        self._set_shuffle(options.shuffle, self._random)  # needs asyncio's ready queue
         self._update_quiet()
         # Why 1e-6: asyncio fires a timer when `when < time() + _clock_resolution`. If the float
         # addition is absorbed (time() + res == time()), a timer whose deadline rounds just above
@@ -461,12 +477,13 @@ class VirtualEventLoop(ConnectionsLoop):
         start: datetime | str | Keep = KEEP,
         autojump: bool | Keep = KEEP,
         autojump_threshold: float | Keep = KEEP,
-        seed: int | Keep | None = KEEP,
+        seed: int | Random | Keep | None = KEEP,
         wakeup_latency: float | tuple[float, float] | Keep = KEEP,
         stall_limit: int | Keep | None = KEEP,
         io_wait: float | Keep | None = KEEP,
         thread_budget: float | Keep | None = KEEP,
         ignore_threads: ThreadMatcher | Iterable[ThreadMatcher] | Keep = KEEP,
+        shuffle: bool | Chooser | Keep = KEEP,
     ) -> None:
         """Change options of an existing loop; the options not given keep their values.
 
@@ -486,7 +503,8 @@ class VirtualEventLoop(ConnectionsLoop):
                 moves time.
             autojump_threshold: real seconds of idleness before each jump.
             seed: re-seed :attr:`random` (the same object, so references to it stay valid);
-                None seeds from the OS.
+                None seeds from the OS. A ``random.Random`` instance replaces :attr:`random`
+                (code that took the old one keeps it: configure this first).
             wakeup_latency: virtual seconds (or a (low, high) range) by which timers fire late.
             stall_limit: zero-timeout polls without time moving before :class:`StallError`;
                 None disables the check.
@@ -495,6 +513,8 @@ class VirtualEventLoop(ConnectionsLoop):
                 budget.
             ignore_threads: threads that never hold virtual time back (replaces the previous
                 ones).
+            shuffle: True, False or a :class:`~looptime_tasks.Chooser`, as for the
+                constructor; applies from the next loop pass.
 
         Raises:
             TypeError: an option has the wrong type.
@@ -513,6 +533,7 @@ class VirtualEventLoop(ConnectionsLoop):
             io_wait=io_wait,
             thread_budget=thread_budget,
             ignore_threads=ignore_threads,
+            shuffle=shuffle,
         )
         if "start" in changes and self._now_ns:
             raise RuntimeError(
@@ -525,10 +546,15 @@ class VirtualEventLoop(ConnectionsLoop):
             self._clock._set_start(changes["start"])
             self._shift_wall(self._clock.wall_epoch_ns() - before)  # no-op unless travelling
         if "seed" in changes:
-            self._random.seed(changes["seed"])
+            if isinstance(changes["seed"], Random):
+                self._random = changes["seed"]
+            else:
+                self._random.seed(changes["seed"])
         if "stall_limit" in changes:
             self._stall_count = 0
         self._apply(dataclasses.replace(self._options, **changes))
+        if "shuffle" in changes or "seed" in changes:
+            self._set_shuffle(self._options.shuffle, self._random)
 
     def time(self) -> float:
         """Return the virtual monotonic time in seconds (0.0 when the loop is created)."""
@@ -913,7 +939,7 @@ def run(
     main: Coroutine[Any, Any, _T],
     *,
     start: datetime | str = DEFAULT_START,
-    seed: int | None = 0,
+    seed: int | Random | None = 0,
     autojump: bool = True,
     autojump_threshold: float = 0.0,
     wall_clock: bool = True,
@@ -922,6 +948,7 @@ def run(
     io_wait: float | None = DEFAULT_IO_WAIT,
     thread_budget: float | None = DEFAULT_THREAD_BUDGET,
     ignore_threads: ThreadMatcher | Iterable[ThreadMatcher] = (),
+    shuffle: bool | Chooser = False,
     debug: bool | None = None,
     context: contextvars.Context | None = None,
 ) -> _T:
@@ -933,7 +960,7 @@ def run(
     Args:
         main: the coroutine to run.
         start: wall-clock instant at which virtual time begins (see :class:`VirtualEventLoop`).
-        seed: seed of ``event_loop.random``.
+        seed: seed of ``event_loop.random``, or the ``random.Random`` to use as it.
         autojump: jump to the next timer when idle.
         autojump_threshold: real seconds of idleness before each jump.
         wall_clock: make ``datetime.now()``/``time.time()`` follow virtual time.
@@ -942,6 +969,8 @@ def run(
         io_wait: real seconds a request in flight keeps time at real speed; None: no cap.
         thread_budget: real seconds a working thread keeps time at real speed; None: no budget.
         ignore_threads: threads that never hold virtual time back.
+        shuffle: run each pass's callbacks in an order drawn from ``event_loop.random`` (True)
+            or chosen by a :class:`~looptime_tasks.Chooser`.
         debug: asyncio debug mode, as for :func:`asyncio.run`.
         context: contextvars context in which ``main`` runs.
 
@@ -966,6 +995,7 @@ def run(
             io_wait=io_wait,
             thread_budget=thread_budget,
             ignore_threads=ignore_threads,
+            shuffle=shuffle,
         )
     except BaseException:
         if isinstance(main, types.CoroutineType):

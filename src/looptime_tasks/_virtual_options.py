@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import math
+import random
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from datetime import datetime
 from typing import Any, Final, TypeAlias
 
 from ._clock import DEFAULT_START
+from ._ordering import Chooser, check_shuffle
 from ._units import parse_start
 
 __all__ = (
@@ -81,13 +83,14 @@ class VirtualOptions:
     start: datetime = DEFAULT_START
     autojump: bool = True
     autojump_threshold: float = 0.0
-    seed: int | None = 0
+    seed: int | random.Random | None = 0
     wall_clock: bool = True
     wakeup_latency: tuple[float, float] = (0.0, 0.0)
     stall_limit: int | None = DEFAULT_STALL_LIMIT
     io_wait: float | None = DEFAULT_IO_WAIT
     thread_budget: float | None = DEFAULT_THREAD_BUDGET
     ignore_threads: ThreadFilter = ()
+    shuffle: bool | Chooser = False
 
 
 def _check_bool(name: str, value: object) -> bool:
@@ -145,9 +148,11 @@ def _check_stall_limit(value: object) -> int | None:
     return value
 
 
-def _check_seed(value: object) -> int | None:
+def _check_seed(value: object) -> int | random.Random | None:
+    if isinstance(value, random.Random):
+        return value
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise TypeError(f"seed must be an int or None (got {value!r})")
+        raise TypeError(f"seed must be an int, None or a random.Random (got {value!r})")
     return value
 
 
@@ -187,6 +192,7 @@ _CHECKS: Final[dict[str, Callable[[object], Any]]] = {
     "io_wait": _named(_check_optional_seconds, "io_wait"),
     "thread_budget": _named(_check_optional_seconds, "thread_budget"),
     "ignore_threads": _check_ignore_threads,
+    "shuffle": check_shuffle,
 }
 
 

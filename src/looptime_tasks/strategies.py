@@ -1,4 +1,4 @@
-"""Hypothesis strategies for property-testing schedules built with ``loop()``.
+"""Hypothesis strategies for property-testing schedules built with ``loop()``, and for worlds.
 
 Import this module only where Hypothesis is installed (``pip install looptime-tasks[test]``);
 the package itself never imports it. The project's own tests use these same strategies.
@@ -16,21 +16,36 @@ Example::
 
     @given(strategies.time_lists(), strategies.start_instants())
     def test_my_schedule(times, start): ...
+
+:func:`interleavings` draws a whole simulated world instead: the order of callbacks and every
+draw from the event loop's ``random`` (faults, jitter). Design decision: it is one
+``random.Random`` whose draws come from Hypothesis, because everything the virtual loop varies
+already comes from ``event_loop.random`` (the shuffle draws ``randrange(n)`` from it). Each
+draw shrinks towards the plain run: integer draws towards 0 (0 is FIFO for the shuffle),
+``random()`` towards just below 1.0 (so ``random() < probability`` means "no fault"). A failure
+therefore shrinks to the fewest deviations from the FIFO, fault-free run, and Hypothesis'
+database replays it like any other example. See ``docs/virtual-time.md``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import functools
 import math
+import random
 import zoneinfo
-from typing import Any, Literal, TypeAlias
+from collections.abc import Callable, MutableSequence, Sequence
+from typing import Any, Literal, TypeAlias, TypeVar
 
+from hypothesis import note
 from hypothesis import strategies as st
 
 __all__ = (
     "ZONE_NAMES",
+    "Interleaving",
     "TimeKind",
+    "interleavings",
     "intervals",
     "schedules",
     "start_instants",
@@ -277,3 +292,124 @@ def start_instants() -> st.SearchStrategy[datetime.datetime]:
         timezones=st.just(_UTC),
     )
     return st.one_of(near, anywhere)
+
+
+_T = TypeVar("_T")
+_FLOAT_STEPS = 2**53
+"""``random()`` returns multiples of 2**-53, as CPython's Mersenne Twister does."""
+
+
+class Interleaving(random.Random):
+    """A ``random.Random`` whose every draw comes from Hypothesis; drawn by :func:`interleavings`.
+
+    Give it to a virtual loop as its random generator and turn shuffling on::
+
+        looptime_tasks.run(main(), seed=world, shuffle=True)
+
+    Then the order of callbacks (``shuffle=True`` draws ``randrange(n)``, 0 being FIFO) and
+    whatever the program draws from ``event_loop.random`` (faults, latencies, backoff jitter)
+    are all Hypothesis data. Draws shrink towards the plain run:
+
+    * ``randrange``, ``randint``, ``choice``, ``getrandbits``: towards 0, the first option;
+    * ``shuffle``: towards leaving the list as it is;
+    * ``random()`` (and so ``uniform``, ``expovariate``...): towards the largest value below 1.0,
+      so that ``random() < probability`` is false, which reads "no fault".
+
+    Every draw that differs from its shrink target is recorded in :attr:`deviations` and shown
+    with the falsifying example (``hypothesis.note``), so a shrunk failure reads "FIFO and
+    fault-free except these draws". It is also a :class:`~looptime_tasks.Chooser`:
+    ``shuffle=world`` alone draws the order of callbacks from Hypothesis and leaves
+    ``event_loop.random`` seeded as usual. ``seed()`` does nothing; ``getstate()`` and
+    ``setstate()`` raise ``NotImplementedError``.
+
+    Attributes:
+        draws: how many draws were made so far.
+        deviations: a line for each draw that differs from its shrink target, in order.
+    """
+
+    def __init__(self, draw: Callable[[st.SearchStrategy[Any]], Any]) -> None:
+        """Draw from Hypothesis with ``draw`` (a ``@composite`` ``draw`` or ``data.draw``)."""
+        self._draw = draw
+        self.draws = 0
+        self.deviations: list[str] = []
+        super().__init__()
+
+    def seed(self, a: object = None, version: int = 2) -> None:
+        """Do nothing: the draws come from Hypothesis, not from a seed."""
+
+    def getstate(self) -> tuple[Any, ...]:
+        """Not supported: the state is Hypothesis' data."""
+        raise NotImplementedError("an Interleaving draws from Hypothesis and has no state to get")
+
+    def setstate(self, state: tuple[Any, ...]) -> None:
+        """Not supported: the state is Hypothesis' data."""
+        raise NotImplementedError("an Interleaving draws from Hypothesis and has no state to set")
+
+    def _take(self, strategy: st.SearchStrategy[_T], default: _T, what: Callable[[_T], str]) -> _T:
+        value: _T = self._draw(strategy)
+        self.draws += 1
+        if value != default:
+            line = f"draw #{self.draws}: {what(value)}"
+            self.deviations.append(line)
+            note(f"interleavings(): {line}")
+        return value
+
+    def random(self) -> float:
+        """Return a float in [0.0, 1.0); shrinks towards the largest one (no fault)."""
+        top = _FLOAT_STEPS - 1
+        steps = self._take(
+            st.integers(0, top), 0, lambda n: f"random() -> {(top - n) / _FLOAT_STEPS!r}"
+        )
+        return (top - steps) / _FLOAT_STEPS
+
+    def getrandbits(self, k: int, /) -> int:
+        """Return an int of ``k`` random bits; shrinks towards 0."""
+        if k < 0:
+            raise ValueError("number of bits must be non-negative")
+        if k == 0:
+            return 0
+        return self._take(st.integers(0, 2**k - 1), 0, lambda n: f"getrandbits({k}) -> {n}")
+
+    def _randbelow(self, n: int) -> int:
+        # What randrange(), randint(), choice() and sample() build on (CPython 3.11-3.14).
+        return self._take(st.integers(0, n - 1), 0, lambda i: f"randrange({n}) -> {i}")
+
+    def shuffle(self, x: MutableSequence[Any]) -> None:
+        """Shuffle ``x`` in place; shrinks towards leaving it as it is."""
+        # Fisher-Yates, with each draw counted back from i so that all-zero draws swap nothing.
+        for i in reversed(range(1, len(x))):
+            j = i - self._randbelow(i + 1)
+            x[i], x[j] = x[j], x[i]
+
+    def choose(self, candidates: Sequence[asyncio.Handle], /) -> int:
+        """The :class:`~looptime_tasks.Chooser` method: ``randrange(len(candidates))``."""
+        return self._randbelow(len(candidates))
+
+    def __repr__(self) -> str:
+        # Hypothesis prints the example before it runs: say where the details are.
+        if not self.draws:
+            return "<Interleaving: each draw that deviates is noted below>"
+        return f"<Interleaving: {self.draws} draws, {len(self.deviations)} deviations>"
+
+
+@st.composite
+def _interleavings(draw: st.DrawFn) -> Interleaving:
+    return Interleaving(draw)
+
+
+def interleavings() -> st.SearchStrategy[Interleaving]:
+    """Draw an :class:`Interleaving`: every scheduling choice and random draw of one world.
+
+    Example (a complete test, see ``docs/virtual-time.md``)::
+
+        from hypothesis import given
+        import looptime_tasks
+        from looptime_tasks import strategies
+
+        @given(strategies.interleavings())
+        def test_settings_are_loaded_before_use(world):
+            looptime_tasks.run(main(), seed=world, shuffle=True)
+
+    Its draws happen while the test runs, so use it in the test, not after it returned.
+    """
+    return _interleavings()
