@@ -1006,16 +1006,18 @@ def test_discord_time_loop_without_wakeup_latency_fails_fast_with_stall_error(
             r"^thread_budget must be a finite number of seconds >= 0 or None \(got inf\)$",
         ),
         (
-            {"ignore_threads": 3},
+            {"ignore_threads": 3.5},
             TypeError,
-            r"^ignore_threads must be a thread name, a threading\.Thread, a predicate taking a "
-            r"Thread and returning a bool, or an iterable of those \(got 3\)$",
+            r"^ignore_threads must be a thread name, a thread ident \(int\), a threading\.Thread, "
+            r"a predicate taking a Thread and returning a bool, or an iterable of those "
+            r"\(got 3\.5\)$",
         ),
         (
-            {"ignore_threads": ["poller", 3]},
+            {"ignore_threads": ["poller", 3.5]},
             TypeError,
-            r"^ignore_threads must be a thread name, a threading\.Thread, a predicate taking a "
-            r"Thread and returning a bool, or an iterable of those \(got 3 in \['poller', 3\]\)$",
+            r"^ignore_threads must be a thread name, a thread ident \(int\), a threading\.Thread, "
+            r"a predicate taking a Thread and returning a bool, or an iterable of those "
+            r"\(got 3\.5 in \['poller', 3\.5\]\)$",
         ),
     ],
 )

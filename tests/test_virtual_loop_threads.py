@@ -7,6 +7,7 @@ anyio) are in tests/test_in_flight_threads.py.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import queue
 import selectors
@@ -359,6 +360,29 @@ def test_ignored_thread_object_and_predicate_never_hold_time_back() -> None:
             sleep_an_hour(),
             ignore_threads=[first, lambda thread: thread.name == "second"],
         )
+
+    assert elapsed == 3600
+    assert time.perf_counter() - began < 0.5
+
+
+def test_ignored_thread_ident_never_holds_time_back_even_without_a_thread_object() -> None:
+    stop = threading.Event()
+    started = threading.Event()
+    idents: list[int] = []
+
+    def poll() -> None:  # started with _thread, as pytest-xdist's execnet channel is
+        idents.append(threading.get_ident())
+        started.set()
+        while not stop.is_set():
+            time.sleep(0.01)  # real-time: a thread that never stops working
+
+    _thread.start_new_thread(poll, ())
+    started.wait(2)  # real-time: until the thread runs
+    began = time.perf_counter()
+    try:
+        elapsed = run(sleep_an_hour(), ignore_threads=[idents[0]])
+    finally:
+        stop.set()
 
     assert elapsed == 3600
     assert time.perf_counter() - began < 0.5

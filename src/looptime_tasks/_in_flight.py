@@ -257,10 +257,16 @@ class InFlight:
     # --- plain threads ----------------------------------------------------------------------
 
     def _matches_ignore(self, ident: int, threads: dict[int, threading.Thread]) -> bool:
+        # By ident first: threads started with _thread (execnet's, under pytest-xdist) have no
+        # Thread object to match by name or predicate.
+        if ident in self.ignore_threads:
+            return True
         thread = threads.get(ident)
         if thread is None:
             return False
         for matcher in self.ignore_threads:
+            if isinstance(matcher, int):
+                continue
             if isinstance(matcher, str):
                 if thread.name == matcher:
                     return True

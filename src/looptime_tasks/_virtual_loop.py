@@ -373,7 +373,8 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
             thread_budget: real seconds a plain thread may work without pause while virtual time
                 flows at real speed for it; past it, :class:`ThreadBudgetWarning` names the thread
                 and time no longer waits for it. None: no budget.
-            ignore_threads: threads that never hold virtual time back: a thread name, a
+            ignore_threads: threads that never hold virtual time back: a thread name, a thread
+                ident (``threading.get_ident()``, also for threads started with ``_thread``), a
                 ``threading.Thread``, a predicate taking a ``Thread``, or an iterable of those.
             shuffle: False keeps asyncio's FIFO order of callbacks. True runs the callbacks of
                 each loop pass in an order drawn from :attr:`random`, keeping the orders correct

@@ -59,9 +59,10 @@ DEFAULT_THREAD_BUDGET: Final = 5.0
 After it, the thread is reported once (``ThreadBudgetWarning``) and no longer holds time back.
 """
 
-ThreadMatcher: TypeAlias = "str | threading.Thread | Callable[[threading.Thread], bool]"
+ThreadMatcher: TypeAlias = "str | int | threading.Thread | Callable[[threading.Thread], bool]"
 ThreadFilter: TypeAlias = tuple[Any, ...]
-"""Validated ``ignore_threads``: thread names, Thread objects and predicates (any may match)."""
+"""Validated ``ignore_threads``: thread names, idents, Thread objects and predicates (any may
+match)."""
 
 
 class Keep(enum.Enum):
@@ -157,14 +158,18 @@ def _check_seed(value: object) -> int | random.Random | None:
 
 
 def _is_thread_matcher(value: object) -> bool:
-    return isinstance(value, str | threading.Thread) or callable(value)
+    return (
+        isinstance(value, str | threading.Thread)
+        or (isinstance(value, int) and not isinstance(value, bool))
+        or callable(value)
+    )
 
 
 def _check_ignore_threads(value: object) -> ThreadFilter:
     """Validate ``ignore_threads``: one matcher or an iterable of them, as a tuple."""
     accepted = (
-        "a thread name, a threading.Thread, a predicate taking a Thread and returning a bool, "
-        "or an iterable of those"
+        "a thread name, a thread ident (int), a threading.Thread, a predicate taking a Thread "
+        "and returning a bool, or an iterable of those"
     )
     if _is_thread_matcher(value):
         return (value,)

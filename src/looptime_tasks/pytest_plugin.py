@@ -67,6 +67,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import shlex
+import sys
+import threading
 from collections.abc import Callable, Generator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, NoReturn
@@ -373,6 +375,12 @@ class _VirtualTime:
         self.live: dict[str, VirtualEventLoop] = {}
         self.item: pytest.Item | None = None
         self.options: dict[str, Any] | None = None
+        # Threads running before any test: the test runner's own (pytest-xdist's execnet channel
+        # reads its pipe forever). They are not the program under test, so never hold virtual
+        # time back; by ident, as some are started with _thread and have no Thread object.
+        self.runner_threads = tuple(
+            ident for ident in sys._current_frames() if ident != threading.get_ident()
+        )
         self.test_loop: VirtualEventLoop | None = None
         self.test_loop_used = False
 
@@ -504,6 +512,11 @@ class _VirtualTime:
                 _option_error(item, "seeds", seeds, error)
             if _SEED_PARAM in params:
                 options["seed"] = params[_SEED_PARAM]
+        if self.runner_threads:
+            given = options.get("ignore_threads", ())
+            if isinstance(given, str | threading.Thread | int) or callable(given):
+                given = (given,)
+            options["ignore_threads"] = (*given, *self.runner_threads)
         return options
 
     def reconfigure(
