@@ -468,6 +468,21 @@ async def test_a_reconnect_dispatches_on_ready_or_on_resumed(resume: bool, event
     assert seen == [event]
 
 
+async def test_dispatch_passes_its_arguments_to_the_handler() -> None:
+    bot, _ = faulty_bot()
+    seen: list[FakeUser] = []
+
+    @bot.event
+    async def on_member_join(member: FakeUser) -> None:
+        seen.append(member)
+
+    member = FakeUser(7, "Ada")
+    bot.dispatch("member_join", member)
+    await asyncio.sleep(0)
+
+    assert seen == [member]
+
+
 async def test_an_event_handler_error_is_an_incident_not_a_crash(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -17,7 +17,14 @@ import pytest
 import looptime_tasks as tasks
 from looptime_tasks import _cli
 from looptime_tasks._explore import parse_seeds
-from looptime_tasks.simulation import Exploration, Simulation, Timeline, World, explore
+from looptime_tasks.simulation import (
+    Exploration,
+    SeedResult,
+    Simulation,
+    Timeline,
+    World,
+    explore,
+)
 
 SCRIPT = '''\
 """A bot posting every ten minutes for a day; its loop must never die."""
@@ -79,10 +86,9 @@ def test_a_failed_seed_names_the_failing_line_and_its_replay_command(
     )
 
 
-def test_the_replay_command_reproduces_the_failure_and_the_timeline_byte_for_byte(
-    exploration: Exploration, tmp_path: Path
-) -> None:
-    result = next(r for r in exploration.results if not r.passed)
+def replay_digest(result: SeedResult, tmp_path: Path) -> str:
+    """Run *result*'s replay command in a fresh interpreter; check that it fails the same way
+    and return the SHA-256 of the JSON timeline it wrote."""
     assert result.replay is not None
     command = shlex.split(result.replay)
     target = tmp_path / "replay.json"
@@ -95,10 +101,17 @@ def test_the_replay_command_reproduces_the_failure_and_the_timeline_byte_for_byt
         check=False,
     )
 
-    assert replayed.returncode == 1
-    assert replayed.stderr == f"{result.error}\n".replace("check failed", "check failed", 1)
+    assert (replayed.returncode, replayed.stderr) == (1, f"{result.error}\n")
     written = target.read_text(encoding="utf-8").removesuffix("\n")
-    assert hashlib.sha256(written.encode()).hexdigest() == result.digest
+    return hashlib.sha256(written.encode()).hexdigest()
+
+
+def test_the_replay_command_reproduces_the_failure_and_the_timeline_byte_for_byte(
+    exploration: Exploration, tmp_path: Path
+) -> None:
+    result = next(r for r in exploration.results if not r.passed)
+
+    assert replay_digest(result, tmp_path) == result.digest
 
 
 def test_stop_first_stops_at_the_first_failure(script: Path) -> None:
@@ -184,6 +197,32 @@ def test_shuffle_explores_seeded_interleavings(
     # The event loop has the shuffle= option, so --shuffle runs the seeds.
     assert _cli.main(["explore", str(script), "--seeds", "3", "--shuffle"]) == 0
     assert "3 passed, 0 failed" in capsys.readouterr().out
+
+
+RACE = Path(__file__).resolve().parent.parent / "simulations" / "race.py"
+
+
+@pytest.fixture(scope="module")
+def race_exploration() -> Exploration:
+    return explore(RACE, range(20), jobs=2, world=World(shuffle=True))
+
+
+def test_twenty_shuffled_seeds_find_the_race_in_some_worlds(race_exploration: Exploration) -> None:
+    assert race_exploration.passed
+    assert race_exploration.failed
+
+
+def test_the_race_never_shows_in_fifo_order() -> None:
+    assert explore(RACE, range(20), jobs=2).ok
+
+
+def test_the_replay_of_a_shuffled_seed_reproduces_the_race_byte_for_byte(
+    race_exploration: Exploration, tmp_path: Path
+) -> None:
+    result = next(r for r in race_exploration.results if not r.passed)
+
+    assert result.replay == f"looptime-tasks simulate {RACE} --seed {result.seed} --shuffle"
+    assert replay_digest(result, tmp_path) == result.digest
 
 
 @pytest.mark.parametrize(("text", "seeds"), [("5", range(5)), ("10..13", range(10, 13))])

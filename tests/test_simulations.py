@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from looptime_tasks import simulation
+from looptime_tasks.simulation import World
 
 SIMULATIONS = Path(__file__).resolve().parent.parent / "simulations"
 SCRIPTS = sorted(SIMULATIONS.glob("*.py"))
@@ -67,6 +68,12 @@ EXPECTED: dict[str, list[str]] = {
         "  Tue 2024-01-02  09:00:00  (process down 08:58:00-08:59:00)",
         "  08:59:30  simulation      ! restart: the process stops for 60 s",
     ],
+    "race": [
+        "Members who joined: 10",
+        "  racy: welcomed 10; never welcomed: -",
+        " fixed: welcomed 10; never welcomed: -",
+        "  2024-01-01 00:34:00.250  #welcome (racy): Welcome, Dana, Hana!",
+    ],
     "change_interval": [
         "  00:10:10  beat            #16     ok, 2 s late for 00:10:08",
         "  20:00:00  daily           #3      ok",
@@ -103,3 +110,12 @@ def test_the_on_ready_fixes_pass_across_200_seeds() -> None:
     found = simulation.explore(SIMULATIONS / "on_ready_restart.py", seeds=200, jobs=2)
 
     assert found.failed == []
+
+
+def test_the_race_fix_passes_across_200_shuffled_seeds() -> None:
+    found = simulation.explore(
+        SIMULATIONS / "race.py", seeds=200, jobs=2, world=World(shuffle=True)
+    )
+
+    assert found.failed  # the racy bot's lost updates; the check tests the fixed bot first
+    assert [error for error in found.errors.values() if ": racy lost [" not in error] == []

@@ -644,8 +644,10 @@ class FakeBot:
         )
         self.dispatch(event)
 
-    def dispatch(self, event: str) -> asyncio.Task[None] | None:
-        """Run the ``on_<event>`` handler, if one is registered, as a task.
+    def dispatch(self, event: str, /, *args: Any) -> asyncio.Task[None] | None:
+        """Run the ``on_<event>`` handler, if one is registered, as a task: ``on_<event>(*args)``.
+
+        ``bot.dispatch("member_join", member)`` simulates an incoming gateway event.
 
         As in discord.py, an exception it raises is logged (``looptime_tasks.fakebot``) and
         becomes an ``event_error`` `Incident`; it does not propagate.
@@ -657,14 +659,14 @@ class FakeBot:
         if handler is None:
             return None
         return asyncio.get_running_loop().create_task(
-            self._run_event(handler, event), name=f"{self.user.name}: on_{event}"
+            self._run_event(handler, event, args), name=f"{self.user.name}: on_{event}"
         )
 
     async def _run_event(
-        self, handler: Callable[..., Coroutine[Any, Any, Any]], event: str
+        self, handler: Callable[..., Coroutine[Any, Any, Any]], event: str, args: tuple[Any, ...]
     ) -> None:
         try:
-            await handler()
+            await handler(*args)
         except Exception as exc:
             _log.error("Ignoring exception in on_%s", event, exc_info=exc)
             self._incident("event_error", f"on_{event} raised {exc!r}", exception=exc)
