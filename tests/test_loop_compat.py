@@ -190,6 +190,23 @@ async def test_current_loop_after_stop_with_overlap_is_the_last_body_started() -
     assert seen == [2]
 
 
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+async def test_coro_replaced_during_a_run_runs_from_the_next_iteration(impl: ModuleType) -> None:
+    seen: list[str] = []
+
+    async def replacement() -> None:
+        seen.append("new")
+
+    @loop_of(impl, seconds=10, count=3)
+    async def body() -> None:
+        seen.append("old")
+        body.coro = replacement
+
+    await body.start()
+
+    assert seen == ["old", "new", "new"]
+
+
 # Handled exception types -----------------------------------------------------------------------
 
 
@@ -214,10 +231,19 @@ async def test_added_type_and_default_types_are_both_retried(impl: ModuleType) -
     assert failures == []
 
 
-def run_fresh(program: str) -> str:
-    """Run *program* in a fresh interpreter (nothing imported yet); return its output."""
+def run_fresh(setup: str) -> str:
+    """In a fresh interpreter (nothing imported yet): run *setup*, which defines ``body``, a
+    `Loop` with ``count=1`` that appends to ``calls``; then run ``body``. Return "<calls>
+    <failed()>", as printed."""
+    header = "import sys\nimport looptime_tasks as tasks\ncalls = []\n"
+    footer = (
+        "async def main():\n"
+        "    await body.start()\n"
+        "tasks.run(main())\n"
+        "print(len(calls), body.failed())\n"
+    )
     completed = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(program)],
+        [sys.executable, "-c", header + textwrap.dedent(setup) + footer],
         capture_output=True,
         text=True,
         timeout=60,  # real-time: a fresh interpreter importing aiohttp, a few seconds at most
@@ -230,43 +256,27 @@ def run_fresh(program: str) -> str:
 def test_a_default_type_imported_after_add_exception_type_is_retried() -> None:
     output = run_fresh(
         """
-        import sys
-        import looptime_tasks as tasks
-
         class Flaky(Exception):
             pass
 
-        failures = []
-
         @tasks.loop(seconds=10, count=1)
         async def body():
-            if not failures:
-                failures.append(aiohttp.ClientError())
-                raise failures[0]
+            calls.append(1)
+            if len(calls) == 1:
+                raise aiohttp.ClientError()
 
         body.add_exception_type(Flaky)
         assert "aiohttp" not in sys.modules
         import aiohttp
-
-        async def main():
-            await body.start()
-
-        tasks.run(main())
-        print(len(failures), body.failed())
         """
     )
 
-    assert output == "1 False\n"
+    assert output == "2 False\n"
 
 
 def test_a_default_type_imported_after_start_is_retried() -> None:
     output = run_fresh(
         """
-        import sys
-        import looptime_tasks as tasks
-
-        calls = []
-
         @tasks.loop(seconds=10, count=1)
         async def body():
             calls.append(1)
@@ -276,11 +286,6 @@ def test_a_default_type_imported_after_start_is_retried() -> None:
 
         body.remove_exception_type(KeyError)
         assert "aiohttp" not in sys.modules
-        async def main():
-            await body.start()
-
-        tasks.run(main())
-        print(len(calls), body.failed())
         """
     )
 

@@ -833,3 +833,38 @@ def test_epoch_ns_round_trips_whole_microseconds() -> None:
     moment = datetime(2024, 2, 29, 23, 59, 59, 999_999, tzinfo=UTC)
 
     assert from_epoch_ns(to_epoch_ns(moment)) == moment
+
+
+@CHEAP
+@given(strategies.time_lists(), strategies.start_instants(), sub_microseconds, st.booleans())
+def test_slots_from_are_the_successive_next_slots(
+    times: list[time], start: datetime, extra_ns: int, inclusive: bool
+) -> None:
+    schedule = make_schedule(time=times)
+    assert isinstance(schedule, TimeSchedule)
+    instant = as_ns(start, extra_ns)
+    first = (
+        schedule.first_slot_at_or_after_ns(instant)
+        if inclusive
+        else schedule.next_slot_after_ns(instant)
+    )
+    expected = [first]
+    for _ in range(7):
+        expected.append(schedule.next_slot_after_ns(expected[-1]))
+
+    slots = schedule.slots_from(instant if inclusive else instant + 1)
+
+    assert [next(slots) for _ in range(8)] == expected
+
+
+def test_slots_from_a_slot_itself_start_with_it() -> None:
+    schedule = make_schedule(time=[time(6), time(18)])
+    assert isinstance(schedule, TimeSchedule)
+    six = to_epoch_ns(datetime(2024, 1, 1, 6, tzinfo=UTC))
+    hours = 3600 * 10**9
+
+    inclusive = schedule.slots_from(six)
+    exclusive = schedule.slots_from(six + 1)
+
+    assert [next(inclusive) - six for _ in range(3)] == [0, 12 * hours, 24 * hours]
+    assert [next(exclusive) - six for _ in range(3)] == [12 * hours, 24 * hours, 36 * hours]

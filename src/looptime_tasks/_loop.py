@@ -12,11 +12,14 @@ Design decisions (docs/loop.md lists every deviation from discord.py 2.7):
   ending a run is dropping it, so no state can outlive it.
 - One schedule cursor per schedule kind (`_GridCursor`: a fixed grid of event-loop instants;
   `_SlotCursor`: times of day on the wall clock) with one small interface: `next_due(now)`,
-  the event-loop instant the next slot is due (chosen once, kept until it runs), and `ran()`,
-  which records that slot as the last one. `change_interval()` replaces the cursor with one of
-  the new kind that counts from the last slot. Slots of `time=` loops are re-checked against
-  the wall clock after every wake-up, so an early wake-up or a wall-clock step can never run a
-  slot early or twice. Missed slots coalesce into one late run.
+  the event-loop instant the next slot is due (chosen once, kept until it runs), `ran()`,
+  which records that slot as the last one, and `still_early(now)`, asked after a timer woke the
+  loop on time. `change_interval()` replaces the cursor with one of the new kind that counts
+  from the last slot. Slots of `time=` loops are re-checked against the wall clock after every
+  wake-up, so an early wake-up or a wall-clock step can never run a slot early or twice. Missed
+  slots coalesce into one late run.
+- The iteration is the hot path: the loop sleeps on its own future (no nested coroutine), and a
+  timer that fires on time needs no second pass through the rules.
 - Every sleep of a run waits on a future that `stop()` and `change_interval()` can resolve early,
   so both take effect at once, wherever they are called.
 - The pure arithmetic (slots, DST, grid, cron) lives in `_schedule`, `_slots` and `_cron`;
@@ -38,7 +41,7 @@ import os
 import random
 import sys
 import weakref
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from datetime import datetime, timedelta, tzinfo
 from datetime import time as dt_time
 from time import time_ns as _system_epoch_ns
@@ -178,6 +181,10 @@ class _GridCursor:
 
     __slots__ = ("_anchor", "_index", "_interval", "last_monotonic", "pending")
 
+    #: Whether a slot must be checked again after a timer woke the loop for it: no, the timer
+    #: runs on the same clock as the slots.
+    recheck_after_wake = False
+
     def __init__(self, interval: float, last_monotonic: float | None) -> None:
         self._interval = interval
         self._anchor = last_monotonic
@@ -205,8 +212,12 @@ class _GridCursor:
             self.pending = due
         return due
 
-    def ran(self, now: float) -> None:
-        """The pending slot runs (at event-loop instant *now*): it becomes the last slot."""
+    def still_early(self, now: float) -> bool:
+        """Whether the pending slot is not due yet after a wake-up on time: never."""
+        return False
+
+    def ran(self) -> None:
+        """The pending slot runs: it becomes the last slot."""
         due = self.pending
         self.pending = None
         self.last_monotonic = due
@@ -236,7 +247,21 @@ class _SlotCursor:
     follows wall-clock steps.
     """
 
-    __slots__ = ("_wall", "_wall_clock", "last_epoch", "last_monotonic", "pending", "schedule")
+    __slots__ = (
+        "_now",
+        "_ran_at",
+        "_ran_wall",
+        "_slots",
+        "_wall",
+        "_wall_clock",
+        "last_epoch",
+        "pending",
+        "schedule",
+    )
+
+    #: Whether a slot must be checked again after a timer woke the loop for it: yes, the wall
+    #: clock may have been stepped during the sleep.
+    recheck_after_wake = True
 
     def __init__(
         self,
@@ -247,38 +272,58 @@ class _SlotCursor:
     ) -> None:
         self.schedule = schedule
         self._wall_clock = wall_clock
-        self._wall = 0  # the wall clock at the latest next_due
+        self._slots: Iterator[int] | None = None  # the slots after the last one, once needed
+        self._now = 0.0  # the event-loop and wall clocks at the latest check of the slot
+        self._wall = 0
         #: The chosen next slot (epoch ns), until it runs.
         self.pending: int | None = None
-        #: The last slot that ran, as epoch ns and as the event-loop instant it was due.
+        #: The last slot that ran, as epoch ns.
         self.last_epoch = last_epoch
-        self.last_monotonic = last_monotonic
+        # The last slot as the event-loop instant it was due, computed only when the schedule
+        # changes: from the event-loop and wall clocks when it ran (_ran_wall not None).
+        self._ran_at: float | None = last_monotonic
+        self._ran_wall: int | None = None
+
+    @property
+    def last_monotonic(self) -> float | None:
+        """The event-loop instant (seconds) the last slot that ran was due."""
+        if self._ran_wall is None or self._ran_at is None or self.last_epoch is None:
+            return self._ran_at
+        return self._ran_at - (self._ran_wall - self.last_epoch) / 1e9
 
     def next_due(self, now: float) -> float:
         """The event-loop instant (seconds) the next slot is due, chosen from *now* once."""
+        self._now = now
         self._wall = wall = self._wall_clock()
         target = self.pending
         if target is None:
-            last = self.last_epoch
-            if last is None:
-                target = self.schedule.first_slot_at_or_after_ns(wall)
-            else:
-                target = self.schedule.next_slot_after_ns(last)
-                if target <= wall:  # missed slots coalesce into one late run
-                    target = self.schedule.last_slot_at_or_before_ns(wall)
+            slots = self._slots
+            if slots is None:
+                last = self.last_epoch
+                # The first slot: a loop started on a slot runs it.
+                slots = self.schedule.slots_from(wall if last is None else last + 1)
+            target = next(slots)
+            if target <= wall:  # missed slots coalesce into one late run
+                target = self.schedule.last_slot_at_or_before_ns(wall)
+                slots = self.schedule.slots_from(target + 1)
+            self._slots = slots
             self.pending = target
         ahead = target - wall
         if ahead <= _EARLY_NS:
             return now
-        return now + ahead / NS_PER_SECOND
+        return now + ahead / 1e9
 
-    def ran(self, now: float) -> None:
-        """The pending slot runs (at event-loop instant *now*): it becomes the last slot."""
-        target = self.pending
-        assert target is not None
+    def still_early(self, now: float) -> bool:
+        """Whether the pending slot is not due yet after a wake-up on time (a wall step)."""
+        self._now = now
+        self._wall = wall = self._wall_clock()
+        return self.pending is not None and self.pending - wall > _EARLY_NS
+
+    def ran(self) -> None:
+        """The pending slot, as last checked, runs: it becomes the last slot."""
+        self.last_epoch = self.pending
         self.pending = None
-        self.last_epoch = target
-        self.last_monotonic = now - (self._wall - target) / NS_PER_SECOND
+        self._ran_at, self._ran_wall = self._now, self._wall
 
     def next_epoch_ns(self, now: float, wall: int) -> int | None:
         """The pending (or, while a body runs, the nominal next) slot as epoch ns, if any."""
@@ -324,12 +369,14 @@ class _Run:
         "current_loop",
         "cursor",
         "event_loop",
+        "iterating",
         "jitter",
         "last_started",
         "ledger",
         "observers",
         "retry_due",
         "scoped",
+        "sleeper",
         "started",
         "stop_requested",
         "waiters",
@@ -354,8 +401,10 @@ class _Run:
         self.cancelling = False
         self.current_loop = 0
         self.last_started = 0  # the iteration of the last body started
-        #: Where the schedule stands; None once the iterations are over (in ``after_loop``).
-        self.cursor: _Cursor | None = _cursor_for(schedule, self, None)
+        #: Where the schedule stands.
+        self.cursor: _Cursor = _cursor_for(schedule, self, None)
+        self.iterating = True  # False once the iterations are over (in ``after_loop``)
+        self.sleeper: asyncio.Future[bool] | None = None  # the iterations' sleep until a slot
         self.retry_due: float | None = None  # event-loop instant of a pending retry
         self.waiters: set[asyncio.Future[bool]] = set()
         self.bodies: set[asyncio.Task[None]] = set()
@@ -372,8 +421,12 @@ class _Run:
             self._backoff = ExponentialBackoff(random=_random_of(event_loop), clock=event_loop.time)
         return self._backoff
 
-    async def sleep_until(self, deadline: float) -> None:
-        """Sleep until *deadline* (event-loop seconds) or until `wake` is called."""
+    async def sleep_until(self, deadline: float) -> bool:
+        """Sleep until *deadline* (event-loop seconds) or until `wake` is called.
+
+        Returns:
+            Whether `wake` ended the sleep before the deadline.
+        """
         event_loop = self.event_loop
         waiter: asyncio.Future[bool] = event_loop.create_future()
         # The timer resolves it with False (on time); wake() with True (early: cancel the timer).
@@ -389,6 +442,7 @@ class _Run:
             waiters.discard(waiter)
         if early:
             timer.cancel()
+        return early
 
     async def wait_for_wake(self) -> None:
         waiter: asyncio.Future[bool] = self.event_loop.create_future()
@@ -400,6 +454,8 @@ class _Run:
 
     def wake(self) -> None:
         """Wake every sleeper of this run; each one re-checks why it sleeps."""
+        if self.sleeper is not None:
+            resolve(self.sleeper, True)
         for waiter in self.waiters:
             resolve(waiter, True)
 
@@ -720,7 +776,7 @@ class Loop(Generic[LF]):
             await self._report_failures(run, prefix, exc)
             raise
         finally:
-            run.cursor = run.retry_due = None  # no next iteration from here on
+            run.iterating, run.retry_due = False, None  # no next iteration from here on
             if run.stop_requested:
                 # As in discord.py: after stop(), the index of the last body that ran.
                 run.current_loop = run.last_started
@@ -773,38 +829,38 @@ class Loop(Generic[LF]):
         record it; stop or count.
         """
         event_loop = run.event_loop
-        coro = self.coro
-        slept = False  # whether this pass has waited (a due slot still yields once)
+        yielded = False  # whether a slot due at once has let others run first
         while not run.stop_requested:
             if run.body_failures:
                 run.raise_body_failure()
             # Wait for the slot.
             cursor = run.cursor
-            assert cursor is not None
             now = event_loop.time()
-            if cursor.pending is None:
+            if run.observers and cursor.pending is None:
                 due = cursor.next_due(now)
-                if run.observers:
-                    wall = run.wall_clock()
-                    self._emit(
-                        run,
-                        EventKind.SCHEDULED,
-                        iteration=run.current_loop,
-                        scheduled=cursor.next_epoch_ns(now, wall),
-                        wall=wall,
-                    )
+                self._emit_scheduled(run, cursor, now)
             else:
                 due = cursor.next_due(now)
             if due - now > _EARLY:
-                await run.sleep_until(due)
-                slept = True
-                continue  # re-checked: stop(), change_interval() or a wall-clock step
-            if not slept:
+                # The loop's own sleep: inline, and wake() finds it in run.sleeper.
+                run.sleeper = waiter = event_loop.create_future()
+                timer = event_loop.call_at(due, resolve, waiter, False)
+                try:
+                    woken_early = await waiter
+                except BaseException:
+                    timer.cancel()
+                    raise
+                if woken_early or run.cursor is not cursor or run.stop_requested:
+                    timer.cancel()
+                    continue  # stop(), change_interval() or a body that ended: re-check
+                if cursor.recheck_after_wake and cursor.still_early(event_loop.time()):
+                    continue  # the wall clock was stepped back meanwhile
+            elif not yielded:
                 # Due at once (first run, overrun, zero interval): still let others run first.
-                slept = True
+                yielded = True
                 await asyncio.sleep(0)
                 continue
-            slept = False
+            yielded = False
             if self._jitter:
                 # A random delay after the nominal slot; the cursor keeps the nominal one, so
                 # the grid does not drift. Drawn once per slot (again if the slot changes).
@@ -812,13 +868,13 @@ class Loop(Generic[LF]):
                 if jitter is None or jitter[0] != due:
                     rng = _random_of(event_loop) or _fallback_random
                     run.jitter = jitter = (due, due + rng.uniform(0.0, self._jitter))
-                if jitter[1] - now > _EARLY:
+                if jitter[1] - event_loop.time() > _EARLY:
                     await run.sleep_until(jitter[1])
-                    slept = True
+                    yielded = True
                     continue
                 run.jitter = None
             # Run it, or hand it to an overlap task.
-            cursor.ran(now)
+            cursor.ran()
             ledger = run.ledger
             if ledger is not None and isinstance(cursor, _SlotCursor):
                 # Claimed before the body runs (at most once); an exclusive loop runs only the
@@ -854,7 +910,7 @@ class Loop(Generic[LF]):
                 self._spawn_body(run, body_args, kwargs, iteration, scheduled)
             else:
                 try:
-                    await coro(*body_args, **kwargs)
+                    await self.coro(*body_args, **kwargs)  # read each time, as discord.py
                 except asyncio.CancelledError:
                     raise
                 except BaseException as exc:
@@ -868,11 +924,9 @@ class Loop(Generic[LF]):
                             iteration=iteration,
                             scheduled=scheduled,
                         )
-                if run.stopping():
-                    break  # stop() during the body
-            # Record it; stop or count.
-            run.current_loop = iteration + 1
-            if iteration + 1 == self._count:
+            # Record it; stop (at the top) or count.
+            run.current_loop = iteration = iteration + 1
+            if iteration == self._count:
                 if overlap is not False:
                     await self._drain_bodies(run)
                     if run.stopping():
@@ -1023,6 +1077,13 @@ class Loop(Generic[LF]):
         if run is not None:
             run.observers = (*self._observers, *run.scoped)
 
+    def _emit_scheduled(self, run: _Run, cursor: _Cursor, now: float) -> None:
+        wall = run.wall_clock()
+        scheduled = cursor.next_epoch_ns(now, wall)
+        self._emit(
+            run, EventKind.SCHEDULED, iteration=run.current_loop, scheduled=scheduled, wall=wall
+        )
+
     def _emit(
         self,
         run: _Run,
@@ -1161,7 +1222,7 @@ class Loop(Generic[LF]):
             _check_store_schedule(schedule)
         self._schedule = schedule
         run = self._run
-        if run is not None and run.cursor is not None:
+        if run is not None and run.iterating:
             run.cursor = _cursor_for(self._run_schedule(), run, run.cursor)
             run.wake()
 
@@ -1280,7 +1341,7 @@ class Loop(Generic[LF]):
         after the end.
         """
         run = self._run
-        if run is None or run.stop_requested or run.cursor is None:
+        if run is None or run.stop_requested or not run.iterating:
             return None
         now, wall = run.event_loop.time(), run.wall_clock()
         if run.retry_due is not None:

@@ -117,6 +117,34 @@ class TimeSchedule:
             fixed = tuple(sorted({_utc_microseconds_of_day(t) * 1000 for t in self.times}))
         object.__setattr__(self, "_fixed_ns", fixed)
 
+    def slots_from(self, start_ns: int) -> Iterator[int]:
+        """The scheduled instants at or after ``start_ns`` in order, in epoch ns, endlessly.
+
+        The first is `first_slot_at_or_after_ns`; each next one is `next_slot_after_ns` of the
+        one before, only cheaper for fixed offsets.
+        """
+        fixed = self._fixed_ns
+        if fixed is None:
+            return self._slots_from_ns(self.first_slot_at_or_after_ns(start_ns))
+        day, time_of_day = divmod(start_ns, _NS_PER_DAY)
+        return self._fixed_slots(fixed, day * _NS_PER_DAY, bisect.bisect_left(fixed, time_of_day))
+
+    @staticmethod
+    def _fixed_slots(fixed: tuple[int, ...], day_ns: int, index: int) -> Iterator[int]:
+        """Fixed-offset slots from time of day *index* of the day starting at *day_ns*."""
+        count = len(fixed)
+        while True:
+            if index == count:
+                index = 0
+                day_ns += _NS_PER_DAY
+            yield day_ns + fixed[index]
+            index += 1
+
+    def _slots_from_ns(self, slot: int) -> Iterator[int]:
+        while True:
+            yield slot
+            slot = self.next_slot_after_ns(slot)
+
     def first_slot_at_or_after_ns(self, now_ns: int) -> int:
         """`first_slot_at_or_after` in integer nanoseconds since the Unix epoch."""
         fixed = self._fixed_ns

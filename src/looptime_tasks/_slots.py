@@ -28,7 +28,7 @@ import math
 import numbers
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from ._schedule import REFERENCE_DATE, UTC, RelativeSchedule, TimeSchedule, resolve_local
 from ._units import (
@@ -43,7 +43,6 @@ from ._units import (
 __all__ = (
     "DailySlots",
     "EpochGrid",
-    "SlotStream",
     "WallSchedule",
     "is_fixed_zone",
     "upcoming_ns",
@@ -348,11 +347,6 @@ class WallSchedule(Protocol):
 
     def last_slot_at_or_before_ns(self, instant_ns: int) -> int: ...
 
-
-@runtime_checkable
-class SlotStream(Protocol):
-    """A schedule that streams its own slots (a cron schedule)."""
-
     def slots_from(self, start_ns: int) -> Iterator[int]: ...
 
 
@@ -374,7 +368,7 @@ def time_schedule_slots(schedule: TimeSchedule) -> list[DailySlots]:
 
 
 def upcoming_ns(
-    schedule: RelativeSchedule | TimeSchedule | SlotStream | WallSchedule,
+    schedule: RelativeSchedule | WallSchedule,
     start_ns: int,
     n: int,
     *,
@@ -414,16 +408,7 @@ def upcoming_ns(
         # Two times can fall on one instant: it is one slot.
         deduplicated = (slot for slot, _ in itertools.groupby(merged))
         return list(itertools.islice(deduplicated, n))
-    if isinstance(schedule, SlotStream):
-        return list(itertools.islice(schedule.slots_from(start_ns), n))
-    slots: list[int] = []
-    if n:
-        slot = schedule.first_slot_at_or_after_ns(start_ns)
-        slots.append(slot)
-        while len(slots) < n:
-            slot = schedule.next_slot_after_ns(slot)
-            slots.append(slot)
-    return slots
+    return list(itertools.islice(schedule.slots_from(start_ns), n))
 
 
 class EpochGrid:
