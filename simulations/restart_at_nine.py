@@ -51,14 +51,11 @@ def reminder_days(timeline: Timeline) -> dict[date, datetime]:
 def report(timeline: Timeline) -> str:
     """Each day's reminder, and the restarts next to the day they hit."""
     ran = reminder_days(timeline)
-    starts = [incident.at for incident in timeline.incidents if incident.kind == "start"]
     lines = ["Daily reminder (09:00 UTC) per day:"]
     for day in timeline.days():
         note = ""
-        for stopped, started in zip(
-            [incident.at for incident in timeline.restarts], starts, strict=True
-        ):
-            if stopped.date() == day:
+        for stopped, started in timeline.downtimes():
+            if stopped.date() == day and started is not None:
                 note = f"  (process down {stopped:%H:%M:%S}-{started:%H:%M:%S})"
         when = f"{ran[day]:%H:%M:%S}" if day in ran else "-- none: SKIPPED --"
         lines.append(f"  {day:%a %Y-%m-%d}  {when}{note}")

@@ -64,6 +64,12 @@ def test_a_slot_while_the_process_is_down_is_missed() -> None:
     assert timeline.missed("daily") == (day(1),)
 
 
+def test_downtimes_span_each_restart_from_its_stop_to_its_start() -> None:
+    timeline = restarted(daily, at=day(1, 8, 50), downtime=timedelta(minutes=30))
+
+    assert timeline.downtimes() == [(day(1, 8, 50), day(1, 9, 20))]
+
+
 def test_a_slot_caught_up_at_the_restart_is_marked_caught_up() -> None:
     store = tasks.MemoryStore()
 

@@ -679,6 +679,15 @@ class TimelineModel:
         """The process restarts (`Simulation.restart`), in order: when each stopped it."""
         return tuple(incident for incident in self.incidents if incident.kind == "restart")
 
+    def downtimes(self) -> list[tuple[datetime, datetime | None]]:
+        """When the process was down (`Simulation.restart`), as (stopped, started again)
+        instants; None when it was still down at the end."""
+        starts = [incident.at for incident in self.incidents if incident.kind == "start"]
+        return [
+            (incident.at, starts[index] if index < len(starts) else None)
+            for index, incident in enumerate(self.restarts)
+        ]
+
     def outages(self) -> list[tuple[datetime, datetime | None]]:
         """The gateway outages, as (disconnected, reconnected) instants; None when the
         connection was still down at the end (several bots down at once count once)."""

@@ -108,7 +108,7 @@ class Plan:
 def compare(timeline: TimelineModel, history: LoopHistory) -> Plan | None:
     """The plan of one loop against its runs, or None when its schedule has no instants (a
     relative loop with an interval of 0 runs back to back)."""
-    downtimes = _downtimes(timeline)
+    downtimes = [(down, up or timeline.end) for down, up in timeline.downtimes()]
     starts = history.starts
     first_runs: dict[int, Run] = {}
     for run in history.runs:
@@ -193,12 +193,3 @@ def _nearest(planned: list[datetime], slot: datetime | None) -> int | None:
     candidates = [i for i in (index - 1, index) if 0 <= i < len(planned)]
     best = min(candidates, key=lambda i: abs(planned[i] - slot))
     return best if abs(planned[best] - slot) <= _MATCH else None
-
-
-def _downtimes(timeline: TimelineModel) -> list[tuple[datetime, datetime]]:
-    """When the process was down: from each restart's stop to its start again (or the end)."""
-    starts = [incident.at for incident in timeline.incidents if incident.kind == "start"]
-    return [
-        (incident.at, starts[index] if index < len(starts) else timeline.end)
-        for index, incident in enumerate(timeline.restarts)
-    ]

@@ -493,11 +493,8 @@ def render_plot(
     # Outages and restarts: shaded spans; other incidents: marks on their loop's lane (or on top).
     for began, ended in timeline.outages():
         axes.axvspan(x(began), x(ended or end), color="tab:olive", alpha=0.2, linewidth=0)
-    stops = [incident.at for incident in timeline.restarts]
-    starts = [incident.at for incident in timeline.incidents if incident.kind == "start"]
-    for index, stopped in enumerate(stops):
-        resumed = starts[index] if index < len(starts) else end
-        axes.axvspan(x(stopped), x(resumed), color="black", alpha=0.12, linewidth=0)
+    for stopped, resumed in timeline.downtimes():
+        axes.axvspan(x(stopped), x(resumed or end), color="black", alpha=0.12, linewidth=0)
     lane_of = {history.name: lanes - 1 - lane for lane, history in enumerate(histories)}
     marked = [
         incident
