@@ -84,6 +84,23 @@ def test_a_slot_caught_up_at_the_restart_is_marked_caught_up() -> None:
     assert (plan.missed, plan.late, len(plan.on_time)) == ((), (), 2)
 
 
+def test_mark_says_how_each_run_compares_with_the_plan() -> None:
+    store = tasks.MemoryStore()
+    timeline = restarted(
+        lambda: daily(store=store, catch_up=timedelta(minutes=30)),
+        at=day(1, 8, 50),
+        downtime=timedelta(minutes=30),
+    )
+
+    plan = timeline.plan("daily")
+
+    assert [plan.mark(run) for run in timeline.runs("daily")] == [
+        "on_time",
+        "caught_up",
+        "on_time",
+    ]
+
+
 def test_slots_after_a_loop_died_of_an_error_are_missed() -> None:
     @tasks.loop(hours=1)
     async def fragile() -> None:

@@ -82,8 +82,8 @@ class Timeline(TimelineModel):
     # Text --------------------------------------------------------------------------------------
 
     def summary(self, *, tz: tzinfo = UTC, show: int = 10, per_day: int = 14) -> str:
-        """A readable report: the window, a table per loop, runs per day, DST changes, the
-        first and last runs in order, messages and errors.
+        """A readable report: the window, a table per loop, planned against actual runs, runs
+        per day, DST changes, the first and last runs in order, messages and errors.
 
         Args:
             tz: The zone to show times and dates in.

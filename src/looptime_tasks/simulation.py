@@ -5,11 +5,12 @@ instant for a virtual duration with a seed, records every event of every `Loop` 
 and returns a `Timeline`: each iteration's scheduled and actual start, end and outcome, handled
 failures with their retry delays, concurrency over time, plus what the simulated code printed and
 what fake bots sent. The timeline answers the questions schedule tests ask (`Timeline.runs`,
-`Timeline.gaps`, `Timeline.runs_per_day`, `Timeline.max_concurrency`, `Timeline.failures`) and
-renders itself as text (`Timeline.summary`), JSON, CSV and a PNG (`Timeline.plot`, with the
-``plot`` extra). `main` runs a simulation script (the ``looptime-tasks simulate`` command), and
-`explore` runs one once per seed in parallel (``looptime-tasks explore``), with faults drawn from
-each seed, and lists the failing seeds with the commands that replay them.
+`Timeline.gaps`, `Timeline.runs_per_day`, `Timeline.max_concurrency`, `Timeline.failures`,
+`Timeline.plan` for planned against actual runs) and renders itself as text
+(`Timeline.summary`), JSON, CSV and a PNG (`Timeline.plot`, with the ``plot`` extra). `main`
+runs a simulation script (the ``looptime-tasks simulate`` command), and `explore` runs one once
+per seed in parallel (``looptime-tasks explore``), with faults drawn from each seed, and lists
+the failing seeds with the commands that replay them.
 
 A simulation script defines ``async def setup(sim)`` and, optionally, ``START``, ``DURATION``,
 ``SEED``, ``TZ``, ``check(timeline)`` and ``report(timeline)``, and ends with
