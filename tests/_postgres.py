@@ -10,8 +10,8 @@ or, outside pytest, ``with postgres_server() as server: ...``.
 Design decisions:
 
 * **Real binaries, not a mock.** ``initdb``, ``pg_ctl`` and ``postgres`` must be on PATH. Where
-  they are not, the fixture skips with the reason; under ``CI=true`` a missing binary fails
-  the test instead, so CI can never pass by skipping.
+  they are not, the fixture skips with the reason; when ``CI`` is set (``CI=true``), a missing
+  binary fails the test instead, so CI can never pass by skipping.
 * **Never as root.** PostgreSQL refuses to run as root, and sessions and CI run as root. Then
   the server runs as an unprivileged system user, :data:`SYSTEM_USER`, created once
   (``useradd --system``; creating it again is harmless, also from two sessions at once). The
@@ -107,12 +107,21 @@ def _system_user() -> pwd.struct_passwd:
     with contextlib.suppress(KeyError):
         return pwd.getpwnam(SYSTEM_USER)
     # check=False: another session may have created it in the meantime; getpwnam decides.
-    subprocess.run(
-        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SYSTEM_USER],
-        check=False,
-        capture_output=True,
-    )
-    return pwd.getpwnam(SYSTEM_USER)
+    command = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin"]
+    try:
+        result = subprocess.run(
+            [*command, SYSTEM_USER], check=False, capture_output=True, text=True
+        )
+    except FileNotFoundError:
+        result = None
+    try:
+        return pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        output = "useradd is not on PATH" if result is None else result.stderr.strip()
+        raise RuntimeError(
+            f"PostgreSQL refuses to run as root, and the unprivileged user {SYSTEM_USER!r} "
+            f"could not be created ({output}); create it, or run the tests as another user"
+        ) from None
 
 
 def _free_port() -> int:
@@ -240,13 +249,13 @@ def postgres_server(base_dir: Path | None = None) -> Iterator[PostgresServer]:
 def postgres() -> Iterator[PostgresServer]:
     """A throwaway PostgreSQL server shared by the session's tests, started on first use.
 
-    Skips where the server binaries are missing, but fails under ``CI=true``.
+    Skips where the server binaries are missing, but fails when ``CI`` is set (``CI=true``).
     """
     missing = missing_binaries()
     if missing:
         reason = f"PostgreSQL server binaries not on PATH: {', '.join(missing)}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (CI=true: a missing component is a failure)", pytrace=False)
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI is set: a missing component fails)", pytrace=False)
         pytest.skip(reason)
     with postgres_server() as server:
         yield server

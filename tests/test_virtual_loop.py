@@ -11,6 +11,7 @@ import concurrent.futures
 import contextlib
 import logging
 import math
+import signal
 import sys
 import threading
 import time
@@ -700,12 +701,15 @@ def test_deadlock_raises_listing_each_pending_task_and_where_it_waits() -> None:
         DeadlockError,
         match=(
             r"(?s)^deadlock at virtual time 0\.0 s \(2024-01-01T00:00:00\+00:00\): every task is "
-            r"waiting and no timer is scheduled, no executor job or child process is running and "
-            r"no socket or pipe is watched, so nothing can ever wake the event loop\.\n"
+            r"waiting and no timer is scheduled, no work is in flight \(executor job, child "
+            r"process, working thread or request awaiting a reply\) and no socket or pipe is "
+            r"watched, so nothing can ever wake the event loop\.\n"
             r"Pending tasks:\n"
             r"  - 'Task-\d+' running test_deadlock_raises_listing_each_pending_task_and_where_it_"
             r"waits\.<locals>\.main\(\) suspended at \S+test_virtual_loop\.py:\d+, awaiting "
             r"Event\.wait\(\) at \S+locks\.py:\d+\n"
+            # (Idle threads that other tests left behind may be listed.)
+            r"Work in flight:.*?\n"
             r"Likely causes: an asyncio\.Event, Future, Condition or Queue that nothing will set "
             r"or feed; .*$"
         ),
@@ -986,6 +990,33 @@ def test_discord_time_loop_without_wakeup_latency_fails_fast_with_stall_error(
             TypeError,
             r"^stall_limit must be a positive int or None \(got 10\.0\)$",
         ),
+        (
+            {"io_wait": -1},
+            ValueError,
+            r"^io_wait must be a finite number of seconds >= 0 or None \(got -1\)$",
+        ),
+        (
+            {"io_wait": "5"},
+            TypeError,
+            r"^io_wait must be a finite number of seconds >= 0 or None \(got '5'\)$",
+        ),
+        (
+            {"thread_budget": math.inf},
+            ValueError,
+            r"^thread_budget must be a finite number of seconds >= 0 or None \(got inf\)$",
+        ),
+        (
+            {"ignore_threads": 3},
+            TypeError,
+            r"^ignore_threads must be a thread name, a threading\.Thread, a predicate taking a "
+            r"Thread and returning a bool, or an iterable of those \(got 3\)$",
+        ),
+        (
+            {"ignore_threads": ["poller", 3]},
+            TypeError,
+            r"^ignore_threads must be a thread name, a threading\.Thread, a predicate taking a "
+            r"Thread and returning a bool, or an iterable of those \(got 3 in \['poller', 3\]\)$",
+        ),
     ],
 )
 def test_bad_options_are_rejected_naming_the_option_and_the_value(
@@ -999,3 +1030,23 @@ def test_loop_rejects_positional_options() -> None:
     factory: Callable[..., VirtualEventLoop] = VirtualEventLoop
     with pytest.raises(TypeError):
         factory(DEFAULT_START)
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer (Unix)")
+def test_signal_from_an_armed_real_timer_arrives_before_a_later_virtual_timer() -> None:
+    async def main() -> list[float]:
+        event_loop = asyncio.get_running_loop()
+        received: list[float] = []
+        event_loop.add_signal_handler(signal.SIGALRM, lambda: received.append(event_loop.time()))
+        signal.setitimer(signal.ITIMER_REAL, 0.05)  # real-time: the signal comes 0.05 s later
+        try:
+            await asyncio.sleep(60)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            event_loop.remove_signal_handler(signal.SIGALRM)
+        return received
+
+    received = run(main())
+
+    assert len(received) == 1
+    assert 0.0 < received[0] < 1.0

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -139,6 +141,47 @@ def test_stall_limit_bounds_busy_waiting(event_loop: VirtualEventLoop) -> None:
 
     with pytest.raises(StallError, match=r"stall_limit=10\)"):
         run_on(event_loop, spin)
+
+
+def test_io_wait_caps_how_long_a_request_holds_time(event_loop: VirtualEventLoop) -> None:
+    event_loop.configure(io_wait=0.1)
+
+    async def unanswered_request() -> None:
+        ours, theirs = socket.socketpair()  # nobody reads or answers theirs
+        with ours, theirs:
+            reader, writer = await asyncio.open_connection(sock=ours)
+            writer.write(b"ping\n")
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(reader.readline(), 3600)
+            writer.close()
+
+    began = time.perf_counter()
+    run_on(event_loop, unanswered_request)  # real-time: 0.1 s at real speed, then a jump
+
+    assert event_loop.time() == 3600
+    assert time.perf_counter() - began < 1.0
+
+
+def test_thread_budget_and_ignore_threads_are_applied(event_loop: VirtualEventLoop) -> None:
+    event_loop.configure(thread_budget=None, ignore_threads="poller")
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            time.sleep(0.01)
+
+    poller = threading.Thread(target=poll, name="poller")
+    poller.start()
+    try:
+        began = time.perf_counter()
+        run_on(event_loop, lambda: asyncio.sleep(3600))
+        real = time.perf_counter() - began
+    finally:
+        stop.set()
+        poller.join(1)  # real-time: the poller ends within one slice
+
+    assert event_loop.time() == 3600
+    assert real < 0.5
 
 
 def test_a_bad_option_changes_nothing(event_loop: VirtualEventLoop) -> None:

@@ -5,10 +5,11 @@ schedule arithmetic (no asyncio, no clock), with `_slots` (daily slots in ns, th
 of any schedule) and `_cron` (cron schedules) beside it; `_store` the persistent stores and
 `_ledger` what a run asks of them; `_backoff` the reconnect backoff law; `_loop` the `Loop`
 task, its `@loop` decorator, `upcoming()` and the event-loop-aware `ExponentialBackoff`;
-`_observer` the events a `Loop` reports; `_clock` and `_virtual_loop` the virtual-time event
-loop, which knows nothing of `Loop`. `pytest_plugin`, `fakebot` and `simulation` (with its
-private `_simulation`, `_timeline`, `_report` and `_script`) build on the public names below
-only.
+`_observer` the events a `Loop` reports; `_clock`, `_virtual_loop` and the modules it is split
+into (`_virtual_options`, `_in_flight`, `_threads`, `_connections`, `_wall_clock`,
+`_diagnostics`) the virtual-time event loop, which knows nothing of `Loop`. `pytest_plugin`,
+`fakebot` and `simulation` (with its private `_simulation`, `_timeline`, `_report` and
+`_script`) build on the public names below only.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ._clock import VirtualClock
 from ._loop import ExponentialBackoff, Loop, loop, upcoming
 from ._observer import EventKind, LoopEvent, observe
 from ._store import MemoryStore, PostgresStore, SQLiteStore, Store, StoreError
-from ._virtual_loop import DeadlockError, StallError, VirtualEventLoop, run
+from ._virtual_loop import DeadlockError, StallError, ThreadBudgetWarning, VirtualEventLoop, run
 
 __version__ = importlib.metadata.version("looptime-tasks")
 
@@ -35,6 +36,7 @@ __all__ = (
     "StallError",
     "Store",
     "StoreError",
+    "ThreadBudgetWarning",
     "VirtualClock",
     "VirtualEventLoop",
     "__version__",

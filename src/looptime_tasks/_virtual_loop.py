@@ -1,7 +1,11 @@
 """A selector event loop whose clock jumps instead of sleeping.
 
 Design decisions (each one answers a failure seen in looptime, trio's MockClock, aiotools,
-asynctest or time-machine; ``docs/virtual-time.md`` is the user-facing version):
+asynctest or time-machine; ``docs/virtual-time.md`` is the user-facing version). The rules live
+in one module each: the options in :mod:`._virtual_options`, the work in flight in
+:mod:`._in_flight` (threads in :mod:`._threads`, connections in :mod:`._connections`), the wall
+clock in :mod:`._wall_clock`, the failure messages in :mod:`._diagnostics`; this module holds the
+loop, its selector wrapper and the jump decision.
 
 * **Subclass, don't patch.** :class:`VirtualEventLoop` is a plain ``asyncio.SelectorEventLoop``
   subclass. It overrides ``time()`` and hands its own selector wrapper, :class:`_VirtualSelector`,
@@ -14,33 +18,39 @@ asynctest or time-machine; ``docs/virtual-time.md`` is the user-facing version):
   ``_HORIZON`` (2**33 s, about 272 years) never fire.
 
 * **Where time moves.** asyncio asks the selector for a positive (or no) timeout only when
-  nothing is ready to run. The wrapper always polls the real selector with timeout 0 first, so
-  real I/O wins; only when that finds nothing *and* asyncio asked to wait may time move:
-  with ``autojump=True`` (default) straight to the next timer, after an optional real-time
-  cushion (``autojump_threshold``) during which virtual time stands still; with
-  ``autojump=False`` only to timers at or before the target of a pending ``clock.advance()``.
+  nothing is ready to run. The wrapper polls the real selector with timeout 0 first, so real I/O
+  wins; only when that finds nothing *and* asyncio asked to wait may time move: with
+  ``autojump=True`` (default) straight to the next timer, after an optional real-time cushion
+  (``autojump_threshold``) during which virtual time stands still; with ``autojump=False`` only
+  to timers at or before the target of a pending ``clock.advance()``. When the only file
+  descriptor watched is the loop's own self-pipe and no signal handler is set, only
+  ``call_soon_threadsafe()`` can make it readable; that method raises a flag, and without it the
+  real poll is skipped: a jump then costs no system call.
 
-* **Threads and child processes: time flows at real speed while they work.** While a
-  ``run_in_executor`` job (``asyncio.to_thread``, ``getaddrinfo``...), a child process started
-  through the loop, or ``shutdown_default_executor()`` is unfinished, the loop does not jump. It
-  really waits (at most 50 ms at a time, never past the next timer) and moves virtual time by the
-  real time that passed, capped at the next timer's deadline. So ``wait_for(to_thread(job), 5)``
-  times out only if the job really takes 5 s. One exception keeps threads that wait *on* the loop
-  fast: once a job's thread has handed work to the loop (``call_soon_threadsafe()``, hence
-  ``run_coroutine_threadsafe()``), the job is assumed to wait for that work until it ends. While
-  *every* pending job is in that state (and no child process or executor shutdown is running),
-  the loop still jumps to the earliest timer if that timer was created by handed-over work (the
-  callback's context is marked, and tasks and timers inherit it). Nothing but virtual time can
-  then make progress, and as the loop only ever jumps to the *earliest* timer, no other deadline
-  (such as a ``wait_for`` around a job) is skipped. A job counts from ``run_in_executor()`` until
-  its asyncio future is done: a cancelled job whose thread keeps running no longer holds time
-  back.
+* **Work in flight: time flows at real speed.** While real work that the program waits for is in
+  flight (executor jobs, child processes until their pipes close, requests awaiting a reply on
+  the loop's own connections, plain threads that are working: see :mod:`._in_flight`; and a
+  real interval timer armed with ``setitimer``/``alarm`` while signal handlers are set), the loop
+  does not jump. It really waits (in slices growing from 1 to 50 ms, never past the next timer)
+  and moves virtual time by the real time that passed, capped at the next timer's deadline. So
+  ``wait_for(to_thread(job), 5)`` times out only if the job really takes 5 s. One exception keeps
+  threads that wait *on* the loop fast: once a job's thread has handed work to the loop
+  (``call_soon_threadsafe()``, hence ``run_coroutine_threadsafe()``) and is blocked (see
+  :mod:`._threads`), the job is taken to wait for that work. While *every* pending job is in
+  that state (and nothing else is in
+  flight), the loop still jumps to the earliest timer if that timer was created by handed-over
+  work (the callback's context is marked, and tasks and timers inherit it). Nothing but virtual
+  time can then make progress, and as the loop only ever jumps to the *earliest* timer, no other
+  deadline (such as a ``wait_for`` around a job) is skipped. A job counts from
+  ``run_in_executor()`` until its asyncio future is done: a cancelled job whose thread keeps
+  running no longer holds time back.
 
-* **Deadlocks fail fast.** When nothing can ever wake the loop (no reachable timer, no executor
-  job, no child process, no watched file descriptor besides the loop's own self-pipe) the
-  selector waits 50 real milliseconds on the self-pipe, a grace for plain threads that call
-  ``call_soon_threadsafe()``, then raises :class:`DeadlockError` out of ``run_until_complete()``,
-  listing every pending task and where it is suspended.
+* **Deadlocks fail fast.** When nothing can ever wake the loop (no reachable timer, nothing in
+  flight, no watched file descriptor besides the loop's own self-pipe) the selector waits 50 real
+  milliseconds on the self-pipe, a grace for threads it cannot see, then raises
+  :class:`DeadlockError` out of ``run_until_complete()``, listing every pending task, where it is
+  suspended, and what was in flight. A loop with no task at all (``run_forever()`` in a thread,
+  fed through ``run_coroutine_threadsafe()``) is not deadlocked: it waits for outside work.
 
 * **Stalls fail fast.** More than ``stall_limit`` consecutive polls with timeout 0 (something
   always ready) without virtual time moving and without I/O mean a task busy-waits on a time its
@@ -49,10 +59,7 @@ asynctest or time-machine; ``docs/virtual-time.md`` is the user-facing version):
   reproduces real late wake-ups (on jumps and on already-due timers) and so avoids it.
 
 * **Wall clock.** With ``wall_clock=True`` the process wall clock (``datetime.now()``,
-  ``time.time()``...) follows the virtual clock while the loop runs: a time-machine traveller
-  (``tick=False``, integer-epoch destination, so no ``TZ``/``tzset`` side effect) starts when the
-  loop starts running, is shifted by the exact nanosecond delta of every move, and stops when the
-  loop stops. ``time.monotonic()`` and ``perf_counter()`` are never touched.
+  ``time.time()``...) follows the virtual clock while the loop runs (see :mod:`._wall_clock`).
 """
 
 from __future__ import annotations
@@ -60,36 +67,59 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
-import enum
+import dataclasses
 import functools
 import inspect
-import itertools
 import math
 import random
 import select
 import selectors
+import signal
 import sys
 import threading
 import time
 import types
-from collections.abc import Callable, Coroutine, Mapping
+import weakref
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, TypeVarTuple
 
-import time_machine
-
-from ._clock import DEFAULT_START, VirtualClock, parse_start
+from ._clock import DEFAULT_START, VirtualClock
+from ._connections import ConnectionsLoop
+from ._diagnostics import (
+    DEADLOCK_GRACE,
+    DeadlockError,
+    StallError,
+    deadlock_message,
+    stall_message,
+)
+from ._in_flight import InFlight, ThreadBudgetWarning, thread_count
+from ._units import NS_PER_SECOND, resolve
+from ._virtual_options import (
+    DEFAULT_IO_WAIT,
+    DEFAULT_STALL_LIMIT,
+    DEFAULT_THREAD_BUDGET,
+    KEEP,
+    Keep,
+    ThreadMatcher,
+    VirtualOptions,
+    validate,
+)
+from ._wall_clock import WallTravel, shift_wall
 
 if TYPE_CHECKING:
     from _typeshed import FileDescriptorLike
 
 __all__ = (
     "DEADLOCK_GRACE",
+    "DEFAULT_IO_WAIT",
     "DEFAULT_STALL_LIMIT",
     "DEFAULT_START",
+    "DEFAULT_THREAD_BUDGET",
     "DeadlockError",
     "StallError",
+    "ThreadBudgetWarning",
     "VirtualEventLoop",
     "run",
 )
@@ -98,24 +128,17 @@ _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
 _ProtocolT = TypeVar("_ProtocolT", bound=asyncio.BaseProtocol)
 
-DEFAULT_STALL_LIMIT: Final = 100_000
-"""Default ``stall_limit``: consecutive zero-timeout polls without time moving before StallError.
-
-Generous on purpose: a legitimate burst of ``await asyncio.sleep(0)`` hand-offs rarely reaches it,
-while a spinning task reaches it in well under a second.
-"""
-
-DEADLOCK_GRACE: Final = 0.05
-"""Real seconds the loop waits on its self-pipe before declaring a deadlock.
-
-Threads that are not executor jobs (a plain ``threading.Thread`` calling ``call_soon_threadsafe()``)
-are invisible to the loop; they must wake it within this grace to count as alive.
-"""
-
 _REAL_SLICE: Final = 0.05
 """Longest single real wait (seconds) while time flows at real speed, before state is rechecked."""
 
-_NS_PER_SECOND: Final = 1_000_000_000
+_FIRST_SLICE: Final = 0.001
+"""First real wait (seconds) of a stretch of real-speed flow; each next one is twice as long.
+
+A thread that goes idle sends no wake-up, so short first slices notice a brief piece of work
+ending (a worker finishing up after its hand-back) without holding time for a whole slice.
+"""
+
+_getitimer: Final = getattr(signal, "getitimer", None)  # Unix only
 
 _SETTLE_PASSES: Final = 100
 """Most loop passes `clock.advance()` yields, once at its target, to let woken work run."""
@@ -130,33 +153,8 @@ the wall clock stays far from ``datetime.max``; a timer beyond it (``sleep(math.
 ``sleep(1e300)``) means "never", so if only such timers remain the loop reports a deadlock.
 """
 
-_EXACT_FLOAT_NS: Final = 2**53
-"""Deltas below this many nanoseconds (~104 days) survive ``ns / 1e9 * 1e9`` exactly."""
-
-
-class _Keep(enum.Enum):
-    """Default of :meth:`VirtualEventLoop.configure` options: keep the current value."""
-
-    KEEP = "KEEP"
-
-    def __repr__(self) -> str:
-        return "<keep>"
-
-
-class DeadlockError(RuntimeError):
-    """Raised out of the event loop when no task can ever make progress.
-
-    Every task is waiting and nothing (no timer the loop may jump to, executor job, child process,
-    watched socket or pipe, or thread calling ``call_soon_threadsafe()``) can wake the loop.
-    """
-
-
-class StallError(RuntimeError):
-    """Raised out of the event loop when tasks keep running but virtual time cannot move.
-
-    The loop polled with timeout 0 more than ``stall_limit`` times in a row without virtual time
-    moving and without I/O: a task is busy-waiting for a time that its own spinning prevents.
-    """
+_NO_EVENTS: Final[list[tuple[selectors.SelectorKey, int]]] = []
+"""What select() returns when it skipped the real poll (never mutated by asyncio)."""
 
 
 class _Timer(Protocol):
@@ -164,57 +162,6 @@ class _Timer(Protocol):
 
     _when: float
     _cancelled: bool
-
-
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False (got {value!r})")
-    return value
-
-
-def _check_seconds(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a finite number >= 0 (got {value!r})")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0 (got {value!r})")
-    return float(value)
-
-
-def _check_latency(value: object) -> tuple[float, float]:
-    """Validate ``wakeup_latency`` and return it as a (low, high) range in seconds."""
-    if isinstance(value, tuple):
-        if len(value) != 2:
-            raise ValueError(
-                f"wakeup_latency must be a number of seconds or a (low, high) pair "
-                f"(got a tuple of {len(value)} items: {value!r})"
-            )
-        low = _check_seconds("wakeup_latency low bound", value[0])
-        high = _check_seconds("wakeup_latency high bound", value[1])
-        if low > high:
-            raise ValueError(f"wakeup_latency must be (low, high) with low <= high (got {value!r})")
-        return low, high
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(
-            f"wakeup_latency must be a finite number >= 0 or a (low, high) pair (got {value!r})"
-        )
-    seconds = _check_seconds("wakeup_latency", value)
-    return seconds, seconds
-
-
-def _check_stall_limit(value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"stall_limit must be a positive int or None (got {value!r})")
-    if value < 1:
-        raise ValueError(f"stall_limit must be a positive int or None (got {value!r})")
-    return value
-
-
-def _check_seed(value: object) -> int | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise TypeError(f"seed must be an int or None (got {value!r})")
-    return value
 
 
 def _ns_at_or_after(when: float) -> int:
@@ -232,45 +179,13 @@ def _ns_at_or_after(when: float) -> int:
     return ns
 
 
-def _describe_tasks(event_loop: asyncio.AbstractEventLoop) -> str:
-    """List the pending tasks of ``event_loop``: name, coroutine and where each one is suspended."""
-    tasks = sorted(asyncio.all_tasks(event_loop), key=lambda task: task.get_name())
-    if not tasks:
-        return "  (no pending tasks)"
-    return "\n".join(f"  - {_describe_task(task)}" for task in tasks)
-
-
-def _describe_task(task: asyncio.Task[Any]) -> str:
-    coro = task.get_coro()
-    name = getattr(coro, "__qualname__", type(coro).__name__)
-    frames = task.get_stack(limit=1)
-    where = (
-        f"suspended at {frames[-1].f_code.co_filename}:{frames[-1].f_lineno}"
-        if frames
-        else "not started yet"
-    )
-    # get_stack() stops at the task's own coroutine; follow cr_await to show what it waits on
-    # (Event.wait, Queue.get, sleep...), which is usually the actual answer.
-    innermost: types.CoroutineType[Any, Any, Any] | None = None
-    awaited = getattr(coro, "cr_await", None)
-    while isinstance(awaited, types.CoroutineType):
-        innermost = awaited
-        awaited = awaited.cr_await
-    awaiting = ""
-    if innermost is not None and innermost.cr_frame is not None:
-        frame = innermost.cr_frame
-        awaiting = (
-            f", awaiting {innermost.__qualname__}() at {frame.f_code.co_filename}:{frame.f_lineno}"
-        )
-    return f"{task.get_name()!r} running {name}() {where}{awaiting}"
-
-
 class _VirtualSelector(selectors.BaseSelector):
     """Wraps the real selector; its ``select()`` is where virtual time moves.
 
-    Registration calls go straight to the real selector. ``select()`` is the hot path of the whole
-    package: it runs once per event-loop iteration, so it reads the loop's state directly and
-    leaves everything unusual to :meth:`VirtualEventLoop._select_idle`.
+    Registration calls go straight to the real selector (and note whether anything but the
+    self-pipe is watched). ``select()`` is the hot path of the whole package: it runs once per
+    event-loop iteration, so it reads the loop's state directly and leaves everything unusual to
+    :meth:`VirtualEventLoop._select_idle`.
     """
 
     __slots__ = ("_loop", "_peek", "_peek_maps_keys", "_real")
@@ -290,10 +205,14 @@ class _VirtualSelector(selectors.BaseSelector):
     def register(
         self, fileobj: FileDescriptorLike, events: int, data: Any = None
     ) -> selectors.SelectorKey:
-        return self._real.register(fileobj, events, data)
+        key = self._real.register(fileobj, events, data)
+        self._loop._update_quiet()
+        return key
 
     def unregister(self, fileobj: FileDescriptorLike) -> selectors.SelectorKey:
-        return self._real.unregister(fileobj)
+        key = self._real.unregister(fileobj)
+        self._loop._update_quiet()
+        return key
 
     def modify(
         self, fileobj: FileDescriptorLike, events: int, data: Any = None
@@ -311,11 +230,18 @@ class _VirtualSelector(selectors.BaseSelector):
             Ready (key, events) pairs; empty when time moved instead.
         """
         loop = self._loop
-        # Real I/O always wins: poll without blocking before anything else.
-        ready = self._peek(0)
-        if ready:
-            loop._stall_count = 0
-            return ready if self._peek_maps_keys else self._real.select(0)
+        if loop._quiet and not loop._woken:
+            # Only the self-pipe is watched and no call_soon_threadsafe() happened since the
+            # last poll: nothing can be readable, skip the system call.
+            ready = _NO_EVENTS
+        else:
+            # Real I/O always wins: poll without blocking before anything else. (Lower the flag
+            # first: a wake-up that raises it again after the poll is seen on the next pass.)
+            loop._woken = False
+            ready = self._peek(0)
+            if ready:
+                loop._stall_count = 0
+                return ready if self._peek_maps_keys else self._real.select(0)
         if timeout == 0:
             if loop._has_latency and not loop._ready and not loop._stopping:
                 # Nothing is ready but a timer already due: on a real machine it would still
@@ -330,24 +256,22 @@ class _VirtualSelector(selectors.BaseSelector):
                 loop._raise_stall(count)
             return ready
         loop._stall_count = 0
-        scheduled = loop._scheduled
-        if loop._fast_jump and scheduled:
+        if loop._fast_jump and thread_count() == loop._lone_count:
             # The plain jump to the next timer, inlined: this is what a benchmark of sleeps
-            # measures. Land on the first nanosecond whose time() is at or after the deadline.
-            when = scheduled[0]._when
-            if when <= _HORIZON:
-                target = int(when * 1e9)
-                if target / 1e9 < when:
-                    target = _ns_at_or_after(when)
-                delta = target - loop._now_ns
-                loop._now_ns = target
-                traveller = loop._traveller
-                if traveller is not None:
-                    if delta < _EXACT_FLOAT_NS:
-                        traveller.shift(delta / 1e9)
-                    else:
-                        loop._shift_wall(delta)
-                return ready
+            # measures. (Nothing in flight and no other thread.) Land on the first nanosecond
+            # whose time() is at or after the deadline; move the wall clock by the same delta.
+            scheduled = loop._scheduled
+            if scheduled:
+                when = scheduled[0]._when
+                if when <= _HORIZON:
+                    target = int(when * 1e9)
+                    if target / 1e9 < when:
+                        target = _ns_at_or_after(when)
+                    wall = loop._wall
+                    if wall is not None:
+                        wall._destination_timestamp_ns += target - loop._now_ns
+                    loop._now_ns = target
+                    return ready
         return loop._select_idle(timeout)
 
     def close(self) -> None:
@@ -380,12 +304,7 @@ def _run_job(job_threads: dict[int, int], job: int, call: Callable[[], _T]) -> _
         del job_threads[ident]
 
 
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
-class VirtualEventLoop(asyncio.SelectorEventLoop):
+class VirtualEventLoop(ConnectionsLoop):
     """An asyncio event loop on virtual time: when idle, it jumps to the next timer.
 
     Constructible with no arguments, so it is a valid ``loop_factory`` for ``asyncio.Runner`` and
@@ -400,6 +319,8 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
     _scheduled: list[_Timer]
     _ready: collections.deque[asyncio.Handle]
     _stopping: bool
+    _thread_id: int | None
+    _transports: weakref.WeakValueDictionary[int, asyncio.Transport]
 
     # BaseEventLoop.__del__ checks is_closed(); when __init__ fails (bad option, unknown keyword)
     # before BaseEventLoop.__init__ ran, this default keeps it from failing on a missing _closed.
@@ -416,6 +337,9 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         wall_clock: bool = True,
         wakeup_latency: float | tuple[float, float] = 0.0,
         stall_limit: int | None = DEFAULT_STALL_LIMIT,
+        io_wait: float | None = DEFAULT_IO_WAIT,
+        thread_budget: float | None = DEFAULT_THREAD_BUDGET,
+        ignore_threads: ThreadMatcher | Iterable[ThreadMatcher] = (),
     ) -> None:
         """Create the loop; every option is keyword-only and validated here.
 
@@ -434,6 +358,13 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
                 (low, high) range drawn from :attr:`random` on every such wake-up.
             stall_limit: consecutive zero-timeout polls without time moving before
                 :class:`StallError`; None disables the check.
+            io_wait: real seconds a request in flight on one of the loop's connections (data
+                sent, no reply yet) keeps virtual time at real speed; None: no cap.
+            thread_budget: real seconds a plain thread may work without pause while virtual time
+                flows at real speed for it; past it, :class:`ThreadBudgetWarning` names the thread
+                and time no longer waits for it. None: no budget.
+            ignore_threads: threads that never hold virtual time back: a thread name, a
+                ``threading.Thread``, a predicate taking a ``Thread``, or an iterable of those.
 
         Raises:
             TypeError: an option has the wrong type.
@@ -441,13 +372,46 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
                 seconds, ``stall_limit < 1``...).
         """
         # Validate before creating the selector and self-pipe, so a bad option leaks nothing.
-        self._configure(
-            start, autojump, autojump_threshold, seed, wall_clock, wakeup_latency, stall_limit
+        options = VirtualOptions(
+            **validate(
+                start=start,
+                autojump=autojump,
+                autojump_threshold=autojump_threshold,
+                seed=seed,
+                wall_clock=wall_clock,
+                wakeup_latency=wakeup_latency,
+                stall_limit=stall_limit,
+                io_wait=io_wait,
+                thread_budget=thread_budget,
+                ignore_threads=ignore_threads,
+            )
         )
+        self._now_ns = 0
+        self._random = random.Random(options.seed)
+        self._clock = VirtualClock(self, options.start)
+        self._stall_count = 0
+        self._advance_targets: list[float] = []
+        self._in_flight = InFlight(self._no_fast_jump)
+        # True when nothing but the self-pipe is watched and no signal handler is set, so only
+        # call_soon_threadsafe() (which raises _woken) can make a real poll find anything.
+        self._quiet = False
+        self._woken = True
+        # thread_count() when no thread but the loop's own exists (-1: never, as when the loop
+        # runs in another thread than the main one, which then counts as another thread).
+        self._lone_count = 0
+        self._travel: WallTravel | None = None
+        self._traveller: Any = None
+        # The travel's clock (see _wall_clock.WallTravel.clock) for the hot path's forward jumps.
+        self._wall: Any = None
+        self._fast_jump = False
+        self._flow_slice = _FIRST_SLICE
+        self._options = VirtualOptions()
+        self._apply(options)
         virtual_selector = _VirtualSelector(self)
         self._poll = virtual_selector._real.select
         self._watched = virtual_selector._real.get_map()
         super().__init__(virtual_selector)
+        self._update_quiet()
         # Why 1e-6: asyncio fires a timer when `when < time() + _clock_resolution`. If the float
         # addition is absorbed (time() + res == time()), a timer whose deadline rounds just above
         # time() can never fire and the loop spins forever: cpython #116342, aiotools #69,
@@ -458,46 +422,26 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         # from time() + tiny delays. BaseEventLoop.__init__ sets it, so set it after.
         self._clock_resolution = 1e-6
 
-    def _configure(
-        self,
-        start: object,
-        autojump: object,
-        autojump_threshold: object,
-        seed: object,
-        wall_clock: object,
-        wakeup_latency: object,
-        stall_limit: object,
-    ) -> None:
-        """Validate the options and set up the virtual-time state."""
-        start_at = parse_start(start)
-        self._autojump = _check_bool("autojump", autojump)
-        self._autojump_threshold = _check_seconds("autojump_threshold", autojump_threshold)
-        self._random = random.Random(_check_seed(seed))
-        self._wall_clock = _check_bool("wall_clock", wall_clock)
-        self._set_wakeup_latency(_check_latency(wakeup_latency))
-        self._set_stall_limit(_check_stall_limit(stall_limit))
-
-        self._now_ns = 0
-        self._clock = VirtualClock(self, start_at)
-        self._stall_count = 0
-        self._advance_targets: list[float] = []
-        # Furthest instant (loop seconds) the loop may jump to; +inf in autojump mode.
-        self._jump_limit = math.inf if self._autojump else -math.inf
-        # Executor jobs: numbered; pending until their asyncio future is done. "Waiting" ones
-        # have handed work to the loop from their thread (see call_soon_threadsafe).
-        self._job_numbers = itertools.count()
-        self._pending_jobs: set[int] = set()
-        self._waiting_jobs: set[int] = set()  # also written by worker threads
-        # Thread ident -> job number while that thread runs one of our jobs (written by workers).
-        self._job_threads: dict[int, int] = {}
-        self._executor_shutdowns = 0
-        self._subprocesses: list[asyncio.SubprocessTransport] = []
-        # True when a jump needs no further thought: autojump, no cushion, no latency, nothing
-        # busy. One attribute keeps the hot path to a single test.
-        self._fast_jump = False
+    def _apply(self, options: VirtualOptions) -> None:
+        """Make validated ``options`` the loop's own (the wall clock's start is applied apart)."""
+        self._options = options
+        self._autojump = options.autojump
+        self._autojump_threshold = options.autojump_threshold
+        self._wall_clock = options.wall_clock
+        low, high = options.wakeup_latency
+        self._latency_low_ns = round(low * NS_PER_SECOND)
+        self._latency_high_ns = round(high * NS_PER_SECOND)
+        self._has_latency = high > 0
+        self._fixed_latency = low == high
+        # sys.maxsize stands for "no limit" so the hot path keeps a single integer comparison.
+        self._stall_limit = options.stall_limit
+        self._stall_threshold = sys.maxsize if options.stall_limit is None else options.stall_limit
+        in_flight = self._in_flight
+        in_flight.io_wait_ns = _to_ns(options.io_wait)
+        in_flight.thread_budget_ns = _to_ns(options.thread_budget)
+        in_flight.ignore_threads = options.ignore_threads
+        self._update_jump_limit()
         self._update_fast_jump()
-        self._travel: time_machine.travel | None = None
-        self._traveller: time_machine.Traveller | None = None
 
     # --- public surface -------------------------------------------------------------------
 
@@ -514,12 +458,15 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
     def configure(
         self,
         *,
-        start: datetime | str | _Keep = _Keep.KEEP,
-        autojump: bool | _Keep = _Keep.KEEP,
-        autojump_threshold: float | _Keep = _Keep.KEEP,
-        seed: int | _Keep | None = _Keep.KEEP,
-        wakeup_latency: float | tuple[float, float] | _Keep = _Keep.KEEP,
-        stall_limit: int | _Keep | None = _Keep.KEEP,
+        start: datetime | str | Keep = KEEP,
+        autojump: bool | Keep = KEEP,
+        autojump_threshold: float | Keep = KEEP,
+        seed: int | Keep | None = KEEP,
+        wakeup_latency: float | tuple[float, float] | Keep = KEEP,
+        stall_limit: int | Keep | None = KEEP,
+        io_wait: float | Keep | None = KEEP,
+        thread_budget: float | Keep | None = KEEP,
+        ignore_threads: ThreadMatcher | Iterable[ThreadMatcher] | Keep = KEEP,
     ) -> None:
         """Change options of an existing loop; the options not given keep their values.
 
@@ -543,6 +490,11 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
             wakeup_latency: virtual seconds (or a (low, high) range) by which timers fire late.
             stall_limit: zero-timeout polls without time moving before :class:`StallError`;
                 None disables the check.
+            io_wait: real seconds a request in flight keeps time at real speed; None: no cap.
+            thread_budget: real seconds a working thread keeps time at real speed; None: no
+                budget.
+            ignore_threads: threads that never hold virtual time back (replaces the previous
+                ones).
 
         Raises:
             TypeError: an option has the wrong type.
@@ -551,54 +503,32 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         """
         if self.is_closed():
             raise RuntimeError("Event loop is closed")
-        new_start = None if start is _Keep.KEEP else parse_start(start)
-        if new_start is not None and self._now_ns:
+        changes = validate(
+            start=start,
+            autojump=autojump,
+            autojump_threshold=autojump_threshold,
+            seed=seed,
+            wakeup_latency=wakeup_latency,
+            stall_limit=stall_limit,
+            io_wait=io_wait,
+            thread_budget=thread_budget,
+            ignore_threads=ignore_threads,
+        )
+        if "start" in changes and self._now_ns:
             raise RuntimeError(
                 f"start can only be changed before virtual time moves, but the clock already "
                 f"reads {self._clock.now().isoformat()}, {self.time()!r} s after its start; "
                 f"build a new VirtualEventLoop instead"
             )
-        new_autojump = None if autojump is _Keep.KEEP else _check_bool("autojump", autojump)
-        new_threshold = (
-            None
-            if autojump_threshold is _Keep.KEEP
-            else _check_seconds("autojump_threshold", autojump_threshold)
-        )
-        new_latency = None if wakeup_latency is _Keep.KEEP else _check_latency(wakeup_latency)
-        if seed is not _Keep.KEEP:
-            seed = _check_seed(seed)
-        if stall_limit is not _Keep.KEEP:
-            stall_limit = _check_stall_limit(stall_limit)
-
-        if new_start is not None:
+        if "start" in changes:
             before = self._clock.wall_epoch_ns()
-            self._clock._set_start(new_start)
+            self._clock._set_start(changes["start"])
             self._shift_wall(self._clock.wall_epoch_ns() - before)  # no-op unless travelling
-        if new_autojump is not None:
-            self._autojump = new_autojump
-            self._update_jump_limit()
-        if new_threshold is not None:
-            self._autojump_threshold = new_threshold
-        if seed is not _Keep.KEEP:
-            self._random.seed(seed)
-        if new_latency is not None:
-            self._set_wakeup_latency(new_latency)
-        if stall_limit is not _Keep.KEEP:
-            self._set_stall_limit(stall_limit)
+        if "seed" in changes:
+            self._random.seed(changes["seed"])
+        if "stall_limit" in changes:
             self._stall_count = 0
-        self._update_fast_jump()
-
-    def _set_wakeup_latency(self, latency: tuple[float, float]) -> None:
-        low, high = latency
-        self._latency_low_ns = round(low * _NS_PER_SECOND)
-        self._latency_high_ns = round(high * _NS_PER_SECOND)
-        self._has_latency = high > 0
-        self._fixed_latency = low == high
-
-    def _set_stall_limit(self, limit: int | None) -> None:
-        self._stall_limit = limit
-        # sys.maxsize stands for "no limit" so the hot path keeps a single integer comparison.
-        self._stall_threshold = sys.maxsize if limit is None else limit
+        self._apply(dataclasses.replace(self._options, **changes))
 
     def time(self) -> float:
         """Return the virtual monotonic time in seconds (0.0 when the loop is created)."""
@@ -607,6 +537,7 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
     def run_forever(self) -> None:
         """Run until ``stop()``; with ``wall_clock=True`` the process wall clock is virtual."""
         self._stall_count = 0
+        self._lone_count = 0 if threading.current_thread() is threading.main_thread() else -1
         if not self._wall_clock or self.is_running():
             # A nested call fails inside asyncio; don't touch the running traveller.
             super().run_forever()
@@ -636,17 +567,18 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         if self.get_debug() and inspect.iscoroutinefunction(func):
             # The stock check (debug mode only) would see our wrapper, not func: repeat it here.
             raise TypeError("coroutines cannot be used with run_in_executor()")
-        job = next(self._job_numbers)
+        in_flight = self._in_flight
+        job = next(in_flight.job_numbers)
         if executor is None or isinstance(executor, ThreadPoolExecutor):
             # Remember which thread runs the job, so work it hands back to the loop can be
             # recognised (see call_soon_threadsafe). Only for threads: a process pool must be
             # able to pickle func.
             future = super().run_in_executor(
-                executor, _run_job, self._job_threads, job, functools.partial(func, *args)
+                executor, _run_job, in_flight.job_threads, job, functools.partial(func, *args)
             )
         else:
             future = super().run_in_executor(executor, func, *args)
-        self._pending_jobs.add(job)
+        in_flight.pending_jobs.add(job)
         self._fast_jump = False
         future.add_done_callback(functools.partial(self._executor_job_done, job))
         return future
@@ -673,12 +605,18 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         Returns:
             The handle of the scheduled callback.
         """
-        job = self._job_threads.get(threading.get_ident()) if self._job_threads else None
+        self._woken = True  # the next select() must really poll (see _VirtualSelector.select)
+        job_threads = self._in_flight.job_threads
+        job = job_threads.get(threading.get_ident()) if job_threads else None
         if job is not None:
-            self._waiting_jobs.add(job)
+            self._in_flight.waiting_jobs.add(job)
             context = contextvars.copy_context() if context is None else context.copy()
             context.run(_HANDED_OVER.set, True)
-        return super().call_soon_threadsafe(callback, *args, context=context)
+        handle = super().call_soon_threadsafe(callback, *args, context=context)
+        source_traceback = getattr(handle, "_source_traceback", None)
+        if source_traceback:
+            del source_traceback[-1]  # this frame: debug tracebacks end at the caller's call
+        return handle
 
     async def shutdown_default_executor(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
         """Shut the default executor down while virtual time flows at real speed.
@@ -691,7 +629,7 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
             timeout: real seconds to wait for the executor's threads (Python 3.12+; ignored on
                 3.11, whose asyncio has no such parameter).
         """
-        self._executor_shutdowns += 1
+        self._in_flight.executor_shutdowns += 1
         self._fast_jump = False
         try:
             if sys.version_info >= (3, 12):
@@ -699,13 +637,13 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
             else:
                 await super().shutdown_default_executor()
         finally:
-            self._executor_shutdowns -= 1
+            self._in_flight.executor_shutdowns -= 1
             self._update_fast_jump()
 
     async def subprocess_exec(
         self, protocol_factory: Callable[[], _ProtocolT], *args: Any, **kwargs: Any
     ) -> tuple[asyncio.SubprocessTransport, _ProtocolT]:
-        """Start a child process; virtual time flows at real speed until it has exited."""
+        """Start a child process; time flows at real speed until it exits and its pipes close."""
         transport, protocol = await super().subprocess_exec(protocol_factory, *args, **kwargs)
         self._track_subprocess(transport)
         return transport, protocol
@@ -713,15 +651,30 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
     async def subprocess_shell(
         self, protocol_factory: Callable[[], _ProtocolT], *args: Any, **kwargs: Any
     ) -> tuple[asyncio.SubprocessTransport, _ProtocolT]:
-        """Start a shell command; virtual time flows at real speed until it has exited."""
+        """Start a shell command; time flows at real speed until it exits and its pipes close."""
         transport, protocol = await super().subprocess_shell(protocol_factory, *args, **kwargs)
         self._track_subprocess(transport)
         return transport, protocol
+
+    def add_signal_handler(self, sig: int, callback: Callable[[*_Ts], object], *args: *_Ts) -> None:
+        """Add a signal handler; while any is set, every pass polls for real (see select()), and
+        a real interval timer armed (``setitimer``, ``alarm``) is work in flight."""
+        super().add_signal_handler(sig, callback, *args)
+        self._update_quiet()
+
+    def remove_signal_handler(self, sig: int) -> bool:
+        """Remove a signal handler, as asyncio does."""
+        removed = super().remove_signal_handler(sig)
+        self._update_quiet()
+        return removed
 
     # --- the selector: where time moves -----------------------------------------------------
 
     def _select_idle(self, timeout: float | None) -> list[tuple[selectors.SelectorKey, int]]:
         """Everything but the plain jump: cushion, real-speed flow, manual mode, deadlock."""
+        if self._ready:
+            # A thread handed a callback in after asyncio computed its timeout: run it first.
+            return _NO_EVENTS
         threshold = self._autojump_threshold
         if threshold:
             # trio-style cushion: give real I/O a chance before skipping ahead; virtual time
@@ -733,35 +686,64 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         next_when = scheduled[0]._when if scheduled else math.inf
         limit = self._jump_limit
         reachable = next_when <= limit and next_when <= _HORIZON
-        if self._is_busy():
-            # Executor work or a child process: no jumps, time flows at real speed. In manual
-            # mode it flows only inside a pending advance() and never past its target.
-            if reachable and self._only_threads_waiting_on_us() and _handed_over(scheduled[0]):
+        counted = self._in_flight.counted()
+        outside = (
+            self._in_flight.outside_work(self._thread_id, self._own_ends)
+            or self._signal_timer_armed()
+            or self._data_held_in_kernel()
+        )
+        if self._woken or self._ready:
+            # A thread handed something in while we looked (the thread scan yields the GIL):
+            # run it before deciding anything.
+            return _NO_EVENTS
+        if not self._fast_jump and not counted:
+            self._update_fast_jump()  # what was in flight may be over
+        if counted or outside:
+            # Work in flight: no jumps, time flows at real speed. In manual mode it flows only
+            # inside a pending advance() and never past its target.
+            if (
+                reachable
+                and not outside
+                and self._in_flight.only_jobs_waiting_on_loop()
+                and _handed_over(scheduled[0])
+            ):
                 # ...except when every busy thread has handed work to the loop (and so waits
                 # for it) and the earliest timer belongs to that work: nothing else can move it,
                 # and as it is the earliest timer, no other deadline is skipped.
                 self._jump_to(next_when)
-                return []
+                return _NO_EVENTS
             if self._autojump or reachable:
                 return self._flow_real_time(next_when if reachable else math.inf)
             return self._poll(_REAL_SLICE)
+        self._flow_slice = _FIRST_SLICE
         if reachable:
             self._jump_to(next_when)
-            return []
-        if len(self._watched) > 1:
-            # Sockets or pipes besides our self-pipe are watched: real I/O may still wake us,
-            # and time may not move, so wait for it for real.
+            return _NO_EVENTS
+        if len(self._watched) > 1 or not asyncio.all_tasks(self):
+            # Sockets or pipes besides our self-pipe are watched, or no task exists at all (a
+            # loop in run_forever() fed from other threads): real I/O or a thread may still wake
+            # us, and time may not move, so wait for it for real.
             return self._poll(None)
         if threshold < DEADLOCK_GRACE:
             # Real-time grace on the self-pipe for threads that call call_soon_threadsafe().
             events = self._poll(DEADLOCK_GRACE - threshold)
             if events:
                 return events
-        raise DeadlockError(self._deadlock_message(next_when))
+        raise DeadlockError(
+            deadlock_message(
+                self,
+                self._where(),
+                next_when,
+                bool(scheduled),
+                _HORIZON,
+                self._in_flight.describe(self._thread_id),
+            )
+        )
 
     def _flow_real_time(self, deadline: float) -> list[tuple[selectors.SelectorKey, int]]:
         """Really wait (at most one slice, never past ``deadline``) and move time by what passed."""
-        wait = _REAL_SLICE
+        wait = self._flow_slice
+        self._flow_slice = min(wait * 2, _REAL_SLICE)
         if deadline != math.inf:
             wait = min(wait, max(deadline - self.time(), 0.0))
         began = time.perf_counter_ns()
@@ -795,87 +777,72 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
             return
         self._now_ns = target_ns
         self._stall_count = 0
-        if self._traveller is not None:
-            self._shift_wall(delta)
+        if self._wall is not None:
+            self._wall._destination_timestamp_ns += delta
 
-    def _shift_wall(self, delta_ns: int) -> None:
-        """Shift the time-machine traveller by exactly ``delta_ns`` nanoseconds."""
-        traveller = self._traveller
-        if traveller is None:
-            return
-        # Traveller.shift(float) converts with round(x * 1e9): exact below 2**53 ns. Larger steps
-        # go in two parts, whole microseconds as a timedelta and the remainder as a float.
-        if abs(delta_ns) >= _EXACT_FLOAT_NS:
-            micros, rest = divmod(delta_ns, 1_000)
-            traveller.shift(timedelta(microseconds=micros))
-            delta_ns = rest
-        if delta_ns:
-            traveller.shift(delta_ns / 1e9)
-
-    # --- busy work (executor jobs, child processes) -------------------------------------------
-
-    def _executor_job_done(self, job: int, future: asyncio.Future[Any]) -> None:
-        self._pending_jobs.discard(job)
-        self._waiting_jobs.discard(job)
-        self._update_fast_jump()
-
-    def _only_threads_waiting_on_us(self) -> bool:
-        """Whether every pending executor job has handed work to the loop (and so waits on it)."""
+    def _signal_timer_armed(self) -> bool:
+        """Whether a real interval timer (``setitimer``, ``alarm``) is armed while signal handlers
+        are set: the signal it will raise is work in flight."""
         return (
-            not self._executor_shutdowns
-            and not self._subprocesses
-            and self._pending_jobs <= self._waiting_jobs
+            bool(getattr(self, "_signal_handlers", None))
+            and _getitimer is not None
+            and _getitimer(signal.ITIMER_REAL)[0] > 0
         )
 
+    def _update_quiet(self) -> None:
+        watched = getattr(self, "_watched", None)
+        self._quiet = (
+            watched is not None
+            and len(watched) <= 1
+            and not getattr(self, "_signal_handlers", None)
+        )
+        self._update_fast_jump()
+
+    # --- work in flight (executor jobs, child processes: see _in_flight) ---------------------
+
+    def _executor_job_done(self, job: int, future: asyncio.Future[Any]) -> None:
+        self._in_flight.pending_jobs.discard(job)
+        self._in_flight.waiting_jobs.discard(job)
+        self._update_fast_jump()
+
     def _track_subprocess(self, transport: asyncio.SubprocessTransport) -> None:
-        if transport.get_returncode() is None:
-            self._subprocesses.append(transport)
+        if self._in_flight.add_subprocess(transport):
             self._fast_jump = False
 
-    def _is_busy(self) -> bool:
-        """Whether threads or child processes are working, so time must flow at real speed."""
-        if self._subprocesses:
-            self._subprocesses = [t for t in self._subprocesses if t.get_returncode() is None]
-            if not self._subprocesses:
-                self._update_fast_jump()
-        return bool(self._pending_jobs or self._executor_shutdowns or self._subprocesses)
-
     def _update_fast_jump(self) -> None:
+        in_flight = self._in_flight
         self._fast_jump = (
             self._autojump
             and self._autojump_threshold == 0
             and not self._has_latency
-            and not self._pending_jobs
-            and not self._executor_shutdowns
-            and not self._subprocesses
+            and not in_flight.pending_jobs
+            and not in_flight.executor_shutdowns
+            and not in_flight.subprocesses
+            and not in_flight.requests
+            # Anything watched but the self-pipe (connections, servers, pipes) or signal
+            # handlers: each jump looks at it first (_select_idle).
+            and self._quiet
         )
 
-    # --- wall clock ------------------------------------------------------------------------
+    def _no_fast_jump(self) -> None:
+        self._fast_jump = False
+
+    # --- wall clock (see _wall_clock) ---------------------------------------------------------
 
     def _start_travel(self) -> None:
-        wall_ns = self._clock.wall_epoch_ns()
-        seconds, rest = divmod(wall_ns, _NS_PER_SECOND)
-        # An int destination is exact (a float epoch would round to ~240 ns) and, unlike an
-        # aware datetime, does not make time-machine set TZ and call tzset().
-        travel = time_machine.travel(seconds, tick=False)
-        traveller = travel.start()
-        if rest:
-            traveller.shift(rest / 1e9)
-        self._travel = travel
-        self._traveller = traveller
+        self._travel = WallTravel(self._clock.wall_epoch_ns())
+        self._traveller = self._travel.traveller
+        self._wall = self._travel.clock
 
     def _stop_travel(self) -> None:
-        travel, traveller = self._travel, self._traveller
-        self._travel = self._traveller = None
-        if travel is None or traveller is None:
-            return
-        stack = time_machine.traveller_stack
-        if stack and stack[-1] is traveller:
+        travel = self._travel
+        self._travel = self._traveller = self._wall = None
+        if travel is not None:
             travel.stop()
-        elif traveller in stack:
-            # User code started its own traveller inside ours and left it running: take ours
-            # out from under it (travel.stop() would pop theirs instead).
-            stack.remove(traveller)
+
+    def _shift_wall(self, delta_ns: int) -> None:
+        if self._traveller is not None:
+            shift_wall(self._traveller, delta_ns)
 
     def _on_wall_jump(self, delta_ns: int) -> None:
         """Called by :meth:`VirtualClock.jump_wall`: move the patched wall clock too."""
@@ -897,7 +864,7 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         if target_ns > self._now_ns:
             when = target_ns / 1e9
             waiter: asyncio.Future[None] = self.create_future()
-            handle = self.call_at(when, _resolve, waiter)
+            handle = self.call_at(when, resolve, waiter, None)
             self._advance_targets.append(when)
             self._update_jump_limit()
             try:
@@ -921,55 +888,25 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         else:
             self._jump_limit = max(self._advance_targets, default=-math.inf)
 
-    # --- failures ---------------------------------------------------------------------------
+    # --- failures (see _diagnostics) -----------------------------------------------------------
 
     def _where(self) -> str:
         return f"virtual time {self.time()!r} s ({self._clock.now().isoformat()})"
 
-    def _deadlock_message(self, next_when: float) -> str:
-        if next_when > _HORIZON:
-            timers = (
-                "no timer is scheduled"
-                if next_when == math.inf and not self._scheduled
-                else f"no timer is due before {_HORIZON:.0f} s (about 272 years)"
-            )
-            cause = (
-                f"{timers}, no executor job or child process is running and no socket or pipe "
-                "is watched, so nothing can ever wake the event loop"
-            )
-            hint = (
-                "Likely causes: an asyncio.Event, Future, Condition or Queue that nothing will set "
-                "or feed; a lock held by a task that is itself waiting; a thread that did not call "
-                f"call_soon_threadsafe() within the {DEADLOCK_GRACE} s real-time grace."
-            )
-        else:
-            # (A pending advance() always reaches its own timer, so only "none in progress" can
-            # leave a later timer out of reach.)
-            cause = (
-                f"the next timer is due at {next_when!r} s but autojump=False and no "
-                "clock.advance() is in progress, so virtual time cannot move there"
-            )
-            hint = (
-                "Fix: advance the clock from a task that is not itself waiting "
-                "(await event_loop.clock.advance(seconds)), or use autojump=True."
-            )
-        return (
-            f"deadlock at {self._where()}: every task is waiting and {cause}.\n"
-            f"Pending tasks:\n{_describe_tasks(self)}\n{hint}"
-        )
-
     def _raise_stall(self, count: int) -> None:
         raise StallError(
-            f"stall at {self._where()}: the event loop ran {count} iterations in a row without "
-            f"virtual time moving and without I/O (stall_limit={self._stall_limit}), so a task "
-            f"is busy-waiting for a time that cannot come while it spins.\n"
-            f"Pending tasks:\n{_describe_tasks(self)}\n"
-            "Likely causes: polling with `await asyncio.sleep(0)`; a loop that sleeps until a "
-            "wall-clock instant and re-checks with `<=`, such as discord.ext.tasks' clock-drift "
-            "guard for time= loops when timers fire exactly on time. Fix: pass "
-            "wakeup_latency=0.001 so timers fire slightly late as on a real machine, sleep a "
-            "positive duration when polling, or raise stall_limit (None disables this check)."
+            stall_message(
+                self,
+                self._where(),
+                count,
+                self._stall_limit,
+                self._in_flight.describe(self._thread_id),
+            )
         )
+
+
+def _to_ns(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * NS_PER_SECOND)
 
 
 def run(
@@ -982,6 +919,9 @@ def run(
     wall_clock: bool = True,
     wakeup_latency: float | tuple[float, float] = 0.0,
     stall_limit: int | None = DEFAULT_STALL_LIMIT,
+    io_wait: float | None = DEFAULT_IO_WAIT,
+    thread_budget: float | None = DEFAULT_THREAD_BUDGET,
+    ignore_threads: ThreadMatcher | Iterable[ThreadMatcher] = (),
     debug: bool | None = None,
     context: contextvars.Context | None = None,
 ) -> _T:
@@ -999,6 +939,9 @@ def run(
         wall_clock: make ``datetime.now()``/``time.time()`` follow virtual time.
         wakeup_latency: virtual seconds (or a (low, high) range) by which timers fire late.
         stall_limit: zero-timeout polls without time moving before StallError; None disables.
+        io_wait: real seconds a request in flight keeps time at real speed; None: no cap.
+        thread_budget: real seconds a working thread keeps time at real speed; None: no budget.
+        ignore_threads: threads that never hold virtual time back.
         debug: asyncio debug mode, as for :func:`asyncio.run`.
         context: contextvars context in which ``main`` runs.
 
@@ -1020,6 +963,9 @@ def run(
             wall_clock=wall_clock,
             wakeup_latency=wakeup_latency,
             stall_limit=stall_limit,
+            io_wait=io_wait,
+            thread_budget=thread_budget,
+            ignore_threads=ignore_threads,
         )
     except BaseException:
         if isinstance(main, types.CoroutineType):

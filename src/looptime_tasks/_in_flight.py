@@ -1,0 +1,388 @@
+"""The accounting of work in flight: what a :class:`~looptime_tasks.VirtualEventLoop` waits for.
+
+Design decisions:
+
+* **One rule.** While real work that the program waits for is in flight, virtual time flows at
+  real speed (never faster than the work); as soon as nothing is in flight, it jumps again. Work
+  in flight is:
+
+  - an executor job (``run_in_executor``, ``asyncio.to_thread``, ``getaddrinfo``...), from the
+    call until its asyncio future is done, and a ``shutdown_default_executor()`` in progress;
+  - a child process started through the loop, until it has exited *and* every pipe to it is
+    closed (what ``Process.wait()`` waits for: a grandchild may hold a pipe open);
+  - a request on one of the loop's own client connections: data sent and nothing received since,
+    or a connect in progress, unless the peer is one of the loop's own sockets (a server on the
+    same loop answers as soon as the loop runs, so it costs nothing). A request counts for at
+    most ``io_wait`` real seconds, so a peer that never answers cannot hang a run;
+  - a plain thread (not the loop's, not an executor job's) that is *working*, as opposed to
+    idle-waiting for new work (see :mod:`._threads`). A thread that works for more than
+    ``thread_budget`` real seconds in a row is reported once (:class:`ThreadBudgetWarning`) and no
+    longer counted; ``ignore_threads`` leaves given threads out from the start.
+
+* **Cheap when nothing is there.** Jobs and children are counted where they start; requests live
+  in one dict that is empty without connections; threads are scanned (``sys._current_frames()``)
+  only when the loop is about to jump and another thread exists at all
+  (``_thread._count()``, a C counter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import socket
+import sys
+import threading
+import time
+import types
+import warnings
+import weakref
+from collections.abc import Callable
+from typing import Any, Final, TypeAlias
+
+from ._threads import is_idle, may_hide_a_hand_off, where
+from ._virtual_options import ThreadFilter
+
+__all__ = ("InFlight", "Request", "ThreadBudgetWarning", "socket_ends", "thread_count")
+
+
+thread_count: Final[Callable[[], int]] = getattr(
+    __import__("_thread"), "_count", lambda: threading.active_count() - 1
+)
+"""Number of threads started through ``_thread`` (every ``threading.Thread``), main excluded."""
+
+
+_SERVER_GRACE_NS: Final = 10_000_000
+"""Real nanoseconds (10 ms) a server's write on an accepted connection holds virtual time.
+
+A server that has answered usually waits for nothing, but the kernel's part of an exchange
+(an RST from a client that closed, a TLS close_notify answered at once) arrives a moment later;
+a short grace lets it, without making every answered request cost ``io_wait``.
+"""
+
+OwnEnds: TypeAlias = Callable[[], dict[tuple[Any, Any], set[int]]]
+"""Gives the (local, peer) addresses of the loop's own connected sockets, with their fds."""
+
+
+_yield_gil: Final[Callable[[], None]] = getattr(os, "sched_yield", lambda: time.sleep(0))
+"""Release the GIL and the CPU for a moment (``sched_yield`` costs microseconds even on a busy
+machine, where ``time.sleep(0)`` waits for a time slice)."""
+
+
+class ThreadBudgetWarning(RuntimeWarning):
+    """A thread kept working past ``thread_budget`` real seconds; time no longer waits for it.
+
+    Virtual time flows at real speed while a plain thread works. A thread that never stops (a
+    polling background thread) would turn a simulated year into a real one, so after
+    ``thread_budget`` real seconds of uninterrupted work it is reported once, naming the thread
+    and where it is, and the loop jumps again. Pass the thread (or its name) in
+    ``ignore_threads`` to leave it out from the start.
+    """
+
+
+class Request:
+    """A request in flight on a socket of the loop: since when (real ns) and to whom."""
+
+    __slots__ = ("connecting", "peer", "served", "since_ns", "sock")
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        peer: Any = None,
+        *,
+        connecting: bool = False,
+        served: bool = False,
+    ) -> None:
+        self.sock = sock
+        self.since_ns = time.perf_counter_ns()
+        self.peer = peer
+        self.connecting = connecting
+        self.served = served
+
+    def limit_ns(self, io_wait_ns: int | None) -> int | None:
+        """Real nanoseconds this request may hold time: ``io_wait``, or a server's grace."""
+        if self.served:
+            return _SERVER_GRACE_NS if io_wait_ns is None else min(io_wait_ns, _SERVER_GRACE_NS)
+        return io_wait_ns
+
+    def describe(self, now_ns: int, io_wait_ns: int | None) -> str:
+        try:
+            local: Any = self.sock.getsockname()
+        except OSError:
+            local = "?"
+        peer = self.peer
+        if peer is None:
+            try:
+                peer = self.sock.getpeername()
+            except OSError:
+                peer = "?"
+        what = "connecting" if self.connecting else "awaiting a reply"
+        seconds = (now_ns - self.since_ns) / 1e9
+        text = f"connection {_address(local)} -> {_address(peer)} {what} for {seconds:.3f} s"
+        limit = self.limit_ns(io_wait_ns)
+        if limit is not None and now_ns - self.since_ns > limit:
+            text += f" (past its {limit / 1e9} s: no longer holds time back)"
+        return text
+
+
+def _address(address: Any) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return repr(address) if address in ("", b"") else str(address)
+
+
+def _closed(sock: socket.socket) -> bool:
+    """Whether ``sock`` is closed (or not a real socket: tests replace sockets with mocks)."""
+    fd: object = sock.fileno()
+    return not isinstance(fd, int) or fd < 0
+
+
+def socket_ends(sock: socket.socket) -> tuple[Any, Any] | None:
+    """(local, peer) addresses of ``sock``; the peer is None for an unconnected socket."""
+    try:
+        local = sock.getsockname()
+    except OSError:
+        return None
+    try:
+        return local, sock.getpeername()
+    except OSError:
+        return local, None
+
+
+class InFlight:
+    """Everything a loop waits for outside itself (see the module docstring)."""
+
+    def __init__(self, on_request: Callable[[], None]) -> None:
+        """Start with nothing in flight; ``on_request()`` is called when a request starts."""
+        self._on_request = on_request
+        # Executor jobs: numbered; pending until their asyncio future is done. "Waiting" ones
+        # have handed work to the loop from their thread (see call_soon_threadsafe).
+        self.job_numbers = itertools.count()
+        self.pending_jobs: set[int] = set()
+        self.waiting_jobs: set[int] = set()  # also written by worker threads
+        # Thread ident -> job number while that thread runs one of our jobs (written by workers).
+        self.job_threads: dict[int, int] = {}
+        self.executor_shutdowns = 0
+        self.subprocesses: list[asyncio.SubprocessTransport] = []
+        # Requests in flight on the loop's client sockets, by socket.
+        self.requests: dict[socket.socket, Request] = {}
+        # Sockets known to be connected to another socket of the same loop.
+        self._internal: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        # Plain threads: real ns since each one was first seen working without a pause; threads
+        # over budget (ident -> the Thread, to tell a reused ident apart).
+        self._working_since: dict[int, int] = {}
+        self._over_budget: dict[int, threading.Thread | None] = {}
+        self.io_wait_ns: int | None = None
+        self.thread_budget_ns: int | None = None
+        self.ignore_threads: ThreadFilter = ()
+
+    # --- executor jobs and child processes ---------------------------------------------------
+
+    def counted(self) -> bool:
+        """Whether jobs, executor shutdowns or child processes are in flight."""
+        if self.subprocesses:
+            self.subprocesses = [t for t in self.subprocesses if not _finished(t)]
+        return bool(self.pending_jobs or self.executor_shutdowns or self.subprocesses)
+
+    def only_jobs_waiting_on_loop(self) -> bool:
+        """Whether every pending executor job has handed work to the loop and now waits on it.
+
+        Handing work over is not enough: the job's thread must also be blocked (in
+        ``Future.result()``, say), not still computing before it gets there.
+        """
+        if (
+            self.executor_shutdowns
+            or self.subprocesses
+            or not self.pending_jobs <= self.waiting_jobs
+        ):
+            return False
+        frames = sys._current_frames()
+        return all(is_idle(frames[ident]) for ident in list(self.job_threads) if ident in frames)
+
+    def add_subprocess(self, transport: asyncio.SubprocessTransport) -> bool:
+        """Count a child process until it has exited and its pipes are closed; False if it has."""
+        if _finished(transport):
+            return False
+        self.subprocesses.append(transport)
+        return True
+
+    # --- requests on the loop's own connections -------------------------------------------------
+
+    def sent(self, sock: socket.socket, peer: Any = None, *, served: bool = False) -> None:
+        """Data went out on ``sock`` (to ``peer``, for an unconnected datagram socket): a
+        request is in flight until something comes back. ``served``: the write of a server on
+        an accepted connection, which holds time only for a short grace."""
+        if sock not in self.requests:
+            self.requests[sock] = Request(sock, peer, served=served)
+            self._on_request()
+
+    def connecting(self, sock: socket.socket, address: Any) -> None:
+        """A connect to ``address`` is in progress on ``sock``."""
+        self.requests[sock] = Request(sock, address, connecting=True)
+        self._on_request()
+
+    def received(self, sock: socket.socket) -> None:
+        """Something came back on ``sock`` (data, EOF or an error): no request in flight."""
+        self.requests.pop(sock, None)
+
+    def _outside_requests(self, now_ns: int, own: OwnEnds) -> bool:
+        """Whether a request to a peer outside the loop is in flight and within ``io_wait``."""
+        io_wait_ns = self.io_wait_ns
+        ends: dict[tuple[Any, Any], set[int]] | None = None
+        for sock, request in list(self.requests.items()):
+            if _closed(sock):
+                del self.requests[sock]
+                continue
+            limit = request.limit_ns(io_wait_ns)
+            if limit is not None and now_ns - request.since_ns > limit:
+                continue
+            if sock in self._internal:
+                continue
+            if not request.connecting:
+                pair = socket_ends(sock)
+                if ends is None:
+                    ends = own()
+                if pair is not None and pair[1] is not None:
+                    # The other end: a socket of the loop whose local address is our peer's and
+                    # whose peer is us (not ``sock`` itself: unnamed Unix sockets read ('', '')).
+                    if ends.get((pair[1], pair[0]), set()) - {sock.fileno()}:
+                        self._internal.add(sock)
+                        continue
+                elif request.peer is not None and ends.get((request.peer, None)):
+                    continue  # a datagram to an unconnected socket of the loop
+            return True
+        return False
+
+    # --- plain threads ----------------------------------------------------------------------
+
+    def _matches_ignore(self, ident: int, threads: dict[int, threading.Thread]) -> bool:
+        thread = threads.get(ident)
+        if thread is None:
+            return False
+        for matcher in self.ignore_threads:
+            if isinstance(matcher, str):
+                if thread.name == matcher:
+                    return True
+            elif isinstance(matcher, threading.Thread):
+                if thread is matcher:
+                    return True
+            elif matcher(thread):
+                return True
+        return False
+
+    def working_threads(
+        self, loop_thread: int | None, now_ns: int
+    ) -> list[tuple[int, types.FrameType]]:
+        """The plain threads working now (ident, innermost frame), budget and ignores applied."""
+        frames = sys._current_frames()
+        if len(frames) <= 1:
+            self._working_since.clear()
+            return []
+        threads: dict[int, threading.Thread] | None = None
+        if self.ignore_threads or self._over_budget:
+            threads = {t.ident: t for t in threading.enumerate() if t.ident is not None}
+            for ident, thread in list(self._over_budget.items()):
+                if threads.get(ident) is not thread:
+                    del self._over_budget[ident]  # ended (its ident may be reused)
+        job_threads = self.job_threads
+        working: list[tuple[int, types.FrameType]] = []
+        unsure: list[int] = []
+        for ident, frame in frames.items():
+            if ident == loop_thread or ident in job_threads or ident in self._over_budget:
+                continue
+            if threads is not None and self._matches_ignore(ident, threads):
+                continue
+            if not is_idle(frame):
+                working.append((ident, frame))
+            elif may_hide_a_hand_off(frame):
+                unsure.append(ident)
+        if unsure and not working:
+            # Let a thread that was just handed work take the GIL, then look again.
+            _yield_gil()
+            frames = sys._current_frames()
+            for ident in unsure:
+                again = frames.get(ident)
+                if again is not None and not is_idle(again):
+                    working.append((ident, again))
+        since = self._working_since
+        budget = self.thread_budget_ns
+        still = {ident for ident, _ in working}
+        for ident in list(since):
+            if ident not in still:
+                del since[ident]
+        counted: list[tuple[int, types.FrameType]] = []
+        for ident, frame in working:
+            began = since.setdefault(ident, now_ns)
+            if budget is not None and now_ns - began > budget:
+                self._over(ident, frame)
+                continue
+            counted.append((ident, frame))
+        return counted
+
+    def _over(self, ident: int, frame: types.FrameType) -> None:
+        thread = next((t for t in threading.enumerate() if t.ident == ident), None)
+        self._over_budget[ident] = thread
+        del self._working_since[ident]
+        name = repr(thread.name) if thread is not None else f"ident {ident}"
+        budget = (self.thread_budget_ns or 0) / 1e9
+        warnings.warn(
+            f"thread {name} has been working for more than thread_budget={budget} real seconds "
+            f"(now in {where(frame)}); virtual time no longer flows at real speed for it. "
+            f"Pass it in ignore_threads= to leave it out from the start, or raise thread_budget.",
+            ThreadBudgetWarning,
+            stacklevel=1,
+        )
+
+    # --- the decision and its description -----------------------------------------------------
+
+    def outside_work(self, loop_thread: int | None, own: OwnEnds) -> bool:
+        """Whether a request or a plain thread is in flight (see the module docstring)."""
+        now_ns = time.perf_counter_ns()
+        if self.requests and self._outside_requests(now_ns, own):
+            return True
+        if thread_count() == 0 and loop_thread == threading.main_thread().ident:
+            self._working_since.clear()
+            return False
+        return bool(self.working_threads(loop_thread, now_ns))
+
+    def describe(self, loop_thread: int | None) -> str:
+        """List the work in flight, one item a line, for DeadlockError and StallError."""
+        now_ns = time.perf_counter_ns()
+        lines: list[str] = []
+        if self.pending_jobs:
+            lines.append(f"{len(self.pending_jobs)} executor job(s) running")
+        if self.executor_shutdowns:
+            lines.append("the default executor shutting down")
+        for transport in self.subprocesses:
+            returncode = transport.get_returncode()
+            state = "running" if returncode is None else f"exited ({returncode}), pipes open"
+            lines.append(f"child process {transport.get_pid()} {state}")
+        lines.extend(
+            request.describe(now_ns, self.io_wait_ns)
+            for sock, request in self.requests.items()
+            if not _closed(sock) and sock not in self._internal
+        )
+        names = {t.ident: t.name for t in threading.enumerate()}
+        for ident, frame in sys._current_frames().items():
+            if ident == loop_thread or ident in self.job_threads:
+                continue
+            name = repr(names.get(ident, f"ident {ident}"))
+            if ident in self._over_budget:
+                state = "working past thread_budget (not counted)"
+            elif is_idle(frame):
+                state = "idle, waiting"
+            else:
+                state = "working"
+            lines.append(f"thread {name} {state} in {where(frame)}")
+        if not lines:
+            return "Work in flight: none."
+        return "Work in flight:\n" + "\n".join(f"  - {line}" for line in lines)
+
+
+def _finished(transport: asyncio.SubprocessTransport) -> bool:
+    """Whether a child has exited and every pipe to it is closed (what ``wait()`` waits for)."""
+    finished = getattr(transport, "_finished", None)
+    if isinstance(finished, bool):
+        return finished
+    return transport.get_returncode() is not None

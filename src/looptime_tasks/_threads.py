@@ -1,0 +1,179 @@
+"""Is a thread working, or idle-waiting for new work? Read from its innermost Python frame.
+
+Design decisions:
+
+* **What the frame is calling, not where it is.** A thread blocked in C (a lock, a queue, a
+  selector) shows the Python frame that made the call. aiosqlite's connection thread and a
+  ``ThreadPoolExecutor`` worker idle and work *in the same function*, at lines that change between
+  versions, so the line number says nothing. The instruction at ``f_lasti`` does: it is the call
+  being made, and the instructions that share its source position name the callee
+  (``tx.get``, ``waiter.acquire``, ``self._selector.poll``). The decision depends only on the code
+  object and the instruction offset, so it is computed once and cached.
+
+* **Idle means blocked waiting to be given something**: a lock ``acquire`` (which covers
+  ``Condition.wait`` and so ``Event.wait``, ``Queue.get``, ``Semaphore``, ``Future.result`` and
+  ``Thread.join`` up to 3.12), a ``join`` (3.13), a ``SimpleQueue.get``, a socket ``accept``, and
+  a selector's ``select``/``poll``/``control`` without a timeout (a second event loop with nothing
+  to do). Everything else is working: running Python code, ``time.sleep``, ``recv``, a C library
+  computing. A selector polled with a finite timeout is an event loop waiting for its own
+  real-time timer: working. A thread whose target is itself such a C method
+  (``Thread(target=jobs.get)``) shows only ``Thread.run`` calling ``self._target``: the stored
+  method is looked up (in the instance ``__dict__``, so no code runs) and decides.
+
+* **The hand-off race.** The loop puts work in a queue or notifies a condition, then reaches its
+  own ``select`` before the worker has woken up. A waiter that has already been handed something
+  is working: the receiver of the blocking call, when it is a local variable, is inspected (an
+  unlocked lock has been released for the waiter; a non-empty ``SimpleQueue`` has work in it).
+  Python 3.13's ``SimpleQueue`` hands an item straight to a parked getter and stays empty, so
+  for a thread idle in ``SimpleQueue.get`` there (:func:`may_hide_a_hand_off`) the loop yields
+  the GIL and the CPU once and looks again (see ``_in_flight``): a woken worker then usually
+  runs up to its next blocking call first.
+"""
+
+from __future__ import annotations
+
+import dis
+import queue
+import selectors
+import sys
+import types
+from typing import Any, Final
+
+__all__ = ("is_idle", "may_hide_a_hand_off", "where")
+
+_IDLE_CALLS: Final = frozenset({"acquire", "get", "join", "accept", "select", "poll", "control"})
+"""Names of blocking calls that wait for new work (see the module docstring)."""
+
+_SELECTOR_CALLS: Final = frozenset({"select", "poll", "control"})
+
+_LOCK_TYPES: Final = (type(__import__("_thread").allocate_lock()),)
+
+_NO_CALL: Final = (None, None)
+
+_NAME_LOADS: Final = (
+    "LOAD_ATTR",
+    "LOAD_METHOD",
+    "LOAD_GLOBAL",
+    "LOAD_NAME",
+    "LOAD_DEREF",
+    "LOAD_FAST",
+    "LOAD_SUPER_ATTR",
+)
+"""Opcode names (and prefixes: ``LOAD_FAST_CHECK``...) that load the callee of a call."""
+
+_GLOBAL: Final = "global "
+"""Prefix of a receiver read from the frame's globals (a local name never has a space)."""
+
+_call_sites: dict[tuple[types.CodeType, int], tuple[str | None, str | None]] = {}
+"""(code, offset) -> (callee name, variable holding the receiver), computed once each."""
+
+
+def _variable(frame: types.FrameType, name: str) -> Any:
+    """The value of a local, free or (``_GLOBAL`` prefix) global variable of ``frame``."""
+    if name.startswith(_GLOBAL):
+        return frame.f_globals.get(name[len(_GLOBAL) :])
+    return frame.f_locals.get(name)
+
+
+def _call_site(code: types.CodeType, offset: int) -> tuple[str | None, str | None]:
+    """Name the function called at ``offset`` in ``code`` and the local it is called on, if any."""
+    instructions = list(dis.get_instructions(code))
+    index = next((i for i, ins in enumerate(instructions) if ins.offset == offset), None)
+    # (3.11 runs specialised calls of C functions inside PRECALL, so f_lasti may point there.)
+    if index is None or not instructions[index].opname.startswith(("CALL", "PRECALL")):
+        return _NO_CALL
+    call = instructions[index].positions
+    if call is None or call.lineno is None:
+        return _NO_CALL  # python -X no_debug_ranges: no positions, no decision
+    # The loads that build the callee start where the call expression starts; the callee is
+    # the one reaching furthest (``tx.get`` in ``tx.get()``), the whole call excepted.
+    best: int | None = None
+    best_end = (-1, -1)
+    for i in range(index - 1, -1, -1):
+        ins = instructions[i]
+        where = ins.positions
+        if where is None or (where.lineno, where.col_offset) != (call.lineno, call.col_offset):
+            continue
+        end = (where.end_lineno or 0, where.end_col_offset or 0)
+        # Only loads of names: 3.13 gives a call's keyword-names constant the callee's span.
+        if not ins.opname.startswith(_NAME_LOADS) or end >= (call.end_lineno, call.end_col_offset):
+            continue
+        if end > best_end:
+            best, best_end = i, end
+    if best is None or not isinstance(instructions[best].argval, str):
+        return _NO_CALL
+    callee = instructions[best]
+    receiver = None
+    if callee.opname in ("LOAD_ATTR", "LOAD_METHOD") and best > 0:
+        before = instructions[best - 1]
+        if isinstance(before.argval, str):
+            if before.opname.startswith("LOAD_FAST") or before.opname == "LOAD_DEREF":
+                receiver = before.argval
+            elif before.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+                receiver = _GLOBAL + before.argval
+    return callee.argval, receiver
+
+
+def _handed_work(value: object) -> bool:
+    """Whether the object a thread is blocked on already holds something for it."""
+    if isinstance(value, _LOCK_TYPES):
+        return not value.locked()
+    if isinstance(value, queue.SimpleQueue):
+        return not value.empty()
+    return False
+
+
+def _bound_builtin(frame: types.FrameType, receiver: str, name: str) -> Any:
+    """The C method ``receiver.name`` holds in ``frame`` (``Thread.run`` calling its target)."""
+    holder = _variable(frame, receiver)
+    attributes = getattr(holder, "__dict__", None)  # no properties: reading must not run code
+    method = attributes.get(name) if isinstance(attributes, dict) else None
+    return method if isinstance(method, types.BuiltinMethodType) else None
+
+
+def is_idle(frame: types.FrameType) -> bool:
+    """Whether the thread whose innermost Python frame is ``frame`` waits for new work."""
+    key = (frame.f_code, frame.f_lasti)
+    site = _call_sites.get(key)
+    if site is None:
+        site = _call_sites[key] = _call_site(*key)
+    callee, receiver = site
+    if callee is None:
+        return False
+    if callee not in _IDLE_CALLS:
+        if receiver is None:
+            return False
+        # A stored C callable, such as Thread(target=queue.get): what it is decides.
+        method = _bound_builtin(frame, receiver, callee)
+        if method is None or method.__name__ not in _IDLE_CALLS:
+            return False
+        return not _handed_work(method.__self__)
+    if receiver is not None and _handed_work(_variable(frame, receiver)):
+        return False
+    if callee in _SELECTOR_CALLS and isinstance(_variable(frame, "self"), selectors.BaseSelector):
+        timeout = _variable(frame, "timeout")
+        if isinstance(timeout, int | float) and timeout > 0:
+            return False  # an event loop waiting for its own timer
+    return True
+
+
+_HIDDEN_HAND_OFFS: Final = sys.version_info >= (3, 13)
+"""From 3.13 a ``SimpleQueue`` hands an item straight to a parked getter and stays empty."""
+
+
+def may_hide_a_hand_off(frame: types.FrameType) -> bool:
+    """Whether an idle-looking thread may already have been handed work that left no trace."""
+    if not _HIDDEN_HAND_OFFS:
+        return False
+    callee, receiver = _call_sites.get((frame.f_code, frame.f_lasti), _NO_CALL)
+    if callee == "get" and receiver is not None:
+        return isinstance(_variable(frame, receiver), queue.SimpleQueue)
+    if receiver is not None:  # Thread(target=queue.get)
+        method = _bound_builtin(frame, receiver, callee or "")
+        return method is not None and isinstance(method.__self__, queue.SimpleQueue)
+    return False
+
+
+def where(frame: types.FrameType) -> str:
+    """Describe a frame as ``function() at file:line``."""
+    return f"{frame.f_code.co_qualname}() at {frame.f_code.co_filename}:{frame.f_lineno}"

@@ -1,0 +1,198 @@
+"""Slow servers in separate processes, for tests of requests in flight.
+
+Each server runs in a child process started by the test session, on the **stock** event loop,
+so its delays are real seconds whatever loop the test runs on. Loopback only.
+
+* ``tcp``: a raw TCP line server. Send ``b"<seconds>\\n"``; after that many real seconds it
+  replies ``b"done <seconds>\\n"``. Each line gets its reply; connections are independent.
+* ``udp``: a UDP server. A datagram ``b"<seconds>"`` gets the datagram ``b"done <seconds>"``
+  back after that many real seconds.
+* ``http``: an aiohttp server. ``GET /sleep?seconds=<seconds>`` replies ``done <seconds>``
+  (text/plain) after that many real seconds; ``GET /headers-then-sleep?seconds=<seconds>``
+  sends the status line and headers at once and the same body that many seconds later.
+
+Use the session-scoped fixtures ``tcp_server``, ``udp_server`` and ``http_server`` (registered
+from the root ``conftest.py``), or ``with child_server("tcp") as server: ...``. Run one by hand with
+``python tests/_servers.py tcp``: it prints ``PORT <port>`` and serves until its standard input
+closes (so it never outlives the test process that started it, even one killed hard).
+
+Design decisions:
+
+* **The child says its port.** It binds port 0 and prints the port on its first line of
+  output, so there is no race for a free port. The parent waits for that line at most
+  :data:`START_TIMEOUT` real seconds.
+* **One server per session.** A child costs a Python start-up (aiohttp's import is the dearest
+  part); requests are independent, so every test can share it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import selectors
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Final, cast
+
+import pytest
+
+START_TIMEOUT: Final = 10.0
+"""Real seconds a child server may take to print its port."""
+
+KINDS: Final = ("tcp", "udp", "http")
+
+
+@dataclass(frozen=True)
+class ChildServer:
+    """A slow server running in a child process, listening on ``host:port``."""
+
+    kind: str
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        """Base URL of an ``http`` server."""
+        return f"http://{self.host}:{self.port}"
+
+
+# --- in the child --------------------------------------------------------------------------
+
+
+async def _reply_to_lines(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while line := await reader.readline():
+            seconds = float(line)
+            await asyncio.sleep(seconds)
+            writer.write(f"done {seconds:g}\n".encode())
+            await writer.drain()
+    except (ConnectionError, ValueError):
+        pass
+    finally:
+        writer.close()
+
+
+async def _start_tcp() -> int:
+    server = await asyncio.start_server(_reply_to_lines, "127.0.0.1", 0)
+    port: int = server.sockets[0].getsockname()[1]
+    return port
+
+
+class _ReplyToDatagrams(asyncio.DatagramProtocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # (3.11's selector datagram transport does not subclass DatagramTransport.)
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        seconds = float(data)
+        reply = f"done {seconds:g}".encode()
+        asyncio.get_running_loop().call_later(seconds, self.transport.sendto, reply, addr)
+
+
+async def _start_udp() -> int:
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        _ReplyToDatagrams, local_addr=("127.0.0.1", 0)
+    )
+    port: int = transport.get_extra_info("sockname")[1]
+    return port
+
+
+async def _start_http() -> int:
+    from aiohttp import web
+
+    async def sleep(request: web.Request) -> web.Response:
+        seconds = float(request.query["seconds"])
+        await asyncio.sleep(seconds)
+        return web.Response(text=f"done {seconds:g}")
+
+    async def headers_then_sleep(request: web.Request) -> web.StreamResponse:
+        seconds = float(request.query["seconds"])
+        response = web.StreamResponse()
+        await response.prepare(request)  # the status line and headers go out at once
+        await asyncio.sleep(seconds)
+        await response.write(f"done {seconds:g}".encode())
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/sleep", sleep)
+    app.router.add_get("/headers-then-sleep", headers_then_sleep)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    listener = socket.create_server(("127.0.0.1", 0))
+    await web.SockSite(runner, listener).start()
+    port: int = listener.getsockname()[1]
+    return port
+
+
+async def _serve(kind: str) -> None:
+    starts = {"tcp": _start_tcp, "udp": _start_udp, "http": _start_http}
+    port = await starts[kind]()
+    print(f"PORT {port}", flush=True)
+    # Serve until the parent closes our standard input (or dies).
+    event_loop = asyncio.get_running_loop()
+    await event_loop.run_in_executor(None, sys.stdin.read)
+
+
+# --- in the test process --------------------------------------------------------------------
+
+
+def _read_port(child: subprocess.Popen[bytes]) -> int:
+    """The port the child prints first, waiting at most START_TIMEOUT real seconds."""
+    assert child.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(child.stdout, selectors.EVENT_READ)
+        if not selector.select(START_TIMEOUT):  # real-time: bounded wait for the child to bind
+            raise RuntimeError(f"the server child did not print its port in {START_TIMEOUT} s")
+    line = child.stdout.readline().decode()
+    if not line.startswith("PORT "):
+        raise RuntimeError(f"the server child printed {line!r} instead of its port")
+    return int(line.split()[1])
+
+
+@contextlib.contextmanager
+def child_server(kind: str) -> Iterator[ChildServer]:
+    """Start a ``kind`` server (one of :data:`KINDS`) in a child process; stop it after."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)} (got {kind!r})")
+    child = subprocess.Popen(
+        [sys.executable, __file__, kind], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        yield ChildServer(kind, "127.0.0.1", _read_port(child))
+    finally:
+        child.kill()
+        child.wait(START_TIMEOUT)  # real-time: reaping a killed child is immediate
+        for pipe in (child.stdin, child.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+@pytest.fixture(scope="session")
+def tcp_server() -> Iterator[ChildServer]:
+    """A raw TCP server in a child process: ``b"0.3\\n"`` gets ``b"done 0.3\\n"`` 0.3 s later."""
+    with child_server("tcp") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def udp_server() -> Iterator[ChildServer]:
+    """A UDP server in a child process: ``b"0.3"`` gets ``b"done 0.3"`` back 0.3 s later."""
+    with child_server("udp") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def http_server() -> Iterator[ChildServer]:
+    """An aiohttp server in a child process: ``GET /sleep?seconds=0.3`` answers 0.3 s later."""
+    with child_server("http") as server:
+        yield server
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in KINDS:
+        sys.exit(f"usage: python {sys.argv[0]} {{{'|'.join(KINDS)}}}")
+    asyncio.run(_serve(sys.argv[1]))

@@ -1,0 +1,259 @@
+"""Requests in flight on the loop's own connections: servers in other processes and threads.
+
+A raw TCP server and an aiohttp server run in child processes (tests/_servers.py) on the stock
+loop, so their delays are real. A reply 0.3 s later arrives under a 5 s timeout; a reply 30 s
+later still times out at 1 s of loop time, and in about one real second, on both loops. The TLS
+server runs in a thread of the test process with a throwaway certificate authority (trustme).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+import trustme
+
+import looptime_tasks as tasks
+from _loop_kinds import TIMED_OUT, loop_time, on_both_loops, run_on, timed
+from _servers import ChildServer
+
+TIMEOUT = 1.0
+"""Loop seconds a request that would take 30 s is allowed before it times out."""
+
+
+async def _ask_tcp(server: ChildServer, seconds: float) -> bytes:
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(f"{seconds}\n".encode())  # real-time: the server answers `seconds` later
+        return await reader.readline()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def _ask_http(server: ChildServer, seconds: float) -> str:
+    async with (
+        aiohttp.ClientSession() as session,
+        # real-time: the server answers `seconds` later
+        session.get(f"{server.url}/sleep", params={"seconds": str(seconds)}) as response,
+    ):
+        return await response.text()
+
+
+@on_both_loops()
+def test_tcp_reply_after_0_3_s_arrives_under_a_5_s_timeout(
+    event_loop_kind: str, tcp_server: ChildServer
+) -> None:
+    reply, elapsed = run_on(event_loop_kind, timed(_ask_tcp(tcp_server, 0.3), 5))
+
+    assert reply == b"done 0.3\n"
+    assert elapsed < 5
+
+
+@on_both_loops()
+def test_tcp_reply_after_30_s_times_out_at_1_s(
+    event_loop_kind: str, tcp_server: ChildServer
+) -> None:
+    began = time.perf_counter()
+
+    outcome, elapsed = run_on(event_loop_kind, timed(_ask_tcp(tcp_server, 30), TIMEOUT))
+
+    assert outcome == TIMED_OUT
+    assert TIMEOUT <= elapsed < TIMEOUT + 1
+    assert time.perf_counter() - began < 5
+
+
+@on_both_loops()
+def test_http_reply_after_0_3_s_arrives_under_a_5_s_timeout(
+    event_loop_kind: str, http_server: ChildServer
+) -> None:
+    reply, elapsed = run_on(event_loop_kind, timed(_ask_http(http_server, 0.3), 5))
+
+    assert reply == "done 0.3"
+    assert elapsed < 5
+
+
+@on_both_loops()
+def test_http_reply_after_30_s_times_out_at_1_s(
+    event_loop_kind: str, http_server: ChildServer
+) -> None:
+    began = time.perf_counter()
+
+    outcome, elapsed = run_on(event_loop_kind, timed(_ask_http(http_server, 30), TIMEOUT))
+
+    assert outcome == TIMED_OUT
+    assert TIMEOUT <= elapsed < TIMEOUT + 1
+    assert time.perf_counter() - began < 5
+
+
+@on_both_loops()
+def test_reply_through_sock_methods_arrives_under_a_5_s_timeout(
+    event_loop_kind: str, tcp_server: ChildServer
+) -> None:
+    """The loop's low-level ``sock_connect``/``sock_sendall``/``sock_recv``."""
+
+    async def main() -> tuple[bytes, float]:
+        event_loop = asyncio.get_running_loop()
+        with socket.socket() as sock:
+            sock.setblocking(False)
+            began = loop_time()
+            await event_loop.sock_connect(sock, (tcp_server.host, tcp_server.port))
+            await event_loop.sock_sendall(sock, b"0.3\n")  # real-time: answered 0.3 s later
+            reply = await asyncio.wait_for(event_loop.sock_recv(sock, 100), 5)
+            return reply, loop_time() - began
+
+    reply, elapsed = run_on(event_loop_kind, main())
+
+    assert reply == b"done 0.3\n"
+    assert elapsed < 5
+
+
+class _OneReply(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        if not self.reply.done():
+            self.reply.set_result(data)
+
+
+@on_both_loops()
+def test_udp_reply_after_0_3_s_arrives_under_a_5_s_timeout(
+    event_loop_kind: str, udp_server: ChildServer
+) -> None:
+    """A datagram request (a DNS query, a game server's status) and its late answer."""
+
+    async def main() -> tuple[bytes, float]:
+        transport, protocol = await asyncio.get_running_loop().create_datagram_endpoint(
+            _OneReply, remote_addr=(udp_server.host, udp_server.port)
+        )
+        try:
+            began = loop_time()
+            transport.sendto(b"0.3")  # real-time: answered 0.3 s later
+            return await asyncio.wait_for(protocol.reply, 5), loop_time() - began
+        finally:
+            transport.close()
+
+    reply, elapsed = run_on(event_loop_kind, main())
+
+    assert reply == b"done 0.3"
+    assert elapsed < 5
+
+
+@on_both_loops()
+def test_http_body_sent_0_3_s_after_the_headers_arrives_with_an_autojump_threshold(
+    event_loop_kind: str, http_server: ChildServer
+) -> None:
+    """A reply in parts: the headers at once, the body 0.3 s later (a streamed response).
+
+    The first part ends the request in flight (docs/virtual-time.md, "A reply that comes in
+    parts"); the documented cushion, ``autojump_threshold``, lets the rest arrive.
+    """
+
+    async def main() -> tuple[str, float]:
+        url = f"{http_server.url}/headers-then-sleep?seconds=0.3"
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            began = loop_time()
+            body = await asyncio.wait_for(response.text(), 5)  # real-time: 0.3 s
+            return body, loop_time() - began
+
+    body, elapsed = run_on(event_loop_kind, main(), autojump_threshold=0.5)
+
+    assert body == "done 0.3"
+    assert elapsed < 5
+
+
+def test_idle_keep_alive_connection_keeps_a_simulated_day_fast(http_server: ChildServer) -> None:
+    """Virtual loop only: a connection that got its reply holds no time back while it idles."""
+
+    async def main() -> list[str]:
+        replies: list[str] = []
+        async with aiohttp.ClientSession() as session:  # keeps the connection alive (pooled)
+            for _ in range(3):
+                async with session.get(f"{http_server.url}/sleep?seconds=0") as response:
+                    replies.append(await response.text())
+                await asyncio.sleep(8 * 3600)
+        return replies
+
+    began = time.perf_counter()
+
+    assert tasks.run(main()) == ["done 0"] * 3
+    assert time.perf_counter() - began < 2
+
+
+@pytest.mark.virtual_time
+async def test_http_reply_arrives_in_an_async_test_on_virtual_time(
+    http_server: ChildServer, virtual_clock: tasks.VirtualClock
+) -> None:
+    """Through the pytest plugin, as bot authors write their tests."""
+    reply = await asyncio.wait_for(_ask_http(http_server, 0.3), 5)
+
+    assert reply == "done 0.3"
+    assert virtual_clock.elapsed < timedelta(seconds=5)
+
+
+@pytest.fixture(scope="module")
+def certificate_authority() -> trustme.CA:
+    return trustme.CA()
+
+
+def _serve_one_tls_line(listener: socket.socket, context: ssl.SSLContext) -> None:
+    """In a thread: accept one TLS connection and answer its first line with ``b"pong\\n"``.
+
+    A client that gave up (the failure the test reports) makes this fail too: ignore that.
+    """
+    with contextlib.suppress(OSError):
+        connection, _ = listener.accept()
+        with context.wrap_socket(connection, server_side=True) as tls:
+            if tls.makefile("rb").readline() == b"ping\n":
+                tls.sendall(b"pong\n")
+
+
+@on_both_loops()
+def test_tls_request_to_a_server_in_a_thread_gets_its_reply(
+    event_loop_kind: str, certificate_authority: trustme.CA
+) -> None:
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    certificate_authority.issue_cert("localhost").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    certificate_authority.configure_trust(client_context)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(5)  # real-time: a failing client never connects; bound the accept
+    thread = threading.Thread(target=_serve_one_tls_line, args=(listener, server_context))
+    thread.start()
+
+    async def main() -> tuple[bytes, float]:
+        began = loop_time()
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(
+                "127.0.0.1",
+                listener.getsockname()[1],
+                ssl=client_context,
+                server_hostname="localhost",
+            ),
+            5,
+        )
+        try:
+            writer.write(b"ping\n")
+            reply = await asyncio.wait_for(reader.readline(), 5)
+        finally:
+            writer.close()
+            await writer.wait_closed()
+        return reply, loop_time() - began
+
+    try:
+        reply, elapsed = run_on(event_loop_kind, main())
+    finally:
+        thread.join(5)  # real-time: the server thread ends with its one connection
+        listener.close()
+
+    assert reply == b"pong\n"
+    assert elapsed < 5

@@ -1,0 +1,184 @@
+"""Threads that are not the loop's executor, doing real work the program waits for.
+
+aiosqlite's connection thread, anyio's worker threads and portals, a user's ``threading.Thread``
+and a loop running in another thread: each case must behave on the virtual loop as on the stock
+one (virtual time flows at real speed while the work is in flight), and idle threads must
+neither slow a simulation down nor hide a deadlock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from typing import Any
+
+import aiosqlite
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+import pytest
+
+import looptime_tasks as tasks
+from _loop_kinds import STOCK, loop_time, on_both_loops, run_on
+
+WEEK = 7 * 24 * 3600.0
+
+
+def _sleep_then_return(seconds: float) -> float:
+    """A SQL function: sleeps in aiosqlite's thread, as a slow query does."""
+    time.sleep(seconds)  # real-time: the query's own work, 0.3 s
+    return seconds
+
+
+@on_both_loops()
+def test_aiosqlite_slow_query_completes_before_the_next_heartbeat(event_loop_kind: str) -> None:
+    async def main() -> tuple[object, float, int]:
+        beats: list[float] = []
+
+        @tasks.loop(seconds=60)
+        async def heartbeat() -> None:
+            beats.append(loop_time())
+
+        heartbeat.start()
+        async with aiosqlite.connect(":memory:") as db:
+            await db.create_function("sleep_then_return", 1, _sleep_then_return)
+            began = loop_time()
+            rows = await asyncio.wait_for(db.execute_fetchall("select sleep_then_return(0.3)"), 5)
+            elapsed = loop_time() - began
+        heartbeat.cancel()
+        return list(rows), elapsed, len(beats)
+
+    rows, elapsed, beats = run_on(event_loop_kind, main())
+
+    assert rows == [(0.3,)]
+    assert elapsed < 5
+    assert beats == 1
+
+
+def test_aiosqlite_open_connection_keeps_a_simulated_week_fast() -> None:
+    """Virtual loop only: the stock loop cannot run a week in a test."""
+
+    async def main() -> int:
+        beats = 0
+
+        @tasks.loop(hours=1, count=7 * 24)
+        async def hourly() -> None:
+            nonlocal beats
+            beats += 1
+
+        async with aiosqlite.connect(":memory:") as db:
+            await db.execute_fetchall("select 1")
+            hourly.start()
+            await asyncio.sleep(WEEK)
+        return beats
+
+    began = time.perf_counter()
+
+    assert tasks.run(main()) == 7 * 24
+    assert time.perf_counter() - began < 2
+
+
+@on_both_loops()
+def test_anyio_to_thread_sleep_completes_under_a_timeout(event_loop_kind: str) -> None:
+    async def main() -> float:
+        began = loop_time()
+        await asyncio.wait_for(anyio.to_thread.run_sync(time.sleep, 0.3), 5)  # real-time: 0.3 s
+        return loop_time() - began
+
+    assert run_on(event_loop_kind, main()) < 5
+
+
+@on_both_loops()
+def test_anyio_blocking_portal_serves_calls_with_real_pauses_between(event_loop_kind: str) -> None:
+    options = {} if event_loop_kind == STOCK else {"loop_factory": tasks.VirtualEventLoop}
+    results = []
+    with anyio.from_thread.start_blocking_portal(backend_options=options) as portal:
+        for call in range(3):
+            results.append(portal.call(_sleep_briefly_then_return, call))
+            time.sleep(0.1)  # real-time: the sync caller pauses between calls, 0.1 s
+
+    assert results == [0, 1, 2]
+
+
+async def _sleep_briefly_then_return(value: int) -> int:
+    await anyio.sleep(0.01)
+    return value
+
+
+@on_both_loops()
+def test_plain_thread_result_handed_back_with_call_soon_threadsafe(event_loop_kind: str) -> None:
+    async def main() -> tuple[str, float]:
+        event_loop = asyncio.get_running_loop()
+        future: asyncio.Future[str] = event_loop.create_future()
+
+        def work() -> None:
+            time.sleep(0.2)  # real-time: the thread's own work, 0.2 s
+            event_loop.call_soon_threadsafe(future.set_result, "done")
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        began = loop_time()
+        try:
+            return await asyncio.wait_for(future, 5), loop_time() - began
+        finally:
+            thread.join(5)  # real-time: the thread has handed its result back (or 0.2 s)
+
+    result, elapsed = run_on(event_loop_kind, main())
+
+    assert result == "done"
+    assert elapsed < 5
+
+
+@on_both_loops()
+def test_run_forever_in_a_thread_serves_run_coroutine_threadsafe(event_loop_kind: str) -> None:
+    event_loop = asyncio.new_event_loop() if event_loop_kind == STOCK else tasks.VirtualEventLoop()
+    ended: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def serve() -> None:
+        try:
+            event_loop.run_forever()
+        except BaseException as error:
+            ended.set_exception(error)
+        else:
+            ended.set_result(None)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    results = []
+    try:
+        for call in range(3):
+            future = asyncio.run_coroutine_threadsafe(_sleep_briefly_then_return(call), event_loop)
+            # real-time: bounded wait for the loop thread's answer (or its death)
+            either: list[concurrent.futures.Future[Any]] = [future, ended]
+            concurrent.futures.wait(either, 5, concurrent.futures.FIRST_COMPLETED)
+            if ended.done():
+                ended.result()  # raises what killed the loop
+            results.append(future.result(0))
+            time.sleep(0.1)  # real-time: the sync caller pauses between calls, 0.1 s
+    finally:
+        if not ended.done():
+            event_loop.call_soon_threadsafe(event_loop.stop)
+        thread.join(5)  # real-time: the loop stops at once
+        event_loop.close()
+
+    assert results == [0, 1, 2]
+
+
+def test_deadlock_with_idle_aiosqlite_anyio_and_executor_threads_is_reported_at_once() -> None:
+    """Virtual loop only: on the stock loop a deadlock hangs forever."""
+
+    async def main() -> None:
+        async with aiosqlite.connect(":memory:") as db:
+            await db.execute_fetchall("select 1")  # aiosqlite's thread, now idle
+            await anyio.to_thread.run_sync(int)  # an anyio worker, now idle
+            await asyncio.to_thread(int)  # a default-executor thread, now idle
+            await asyncio.Event().wait()
+
+    began = time.perf_counter()
+    listing = r"\nPending tasks:\n  - 'Task-\d+' running .*main\(\)"
+    with pytest.raises(tasks.DeadlockError, match=rf"(?s)^deadlock at virtual time .*{listing}"):
+        tasks.run(main())
+
+    assert time.perf_counter() - began < 1

@@ -1,0 +1,432 @@
+"""Plain threads on the virtual loop: working threads hold time at real speed, idle ones do not.
+
+Threads here are plain ``threading.Thread`` objects the tests start and stop themselves; every
+real wait is bounded and short (the ``# real-time:`` comments). Real components (aiosqlite,
+anyio) are in tests/test_in_flight_threads.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import selectors
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from looptime_tasks import DeadlockError, StallError, ThreadBudgetWarning, VirtualEventLoop, run
+from looptime_tasks._threads import is_idle
+
+
+@contextmanager
+def thread(target: Callable[[], object], name: str | None = None) -> Iterator[threading.Thread]:
+    """Run ``target`` in a started thread; join it (at most 2 real seconds) on the way out."""
+    worker = threading.Thread(target=target, name=name, daemon=True)
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.join(2)  # real-time: the tests end their threads before leaving
+
+
+def frame_of(worker: threading.Thread) -> Any:
+    return sys._current_frames()[worker.ident or 0]
+
+
+def settle() -> None:
+    time.sleep(0.05)  # real-time: let a freshly started thread reach its blocking call
+
+
+# --- what counts as idle -------------------------------------------------------------------
+
+
+def test_thread_blocked_on_an_empty_simple_queue_is_idle() -> None:
+    jobs: queue.SimpleQueue[None] = queue.SimpleQueue()
+    with thread(jobs.get) as worker:
+        settle()
+        idle = is_idle(frame_of(worker))
+        jobs.put(None)
+
+    assert idle
+
+
+def test_thread_blocked_in_a_function_calling_simple_queue_get_is_idle() -> None:
+    jobs: queue.SimpleQueue[None] = queue.SimpleQueue()
+
+    def serve() -> None:
+        job = jobs.get()
+        del job
+
+    with thread(serve) as worker:
+        settle()
+        idle = is_idle(frame_of(worker))
+        jobs.put(None)
+
+    assert idle
+
+
+def test_thread_blocked_in_a_specialised_call_is_idle() -> None:
+    # A call site run many times is specialised (3.11 then calls C functions from PRECALL).
+    jobs: queue.SimpleQueue[int] = queue.SimpleQueue()
+
+    def serve(count: int) -> None:
+        for _ in range(count):
+            jobs.get()
+
+    for number in range(100):
+        jobs.put(number)
+    serve(100)
+    with thread(lambda: serve(1)) as worker:
+        settle()
+        idle = is_idle(frame_of(worker))
+        jobs.put(0)
+
+    assert idle
+
+
+@pytest.mark.skipif(
+    sys.version_info >= (3, 13), reason="3.13's SimpleQueue hands items to a parked getter"
+)
+def test_thread_whose_simple_queue_was_just_fed_is_working() -> None:
+    jobs: queue.SimpleQueue[None] = queue.SimpleQueue()
+
+    def serve() -> None:
+        job = jobs.get()
+        del job
+
+    interval = sys.getswitchinterval()
+    with thread(serve) as worker:
+        settle()
+        sys.setswitchinterval(10)  # keep the GIL: the worker must not wake before the check
+        try:
+            jobs.put(None)
+            idle = is_idle(frame_of(worker))
+        finally:
+            sys.setswitchinterval(interval)
+
+    assert not idle
+
+
+def test_thread_waiting_on_an_event_is_idle() -> None:
+    event = threading.Event()
+    with thread(event.wait) as worker:
+        settle()
+        idle = is_idle(frame_of(worker))
+        event.set()
+
+    assert idle
+
+
+def test_thread_whose_event_was_just_set_is_working() -> None:
+    event = threading.Event()
+    interval = sys.getswitchinterval()
+    with thread(event.wait) as worker:
+        settle()
+        sys.setswitchinterval(10)  # keep the GIL: the waiter must not wake before the check
+        try:
+            event.set()
+            idle = is_idle(frame_of(worker))
+        finally:
+            sys.setswitchinterval(interval)
+
+    assert not idle
+
+
+def test_thread_waiting_on_a_queue_get_is_idle() -> None:
+    jobs: queue.Queue[None] = queue.Queue()
+    with thread(jobs.get) as worker:
+        settle()
+        idle = is_idle(frame_of(worker))
+        jobs.put(None)
+
+    assert idle
+
+
+def test_sleeping_thread_is_working() -> None:
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            time.sleep(0.01)
+
+    with thread(poll) as worker:
+        settle()
+        idle = is_idle(frame_of(worker))
+        stop.set()
+
+    assert not idle
+
+
+def test_selector_waiting_without_timeout_is_idle_and_with_a_timeout_is_working() -> None:
+    wake, watched = socket.socketpair()
+    selector = selectors.DefaultSelector()
+    selector.register(watched, selectors.EVENT_READ)
+    try:
+        with thread(lambda: selector.select(None)) as untimed:
+            settle()
+            untimed_idle = is_idle(frame_of(untimed))
+            wake.send(b"x")  # ends the untimed select()
+        watched.recv(16)
+        with thread(lambda: selector.select(5)) as timed:
+            settle()
+            timed_idle = is_idle(frame_of(timed))
+            wake.send(b"x")  # ends the timed select() at once
+    finally:
+        selector.close()
+        wake.close()
+        watched.close()
+
+    assert (untimed_idle, timed_idle) == (True, False)
+
+
+# --- working threads on the loop ----------------------------------------------------------
+
+
+def test_result_handed_back_by_a_working_thread_arrives_before_a_longer_timeout() -> None:
+    async def main() -> tuple[str, float]:
+        event_loop = asyncio.get_running_loop()
+        done: asyncio.Future[str] = event_loop.create_future()
+
+        def work() -> None:
+            time.sleep(0.2)  # real-time: the thread's work
+            event_loop.call_soon_threadsafe(done.set_result, "done")
+
+        with thread(work):
+            result = await asyncio.wait_for(done, 5)
+        return result, event_loop.time()
+
+    result, elapsed = run(main())
+
+    assert result == "done"
+    assert 0.1 < elapsed < 1.0
+
+
+def test_work_handed_to_an_idle_worker_through_a_queue_holds_time_until_its_reply() -> None:
+    # aiosqlite's pattern: a long-lived worker idle in SimpleQueue.get(), fed by the loop.
+    jobs: queue.SimpleQueue[tuple[asyncio.Future[str], float] | None] = queue.SimpleQueue()
+
+    def worker() -> None:
+        while (job := jobs.get()) is not None:
+            reply, seconds = job
+            time.sleep(seconds)  # real-time: the job, 0.2 s
+            reply.get_loop().call_soon_threadsafe(reply.set_result, "done")
+
+    async def main() -> list[str]:
+        event_loop = asyncio.get_running_loop()
+        results = []
+        for _ in range(2):
+            await asyncio.sleep(3600)  # the idle worker does not slow this down
+            reply: asyncio.Future[str] = event_loop.create_future()
+            jobs.put((reply, 0.2))
+            results.append(await asyncio.wait_for(reply, 5))
+        return results
+
+    with thread(worker):
+        try:
+            assert run(main()) == ["done", "done"]
+        finally:
+            jobs.put(None)
+
+
+def test_virtual_time_never_outruns_a_working_thread() -> None:
+    async def main() -> float:
+        began = time.perf_counter()
+        with thread(lambda: time.sleep(0.3)):  # real-time: the thread works 0.3 s
+            await asyncio.sleep(0.1)
+            return time.perf_counter() - began
+
+    assert run(main()) >= 0.1
+
+
+def test_idle_thread_does_not_slow_a_simulated_week() -> None:
+    jobs: queue.SimpleQueue[None] = queue.SimpleQueue()
+
+    async def main() -> float:
+        for _ in range(7 * 24):
+            await asyncio.sleep(3600)
+        return asyncio.get_running_loop().time()
+
+    began = time.perf_counter()
+    with thread(jobs.get):
+        settle()
+        elapsed = run(main())
+        jobs.put(None)
+
+    assert elapsed == 7 * 24 * 3600
+    assert time.perf_counter() - began < 1.0
+
+
+def test_deadlock_with_idle_threads_is_reported_at_once_listing_them() -> None:
+    event = threading.Event()
+
+    async def main() -> None:
+        await asyncio.Event().wait()
+
+    began = time.perf_counter()
+    with thread(event.wait, name="idle-helper"):
+        settle()
+        with pytest.raises(
+            DeadlockError,
+            match=(
+                r"(?s)\nWork in flight:\n.*  - thread 'idle-helper' idle, waiting in "
+                r"Condition\.wait\(\) at \S+threading\.py:\d+\n"
+            ),
+        ):
+            run(main())
+        event.set()
+
+    assert time.perf_counter() - began < 1.0
+
+
+def test_loop_without_tasks_in_a_thread_waits_for_outside_work() -> None:
+    event_loop = VirtualEventLoop()
+    runner = threading.Thread(target=event_loop.run_forever, daemon=True)
+    runner.start()
+    try:
+        results = []
+        for _ in range(3):
+            call = asyncio.run_coroutine_threadsafe(asyncio.sleep(10, "slept"), event_loop)
+            results.append(call.result(2))  # real-time: the loop jumps the 10 s at once
+            time.sleep(0.05)  # real-time: a pause between calls, with no task on the loop
+    finally:
+        event_loop.call_soon_threadsafe(event_loop.stop)
+        runner.join(2)  # real-time: the loop stops at once
+        event_loop.close()
+
+    assert results == ["slept"] * 3
+    assert not runner.is_alive()
+
+
+# --- budget and ignored threads -------------------------------------------------------------
+
+
+@contextmanager
+def poller(name: str) -> Iterator[threading.Thread]:
+    """A thread that never stops working (it sleeps in slices) until the block ends."""
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            time.sleep(0.01)
+
+    with thread(poll, name=name) as worker:
+        try:
+            yield worker
+        finally:
+            stop.set()
+
+
+async def sleep_an_hour() -> float:
+    await asyncio.sleep(3600)
+    return asyncio.get_running_loop().time()
+
+
+def test_thread_working_past_its_budget_is_reported_once_and_then_ignored() -> None:
+    began = time.perf_counter()
+    with (
+        poller("poller"),
+        pytest.warns(ThreadBudgetWarning) as warned,
+    ):
+        elapsed = run(sleep_an_hour(), thread_budget=0.2)
+
+    assert elapsed == 3600
+    assert time.perf_counter() - began < 1.0
+    assert len(warned) == 1
+    assert str(warned[0].message).startswith(
+        "thread 'poller' has been working for more than thread_budget=0.2 real seconds (now in "
+    )
+
+
+def test_ignored_thread_name_never_holds_time_back() -> None:
+    began = time.perf_counter()
+    with poller("poller"):
+        elapsed = run(sleep_an_hour(), ignore_threads="poller")
+
+    assert elapsed == 3600
+    assert time.perf_counter() - began < 0.5
+
+
+def test_ignored_thread_object_and_predicate_never_hold_time_back() -> None:
+    began = time.perf_counter()
+    with poller("first") as first, poller("second"):
+        elapsed = run(
+            sleep_an_hour(),
+            ignore_threads=[first, lambda thread: thread.name == "second"],
+        )
+
+    assert elapsed == 3600
+    assert time.perf_counter() - began < 0.5
+
+
+# --- debug-mode source tracebacks -----------------------------------------------------------
+
+
+def test_call_soon_threadsafe_source_traceback_ends_at_the_caller() -> None:
+    event_loop = VirtualEventLoop()
+    event_loop.set_debug(True)
+    try:
+        handle = event_loop.call_soon_threadsafe(int)
+        line = sys._getframe().f_lineno - 1
+    finally:
+        event_loop.close()
+
+    last = handle._source_traceback[-1]  # type: ignore[attr-defined]
+    assert (last.filename, last.lineno, last.name) == (
+        __file__,
+        line,
+        "test_call_soon_threadsafe_source_traceback_ends_at_the_caller",
+    )
+
+
+def test_job_that_handed_work_over_but_still_computes_is_not_jumped_past() -> None:
+    async def main() -> bool:
+        event_loop = asyncio.get_running_loop()
+
+        def job() -> bool:
+            handed = asyncio.run_coroutine_threadsafe(asyncio.sleep(60), event_loop)
+            time.sleep(0.1)  # real-time: the job computes on before it looks at the result
+            done = handed.done()
+            handed.cancel()
+            return done
+
+        return await asyncio.to_thread(job)
+
+    assert run(main()) is False
+
+
+def test_stall_error_lists_the_threads_at_work() -> None:
+    async def spin() -> None:
+        while True:
+            await asyncio.sleep(0)
+
+    with (
+        poller("busy-helper"),
+        pytest.raises(
+            StallError,
+            match=(
+                r"(?s)\nWork in flight:\n.*  - thread 'busy-helper' working in \S+\(\) at "
+                r"\S+:\d+\n"
+            ),
+        ),
+    ):
+        run(spin(), stall_limit=1000)
+
+
+def test_thread_blocked_in_a_call_with_keyword_arguments_is_idle() -> None:
+    jobs: queue.SimpleQueue[None] = queue.SimpleQueue()
+
+    def serve() -> None:
+        jobs.get(block=True)
+
+    with thread(serve) as worker:
+        settle()
+        idle = is_idle(frame_of(worker))
+        jobs.put(None)
+
+    assert idle
