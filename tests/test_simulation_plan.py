@@ -70,27 +70,24 @@ def test_downtimes_span_each_restart_from_its_stop_to_its_start() -> None:
     assert timeline.downtimes() == [(day(1, 8, 50), day(1, 9, 20))]
 
 
-def test_a_slot_caught_up_at_the_restart_is_marked_caught_up() -> None:
+def caught_up() -> Timeline:
+    """A daily loop with a store and catch_up, restarted across its 09:00 slot on day 1."""
     store = tasks.MemoryStore()
-
-    timeline = restarted(
+    return restarted(
         lambda: daily(store=store, catch_up=timedelta(minutes=30)),
         at=day(1, 8, 50),
         downtime=timedelta(minutes=30),
     )
 
-    plan = timeline.plan("daily")
+
+def test_a_slot_caught_up_at_the_restart_is_marked_caught_up() -> None:
+    plan = caught_up().plan("daily")
     assert [(run.scheduled, run.started) for run in plan.caught_up] == [(day(1), day(1, 9, 20))]
     assert (plan.missed, plan.late, len(plan.on_time)) == ((), (), 2)
 
 
 def test_mark_says_how_each_run_compares_with_the_plan() -> None:
-    store = tasks.MemoryStore()
-    timeline = restarted(
-        lambda: daily(store=store, catch_up=timedelta(minutes=30)),
-        at=day(1, 8, 50),
-        downtime=timedelta(minutes=30),
-    )
+    timeline = caught_up()
 
     plan = timeline.plan("daily")
 
