@@ -2,14 +2,15 @@
 
 Two daily 09:00 (UTC) reminders run from 2024-01-01 for three days, each with its own store
 (`MemoryStore`, standing for the bot's SQLite file, which outlives the process). On 2024-01-02
-the process stops at 08:50 and starts again at 09:20, missing the 09:00 slot: at 08:50 both
-loops are cancelled, and at 09:20 a fresh pair of loops, with the same names and stores, is
-started, as a new process would. The check:
+`sim.restart` stops the process at 08:50 for 30 minutes, across the 09:00 slot: both loops are
+cancelled, and at 09:20 `setup` runs again and starts a fresh pair with the same names and
+stores, as a new process would. Planned against actual runs, the check:
 
 - `with_catch_up` (`catch_up=30 min`): the missed 09:00 slot runs once, at 09:20, right at the
-  restart (one run for slot 09:00, 20 minutes late); then 09:00 on 2024-01-03 as usual;
-- `without_catch_up`: no run on 2024-01-02; the next is 09:00 on 2024-01-03;
-- both ran on time on 2024-01-01, and each store records the last slot run.
+  restart (caught up, 20 minutes late); then 09:00 on 2024-01-03 as usual;
+- `without_catch_up`: the 09:00 slot of 2024-01-02 is missed; the next run is 09:00 on
+  2024-01-03;
+- both ran on time on 2024-01-01.
 """
 
 from __future__ import annotations
@@ -25,10 +26,14 @@ DURATION = timedelta(days=3)
 SEED = 0
 
 STOP = datetime(2024, 1, 2, 8, 50, tzinfo=UTC)
-RESTART = datetime(2024, 1, 2, 9, 20, tzinfo=UTC)
+DOWNTIME = timedelta(minutes=30)
+RESTART = STOP + DOWNTIME
 MISSED = datetime(2024, 1, 2, 9, tzinfo=UTC)
 
 NAMES = ("with_catch_up", "without_catch_up")
+
+# The stores outlive the process (in a real bot, a file on disk): made anew per simulation.
+STORES: dict[str, tasks.Store] = {}
 
 
 async def remind() -> None:
@@ -52,46 +57,36 @@ def start_process(stores: dict[str, tasks.Store]) -> list[tasks.Loop[Any]]:
 
 
 async def setup(sim: Simulation) -> None:
-    """Start the process; stop it at 08:50 on 2024-01-02 and start it again at 09:20."""
-    # The stores outlive the process (in a real bot, a file on disk).
-    stores: dict[str, tasks.Store] = {name: tasks.MemoryStore() for name in NAMES}
-    running = start_process(stores)
-
-    def stop() -> None:
-        sim.note("the process stops")
-        for loop in running:
-            loop.cancel()
-
-    def restart() -> None:
-        sim.note("the process starts again")
-        running[:] = start_process(stores)
-
-    sim.at(STOP, stop)
-    sim.at(RESTART, restart)
-
-
-def both_processes(name: str) -> list[str]:
-    """The loop's names on the timeline: the restarted process's loops are new `Loop` objects,
-    which the timeline tells apart as ``name #2``."""
-    return [name, f"{name} #2"]
+    """Start the process; the first one plans the restart (setup runs again after it)."""
+    if not sim.restarts:
+        STORES.clear()
+        STORES.update({name: tasks.MemoryStore() for name in NAMES})
+        sim.restart(at=STOP, downtime=DOWNTIME)
+    start_process(STORES)
 
 
 def report(timeline: Timeline) -> str:
-    """Every run of both reminders: its slot and when it started."""
-    lines = ["Runs (slot -> start):"]
+    """Every planned slot of both reminders: when it ran, or that it was missed."""
+    lines = ["Planned slots -> runs:"]
     for name in NAMES:
-        for run in timeline.runs(both_processes(name)):
-            late = run.started - run.scheduled if run.scheduled is not None else None
-            note = f", {late.total_seconds() / 60:g} min late (caught up)" if late else ""
-            slot = f"{run.scheduled:%Y-%m-%d %H:%M}" if run.scheduled else "?"
-            lines.append(f"  {name:<17} {slot} -> {run.started:%Y-%m-%d %H:%M}{note}")
+        plan = timeline.plan(name)
+        marks = plan.marks()
+        ran = {run.scheduled: run for run in timeline.runs(name)}
+        for slot in plan.planned:
+            run = ran.get(slot)
+            if run is None:
+                outcome = "missed (the process was down)"
+            else:
+                outcome = f"{run.started:%Y-%m-%d %H:%M}, {marks[id(run)].replace('_', ' ')}"
+            lines.append(f"  {name:<17} {slot:%Y-%m-%d %H:%M} -> {outcome}")
     return "\n".join(lines)
 
 
 def check(timeline: Timeline) -> None:
     """With catch-up the missed slot runs once at the restart; without, it is skipped."""
-    with_runs = timeline.runs(both_processes("with_catch_up"))
-    without_runs = timeline.runs(both_processes("without_catch_up"))
+    assert [incident.at for incident in timeline.restarts] == [STOP]
+    with_runs = timeline.runs("with_catch_up")
+    without_runs = timeline.runs("without_catch_up")
     assert [(run.scheduled, run.started) for run in with_runs] == [
         (datetime(2024, 1, 1, 9, tzinfo=UTC), datetime(2024, 1, 1, 9, tzinfo=UTC)),
         (MISSED, RESTART),
@@ -99,6 +94,9 @@ def check(timeline: Timeline) -> None:
     ]
     assert [run.started.date() for run in without_runs] == [date(2024, 1, 1), date(2024, 1, 3)]
     assert all(run.started == run.scheduled for run in without_runs)
+    caught_up = timeline.plan("with_catch_up")
+    assert ([run.scheduled for run in caught_up.caught_up], caught_up.missed) == ([MISSED], ())
+    assert timeline.missed("without_catch_up") == (MISSED,)
 
 
 if __name__ == "__main__":

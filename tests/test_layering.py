@@ -92,6 +92,7 @@ SIMULATION_MODULES = (
     "_zones",
     "_recording",
     "_model",
+    "_plan",
     "_export",
     "_report",
     "_timeline",

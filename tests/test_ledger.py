@@ -53,6 +53,15 @@ async def test_missed_slot_older_than_catch_up_is_skipped_and_logged(
     ]
 
 
+async def test_first_start_within_catch_up_of_a_slot_does_not_run_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, "looptime_tasks"):
+        first = await ledger(tasks.MemoryStore()).first_slot(DAILY, SLOT + 10 * MINUTE)
+
+    assert (first, caplog.messages) == (SLOT + DAY, [])
+
+
 async def test_slot_that_ran_is_not_caught_up() -> None:
     store = tasks.MemoryStore()
     await store.claim_slot("daily", SLOT)

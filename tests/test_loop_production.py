@@ -320,6 +320,13 @@ async def test_restart_without_catch_up_skips_the_missed_slot() -> None:
     assert runs.slots == [NINE + timedelta(days=1)]
 
 
+@pytest.mark.virtual_time(start="2024-01-01T09:10:00+00:00")
+async def test_first_deploy_within_catch_up_of_a_slot_waits_for_the_next_one() -> None:
+    runs = await run_loop(daily(tasks.MemoryStore(), catch_up=timedelta(minutes=30)))
+
+    assert runs.slots == [NINE + timedelta(days=1)]
+
+
 @pytest.mark.virtual_time(start="2024-01-01T09:20:00+00:00")
 async def test_restart_after_the_slot_ran_does_not_run_it_again() -> None:
     store = await recorded(tasks.MemoryStore(), NINE)

@@ -749,9 +749,9 @@ def test_write_csv_writes_a_header_and_a_row_per_run(tmp_path: Path) -> None:
     assert rows[0] == list(Timeline.CSV_COLUMNS)
     assert rows[1:] == [
         ["slow", "0", "0", *["2024-01-01T00:00:00+00:00"] * 2, "2024-01-01T00:00:02+00:00",
-         "ok", "0", "2", "0", "", ""],
+         "ok", "0", "2", "0", "", "", "on_time"],
         ["slow", "0", "1", *["2024-01-01T00:01:00+00:00"] * 2, "2024-01-01T00:01:02+00:00",
-         "ok", "0", "2", "0", "", ""],
+         "ok", "0", "2", "0", "", "", "on_time"],
     ]  # fmt: skip
 
 

@@ -48,9 +48,10 @@ EXPECTED: dict[str, list[str]] = {
         "  Mon 2024-04-01 09:00 BST = 08:00 UTC  ran",
     ],
     "restart_catch_up": [
-        "  09:20:00  with_catch_up #2     #0     ok, 20 min late for 09:00:00",
-        "  with_catch_up     2024-01-02 09:00 -> 2024-01-02 09:20, 20 min late (caught up)",
-        "  without_catch_up  2024-01-03 09:00 -> 2024-01-03 09:00",
+        "  09:20:00  with_catch_up     #0     ok, 20 min late for 09:00:00",
+        "  with_catch_up     2024-01-02 09:00 -> 2024-01-02 09:20, caught up",
+        "  without_catch_up  2024-01-02 09:00 -> missed (the process was down)",
+        "  without_catch_up  2024-01-02 09:00:00  missed",
     ],
     "on_ready_restart": [
         "  Mon 00:27:40  reconnected: new session   on_ready raised 'Task is already launched'",
@@ -67,6 +68,7 @@ EXPECTED: dict[str, list[str]] = {
         "  Thu 2024-01-04  -- none: SKIPPED --  (process down 08:59:30-09:00:30)",
         "  Tue 2024-01-02  09:00:00  (process down 08:58:00-08:59:00)",
         "  08:59:30  simulation      ! restart: the process stops for 60 s",
+        "  daily_reminder  2024-01-04 09:00:00  missed",
     ],
     "race": [
         "Members who joined: 10",

@@ -228,10 +228,17 @@ _PROGRESS_DELAY = 0.5
 """Real seconds a command-line simulation runs before its progress bar appears (on a TTY)."""
 
 
+_BAR_WIDTH: Final = 30
+
+
+def _bar(fraction: float) -> str:
+    """A progress bar: ``[###---…]``, *fraction* (0.0 to 1.0) of it filled."""
+    filled = round(fraction * _BAR_WIDTH)
+    return f"[{'#' * filled}{'-' * (_BAR_WIDTH - filled)}]"
+
+
 class _ProgressBar:
     """A one-line progress bar on a terminal, drawn only once a run has taken a while."""
-
-    _WIDTH: Final = 30
 
     def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
@@ -245,15 +252,13 @@ class _ProgressBar:
         if now - self._began < self._delay or now - self._last < 0.1:
             return
         self._last = now
-        filled = round(fraction * self._WIDTH)
-        bar = "#" * filled + "-" * (self._WIDTH - filled)
-        self._stream.write(f"\rsimulating [{bar}] {fraction:4.0%}")
+        self._stream.write(f"\rsimulating {_bar(fraction)} {fraction:4.0%}")
         self._stream.flush()
         self._drawn = True
 
     def close(self) -> None:
         if self._drawn:
-            self._stream.write("\r" + " " * (self._WIDTH + 20) + "\r")
+            self._stream.write("\r" + " " * (_BAR_WIDTH + 20) + "\r")
             self._stream.flush()
             self._drawn = False
 
@@ -416,10 +421,8 @@ class _SweepProgress:
 
     def __call__(self, done: int, total: int, failed: int) -> None:
         if self._tty:
-            filled = round(done / total * 30)
             self._stream.write(
-                f"\rexploring [{'#' * filled}{'-' * (30 - filled)}] {done}/{total} seeds, "
-                f"{failed} failed"
+                f"\rexploring {_bar(done / total)} {done}/{total} seeds, {failed} failed"
             )
         elif done * 10 // total > self._step or done == total:
             self._step = done * 10 // total

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
 from looptime_tasks._model import Failure, Run, TimelineModel
+from looptime_tasks._plan import Plan
 from looptime_tasks._recording import task_name
 from looptime_tasks.fakebot import Incident
 
 __all__ = ("CSV_COLUMNS", "FORMAT_VERSION", "incident_text", "timeline_dict", "write_csv")
 
-FORMAT_VERSION: Final = 2
-"""The version of the JSON document (2 added ``incidents``, ``restarts`` and ``latency``)."""
+FORMAT_VERSION: Final = 3
+"""The version of the JSON document (2 added ``incidents``, ``restarts`` and ``latency``; 3 the
+``plan`` of each loop)."""
 
 CSV_COLUMNS: Final = (
     "loop",
@@ -35,11 +37,12 @@ CSV_COLUMNS: Final = (
     "retries",
     "last_exception",
     "incidents",
+    "plan",
 )
 """The columns of `write_csv`, one row per iteration."""
 
 
-def timeline_dict(timeline: TimelineModel) -> dict[str, Any]:
+def timeline_dict(timeline: TimelineModel, plans: Mapping[str, Plan | None]) -> dict[str, Any]:
     """Everything as JSON-ready data (instants as ISO-8601 strings, durations in seconds)."""
     loops = []
     for history in timeline.loops:
@@ -59,6 +62,7 @@ def timeline_dict(timeline: TimelineModel) -> dict[str, Any]:
                 "endings": [
                     {"at": at.isoformat(), "outcome": outcome} for at, outcome in history.endings
                 ],
+                "plan": _plan_dict(plans.get(history.name)),
             }
         )
     return {
@@ -92,10 +96,13 @@ def timeline_dict(timeline: TimelineModel) -> dict[str, Any]:
     }
 
 
-def write_csv(timeline: TimelineModel, path: str | os.PathLike[str]) -> Path:
+def write_csv(
+    timeline: TimelineModel, plans: Mapping[str, Plan | None], path: str | os.PathLike[str]
+) -> Path:
     """Write one CSV row per iteration (see `CSV_COLUMNS`) to *path* and return the path."""
     target = Path(path)
     hits = timeline.run_incidents()
+    marks = {key: mark for plan in plans.values() if plan for key, mark in plan.marks().items()}
     with target.open("w", encoding="utf-8", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(CSV_COLUMNS)
@@ -115,6 +122,7 @@ def write_csv(timeline: TimelineModel, path: str | os.PathLike[str]) -> Path:
                     run.retries,
                     repr(run.failures[-1].exception) if run.failures else "",
                     _joined(hits.get(id(run), ())),
+                    marks.get(id(run), ""),
                 )
             )
     return target
@@ -132,6 +140,21 @@ def _joined(incidents: Iterable[Incident]) -> str:
 def seconds(value: float) -> float | int:
     """Seconds for export: an int when whole, else rounded to the microsecond."""
     return int(value) if value == int(value) else round(value, 6)
+
+
+def _plan_dict(plan: Plan | None) -> dict[str, Any] | None:
+    if plan is None:
+        return None
+    return {
+        "planned": len(plan.planned),
+        "on_time": len(plan.on_time),
+        "late": len(plan.late),
+        "caught_up": len(plan.caught_up),
+        "extra": len(plan.extra),
+        "missed": len(plan.missed),
+        "missed_slots": [slot.isoformat() for slot in plan.missed],
+        "tolerance_seconds": seconds(plan.tolerance.total_seconds()),
+    }
 
 
 def _incident_dict(incident: Incident) -> dict[str, Any]:

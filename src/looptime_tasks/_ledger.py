@@ -6,6 +6,10 @@ Design decisions (the user-facing version is docs/stores.md):
 * **Catch-up is one decision at start.** The latest slot at or before "now" runs at once if it
   was not recorded and is no older than ``catch_up``; older missed slots are skipped with one log
   line (never a burst: at most one late run, as for overruns).
+* **A first start misses nothing.** A loop whose name the store never recorded did not exist at
+  its earlier slots (a first deploy at 09:10 of a daily 09:00 job), so nothing is caught up, as
+  APScheduler and cron do not run a job's slots from before it existed. It also keeps at most
+  once when a store is replaced by an empty one: what cannot be known to be missed is not run.
 * **A failing store never stops a loop.** Every `StoreError` is logged (ERROR, on the
   ``looptime_tasks`` logger; the message names the store) and the loop keeps its schedule:
   - reading the last slot at start fails: no catch-up (we cannot tell whether it ran);
@@ -112,20 +116,19 @@ class Ledger:
                 error,
             )
             return upcoming
-        if last is not None and last >= due:
-            return upcoming  # the latest slot ran
+        if last is None or last >= due:
+            return upcoming  # a first start (nothing to catch up), or the latest slot ran
         late = now_ns - due
         if self.catch_up_ns and late <= self.catch_up_ns:
             return due
-        if last is not None:
-            _logger.warning(
-                "Loop %r: slots missed since its last run at %s, up to %s, are skipped (older"
-                " than catch_up); next run at %s",
-                self.loop_name,
-                _iso(last),
-                _iso(due),
-                _iso(upcoming),
-            )
+        _logger.warning(
+            "Loop %r: slots missed since its last run at %s, up to %s, are skipped (older"
+            " than catch_up); next run at %s",
+            self.loop_name,
+            _iso(last),
+            _iso(due),
+            _iso(upcoming),
+        )
         return upcoming
 
     async def claim(self, slot_ns: int, now_ns: int) -> bool:

@@ -1421,7 +1421,8 @@ def loop(
         store: A `Store`, or a path for an `SQLiteStore`: the loop records each slot it runs,
             under its `name` (required).
         catch_up: With a store: on start, the latest missed slot runs at once if it is no older
-            than this (seconds or a timedelta); older ones are skipped.
+            than this (seconds or a timedelta); older ones are skipped. A first start (nothing
+            recorded under `name`) misses nothing.
         exclusive: With a store: of all processes running this loop name, one runs each slot.
         lease: How long an exclusive loop's lease lasts after each slot it takes (seconds or a
             timedelta).

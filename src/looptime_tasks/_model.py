@@ -218,6 +218,8 @@ class LoopHistory:
         errors: The unhandled exceptions that ended it (in a body or in ``before_loop``).
         endings: How each of its runs (``start()`` to end) ended: ``(when, outcome)`` with
             outcome ``"completed"``, ``"stopped"``, ``"cancelled"`` or ``"failed"``.
+        starts: When each of its runs (``start()`` to end) began, with the `Loop` that ran it
+            (after a process restart, a new one): ``(when, loop)``.
     """
 
     name: str
@@ -225,6 +227,7 @@ class LoopHistory:
     runs: tuple[Run, ...]
     errors: tuple[Failure, ...]
     endings: tuple[tuple[datetime, str], ...]
+    starts: tuple[tuple[datetime, Loop[Any]], ...] = ()
 
     @property
     def failures(self) -> tuple[Failure, ...]:
@@ -276,6 +279,7 @@ class _LoopBuilder:
         self.runs: list[tuple[int, Run]] = []  # (position of ITERATION_STARTED, run)
         self.errors: list[Failure] = []
         self.endings: list[tuple[datetime, str]] = []
+        self.starts: list[tuple[datetime, Loop[Any]]] = []
         self.open: dict[int, tuple[int, _OpenRun]] = {}
         self.session = -1
         self.request: tuple[float, datetime, int] | None = None  # stop/cancel: when, where
@@ -288,6 +292,7 @@ class _LoopBuilder:
             tuple(run for _, run in self.runs),
             tuple(self.errors),
             tuple(self.endings),
+            tuple(self.starts),
         )
 
 
@@ -425,6 +430,7 @@ class TimelineModel:
                     entry[1].failures.append(failure)
             elif kind is _STARTED:
                 builder.session += 1
+                builder.starts.append((wall(index), loops[index]))
                 builder.open = {}
                 builder.request = None
             elif kind is _STOP_REQUESTED or kind is _CANCEL_REQUESTED:
@@ -672,6 +678,15 @@ class TimelineModel:
     def restarts(self) -> tuple[Incident, ...]:
         """The process restarts (`Simulation.restart`), in order: when each stopped it."""
         return tuple(incident for incident in self.incidents if incident.kind == "restart")
+
+    def downtimes(self) -> list[tuple[datetime, datetime | None]]:
+        """When the process was down (`Simulation.restart`), as (stopped, started again)
+        instants; None when it was still down at the end."""
+        starts = [incident.at for incident in self.incidents if incident.kind == "start"]
+        return [
+            (incident.at, starts[index] if index < len(starts) else None)
+            for index, incident in enumerate(self.restarts)
+        ]
 
     def outages(self) -> list[tuple[datetime, datetime | None]]:
         """The gateway outages, as (disconnected, reconnected) instants; None when the

@@ -8,7 +8,7 @@ it. Listing entries are told apart by their ``kind``, which says which record th
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Final, cast
@@ -23,6 +23,7 @@ from looptime_tasks._model import (
     Run,
     TimelineModel,
 )
+from looptime_tasks._plan import Plan
 from looptime_tasks._zones import DstChange, midnight, zone_name
 from looptime_tasks.fakebot import Incident, SentMessage
 
@@ -37,9 +38,20 @@ PLOT_HINT: Final = (
 # Text ----------------------------------------------------------------------------------------
 
 
-def render_summary(timeline: TimelineModel, *, tz: tzinfo, show: int, per_day: int) -> str:
-    """`Timeline.summary`: the window, a table per loop, runs per day, DST changes, the first
-    and last runs in order, messages and errors."""
+# Differences from the plan listed per loop in the summary.
+_PLAN_DIFFERENCES: Final = 5
+
+
+def render_summary(
+    timeline: TimelineModel,
+    plans: Mapping[str, Plan | None],
+    *,
+    tz: tzinfo,
+    show: int,
+    per_day: int,
+) -> str:
+    """`Timeline.summary`: the window, a table per loop, planned against actual runs, runs per
+    day, DST changes, the first and last runs in order, messages and errors."""
     zone = zone_name(tz)
     lines = [
         f"Simulated {_format_length(timeline.duration)} of virtual time in "
@@ -53,6 +65,9 @@ def render_summary(timeline: TimelineModel, *, tz: tzinfo, show: int, per_day: i
         lines.append("No loop ran.")
     else:
         lines.extend(_loop_table(timeline, tz))
+    if any(plans.values()):
+        lines.extend(["", "Planned against actual runs"])
+        lines.extend(_plan_table(plans, tz))
     days = timeline.days(tz)
     if histories and 2 <= len(days) <= per_day:
         lines.extend(["", f"Runs per day ({zone})"])
@@ -124,6 +139,49 @@ def _loop_table(timeline: TimelineModel, tz: tzinfo) -> list[str]:
             )
         )
     return _table(header, rows, right={1, 6, 7, 8, 9})
+
+
+def _plan_table(plans: Mapping[str, Plan | None], tz: tzinfo) -> list[str]:
+    """Per loop: planned slots, runs on time, late, caught up, extra, missed slots; then the
+    first few differences of each loop."""
+    header = ("loop", "planned", "on time", "late", "caught up", "extra", "missed")
+    rows = [
+        (
+            name,
+            *(
+                f"{count:,}"
+                for count in (
+                    len(plan.planned),
+                    len(plan.on_time),
+                    len(plan.late),
+                    len(plan.caught_up),
+                    len(plan.extra),
+                    len(plan.missed),
+                )
+            ),
+        )
+        for name, plan in plans.items()
+        if plan is not None
+    ]
+    lines = _table(header, rows, right={1, 2, 3, 4, 5, 6})
+    width = max(len(row[0]) for row in rows)
+    for name, plan in plans.items():
+        differences = plan.differences if plan is not None else []
+        for instant, mark, run in differences[:_PLAN_DIFFERENCES]:
+            text = mark.replace("_", " ")
+            if run is not None and mark != "extra":
+                text += (
+                    f": ran at {_format_instant(run.started, tz)}"
+                    f" ({_format_span(run.lateness.total_seconds())} late)"
+                )
+            elif run is not None:
+                slot = run.scheduled
+                text += f" run (for {_format_instant(slot, tz)})" if slot else " run"
+            lines.append(f"  {name:<{width}}  {_format_instant(instant, tz)}  {text}")
+        if len(differences) > _PLAN_DIFFERENCES:
+            more = len(differences) - _PLAN_DIFFERENCES
+            lines.append(f"  {name:<{width}}  ... {more:,} more differences")
+    return lines
 
 
 def _incident_table(timeline: TimelineModel, tz: tzinfo) -> list[str]:
@@ -345,7 +403,14 @@ def _format_message(message: SentMessage) -> str:
 # Plotting --------------------------------------------------------------------------------------
 
 
-def render_plot(timeline: TimelineModel, path: Path, *, tz: tzinfo, title: str | None) -> Path:
+def render_plot(
+    timeline: TimelineModel,
+    plans: Mapping[str, Plan | None],
+    path: Path,
+    *,
+    tz: tzinfo,
+    title: str | None,
+) -> Path:
     """`Timeline.plot`: draw *timeline* as a PNG at *path*."""
     try:
         from matplotlib import dates as mdates
@@ -367,6 +432,14 @@ def render_plot(timeline: TimelineModel, path: Path, *, tz: tzinfo, title: str |
 
     for lane, history in enumerate(histories):
         y = lanes - 1 - lane
+        plan = plans.get(history.name)
+        if plan is not None:  # planned slots: faint ticks behind the runs; missed ones marked
+            planned = [x(slot) for slot in plan.planned]
+            axes.plot(planned, [y] * len(planned), linestyle="", marker="|", markersize=22,
+                      color="0.8", zorder=0)  # fmt: skip
+            missed = [x(slot) for slot in plan.missed]
+            axes.plot(missed, [y - 0.3] * len(missed), linestyle="", marker="^", markersize=6,
+                      color="tab:pink")  # fmt: skip
         ok = [x(run.started) for run in history.runs if run.outcome == "ok"]
         cut = [x(run.started) for run in history.runs if run.outcome in ("cancelled", "stopped")]
         axes.plot(ok, [y] * len(ok), linestyle="", marker="|", markersize=14, color="tab:blue")
@@ -420,11 +493,8 @@ def render_plot(timeline: TimelineModel, path: Path, *, tz: tzinfo, title: str |
     # Outages and restarts: shaded spans; other incidents: marks on their loop's lane (or on top).
     for began, ended in timeline.outages():
         axes.axvspan(x(began), x(ended or end), color="tab:olive", alpha=0.2, linewidth=0)
-    stops = [incident.at for incident in timeline.restarts]
-    starts = [incident.at for incident in timeline.incidents if incident.kind == "start"]
-    for index, stopped in enumerate(stops):
-        resumed = starts[index] if index < len(starts) else end
-        axes.axvspan(x(stopped), x(resumed), color="black", alpha=0.12, linewidth=0)
+    for stopped, resumed in timeline.downtimes():
+        axes.axvspan(x(stopped), x(resumed or end), color="black", alpha=0.12, linewidth=0)
     lane_of = {history.name: lanes - 1 - lane for lane, history in enumerate(histories)}
     marked = [
         incident
@@ -465,6 +535,8 @@ def render_plot(timeline: TimelineModel, path: Path, *, tz: tzinfo, title: str |
     axes.grid(axis="x", color="0.92")
     legend = [
         Line2D([], [], linestyle="", marker="|", markersize=12, color="tab:blue", label="run"),
+        Line2D([], [], linestyle="", marker="|", markersize=12, color="0.8", label="planned"),
+        Line2D([], [], linestyle="", marker="^", color="tab:pink", label="missed slot"),
         Line2D([], [], color="tab:orange", marker="x", label="handled failure -> retry"),
         Line2D([], [], linestyle="", marker="X", color="tab:red", label="unhandled error"),
         Line2D([], [], linestyle="", marker="|", markersize=12, color="grey", label="cancelled"),

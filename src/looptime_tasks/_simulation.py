@@ -342,6 +342,22 @@ class Simulation:
         self._world.add(task)
         return task
 
+    def _plan_at(
+        self,
+        target: datetime,
+        target_ns: int,
+        method: str,
+        action: Callable[[], Awaitable[None]],
+    ) -> asyncio.Task[Any]:
+        """A helper task of the world, named after the `Simulation` *method* that planned it,
+        that awaits *action()* at *target* (*target_ns*: wall nanoseconds since the start)."""
+
+        async def planned() -> None:
+            await self._sleep_until(target_ns)
+            await action()
+
+        return self._plan(planned(), f"sim.{method}({target.isoformat()})")
+
     # Faults ------------------------------------------------------------------------------------
 
     def disconnect(
@@ -372,10 +388,9 @@ class Simulation:
         length = _check_duration(duration)
 
         async def outage() -> None:
-            await self._sleep_until(target_ns)
             await self._outage(bot, length.total_seconds(), resume)
 
-        return self._plan(outage(), f"sim.disconnect({target.isoformat()})")
+        return self._plan_at(target, target_ns, "disconnect", outage)
 
     def random_outages(self, bot: FakeBot | None = None, model: Outages | None = None) -> None:
         """Cut the gateway connection at random for the whole simulation (see `Outages`).
@@ -428,7 +443,6 @@ class Simulation:
         length = _check_duration(downtime, "downtime")
 
         async def restart() -> None:
-            await self._sleep_until(target_ns)
             self._incident(
                 "restart",
                 f"the process stops for {length.total_seconds():g} s",
@@ -441,7 +455,7 @@ class Simulation:
             self._incident("start", f"the process starts again (restart {self.restarts})")
             await self._setup(self)
 
-        return self._plan(restart(), f"sim.restart({target.isoformat()})")
+        return self._plan_at(target, target_ns, "restart", restart)
 
     def jump_wall(self, *, at: When, delta: timedelta | float) -> asyncio.Task[Any]:
         """Step the wall clock by *delta* at *at* (an NTP correction, a suspend), leaving
@@ -460,7 +474,6 @@ class Simulation:
         step = delta if isinstance(delta, timedelta) else timedelta(seconds=delta)
 
         async def jump() -> None:
-            await self._sleep_until(target_ns)
             self._incident(
                 "wall_jump",
                 f"the wall clock jumps by {step.total_seconds():+g} s",
@@ -468,7 +481,7 @@ class Simulation:
             )
             self.clock.jump_wall(step)
 
-        return self._plan(jump(), f"sim.jump_wall({target.isoformat()})")
+        return self._plan_at(target, target_ns, "jump_wall", jump)
 
     def note(self, text: str) -> None:
         """Put a remark on the timeline at the current virtual time."""

@@ -18,8 +18,10 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any, Final
 
+from looptime_tasks import Loop
 from looptime_tasks._export import CSV_COLUMNS, timeline_dict, write_csv
 from looptime_tasks._model import LoopSelector, TimelineModel
+from looptime_tasks._plan import Plan, compare
 from looptime_tasks._report import render_listing, render_plot, render_summary
 
 __all__ = ("Timeline",)
@@ -38,18 +40,57 @@ class Timeline(TimelineModel):
     def __str__(self) -> str:
         return self.summary()
 
+    # Planned against actual --------------------------------------------------------------------
+
+    def plan(self, loop: str | Loop[Any]) -> Plan:
+        """One loop's planned slots against its actual runs (see `Plan`).
+
+        The plan is what the loop's schedule (`Loop.upcoming`) called for from its first start
+        to the end of the window, except after it was stopped, cancelled or completed on
+        purpose; slots while its process was down (`Simulation.restart`) or after it died of an
+        error count as missed.
+
+        Raises:
+            ValueError: If no loop or several loops match, or the loop's schedule has no
+                instants (an interval of 0).
+        """
+        history = self.loop(loop)
+        found = self.plans().get(history.name)
+        if found is None:
+            raise ValueError(
+                f"loop {history.name!r} has no planned slots: with an interval of 0 its runs"
+                " follow one another back to back"
+            )
+        return found
+
+    def planned(self, loop: str | Loop[Any]) -> tuple[datetime, ...]:
+        """The slots one loop's schedule planned over the window (aware, UTC): `Plan.planned`."""
+        return self.plan(loop).planned
+
+    def missed(self, loop: str | Loop[Any]) -> tuple[datetime, ...]:
+        """The planned slots of one loop that no run ran for (aware, UTC): `Plan.missed`."""
+        return self.plan(loop).missed
+
+    def plans(self) -> dict[str, Plan | None]:
+        """Every loop's `Plan` by name (None for a loop whose schedule has no instants)."""
+        cached: dict[str, Plan | None] | None = getattr(self, "_plans", None)
+        if cached is None:
+            cached = {history.name: compare(self, history) for history in self.loops}
+            self._plans = cached
+        return cached
+
     # Text --------------------------------------------------------------------------------------
 
     def summary(self, *, tz: tzinfo = UTC, show: int = 10, per_day: int = 14) -> str:
-        """A readable report: the window, a table per loop, runs per day, DST changes, the
-        first and last runs in order, messages and errors.
+        """A readable report: the window, a table per loop, planned against actual runs, runs
+        per day, DST changes, the first and last runs in order, messages and errors.
 
         Args:
             tz: The zone to show times and dates in.
             show: How many runs to list from the start and from the end of the window.
             per_day: Show the runs-per-day table when the window has at most this many days.
         """
-        return render_summary(self, tz=tz, show=show, per_day=per_day)
+        return render_summary(self, self.plans(), tz=tz, show=show, per_day=per_day)
 
     def listing(
         self,
@@ -101,13 +142,13 @@ class Timeline(TimelineModel):
         Raises:
             ImportError: If matplotlib is not installed (the message says how to install it).
         """
-        return render_plot(self, Path(path), tz=tz, title=title)
+        return render_plot(self, self.plans(), Path(path), tz=tz, title=title)
 
     # Export ------------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         """Everything as JSON-ready data (instants as ISO-8601 strings, durations in seconds)."""
-        return timeline_dict(self)
+        return timeline_dict(self, self.plans())
 
     def to_json(self, *, indent: int | None = 2) -> str:
         """The timeline as a JSON document (see `to_dict`)."""
@@ -121,4 +162,4 @@ class Timeline(TimelineModel):
 
     def write_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write one CSV row per iteration (see `CSV_COLUMNS`) to *path* and return the path."""
-        return write_csv(self, path)
+        return write_csv(self, self.plans(), path)
