@@ -2,7 +2,8 @@
 
 The question: is ``await asyncio.sleep(60)`` on :class:`looptime_tasks.VirtualEventLoop` (wall clock
 patched, deadlock and stall detection on: the defaults) as cheap as the cheapest timer the stock
-loop can run, ``await asyncio.sleep(1e-12)`` (a timer that is due at once)? Goal: at most 1.2x.
+loop can run, ``await asyncio.sleep(1e-12)`` (a timer that is due at once)? Goal: at most 1.0x,
+a virtual jump no dearer than a stock due timer.
 
 For context it also times, with the same 100,000 sleeps:
 
@@ -150,7 +151,7 @@ def main() -> None:
     rows: list[tuple[str, float | None]] = [
         ("stock loop, sleep(1e-12)  [baseline]", stock_due),
         ("stock loop, sleep(0)", stock_yield),
-        ("VirtualEventLoop, sleep(60)  [goal <= 1.2x]", virtual),
+        ("VirtualEventLoop, sleep(60)  [goal <= 1.0x]", virtual),
         ("VirtualEventLoop(wall_clock=False), sleep(60)", virtual_no_wall),
         ("looptime loop, sleep(60)", looptime_seconds),
         ("trio MockClock(autojump_threshold=0), trio.sleep(60)", trio_seconds),
@@ -164,8 +165,8 @@ def main() -> None:
             f"{label:<54} {seconds:8.3f} {seconds / SLEEPS * 1e6:9.2f} "
             f"{seconds / stock_due:11.2f} {seconds / stock_yield:11.2f}"
         )
-    verdict = "met" if virtual / stock_due <= 1.2 else "NOT met"
-    print(f"\ngoal (VirtualEventLoop sleep(60) <= 1.2x stock sleep(1e-12)): {verdict}")
+    verdict = "met" if virtual / stock_due <= 1.0 else "NOT met"
+    print(f"\ngoal (VirtualEventLoop sleep(60) <= 1.0x stock sleep(1e-12)): {verdict}")
 
     print("\nmemory, periodic timers every 60 s, 100 s and 3600 s (tracemalloc peak):")
     peaks = memory_peaks()

@@ -22,7 +22,6 @@ from types import ModuleType
 from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from looptime_tasks import VirtualEventLoop
 from looptime_tasks._simulation import (
     DEFAULT_DURATION,
     DEFAULT_SEED,
@@ -268,23 +267,13 @@ class World:
     shuffle: bool = False
 
     def simulate_options(self) -> dict[str, Any]:
-        """The `simulate` keyword arguments of this world.
-
-        Raises:
-            ValueError: For ``shuffle`` when the event loop has no ``shuffle=`` option.
-        """
+        """The `simulate` keyword arguments of this world."""
         options: dict[str, Any] = {}
         if self.http_errors or self.latency:
             options["faults"] = HttpFaults(error_rate=self.http_errors, latency=self.latency)
         if self.outages is not None:
             options["outages"] = Outages(every=self.outages * 3600)
         if self.shuffle:
-            # The one place --shuffle reaches the event loop.
-            if "shuffle" not in inspect.signature(VirtualEventLoop).parameters:
-                raise ValueError(
-                    "--shuffle needs a VirtualEventLoop with the shuffle= option, which this "
-                    "version of looptime-tasks does not have yet"
-                )
             options["shuffle"] = True
         return options
 
