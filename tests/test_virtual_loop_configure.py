@@ -168,7 +168,7 @@ def test_thread_budget_and_ignore_threads_are_applied(event_loop: VirtualEventLo
 
     def poll() -> None:
         while not stop.is_set():
-            time.sleep(0.01)
+            time.sleep(0.01)  # real-time: a thread that keeps working until stopped
 
     poller = threading.Thread(target=poll, name="poller")
     poller.start()

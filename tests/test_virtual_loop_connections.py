@@ -27,7 +27,7 @@ sock = socket.socket(fileno=int(sys.argv[1]))
 request, sender = sock.recvfrom(100)
 delay = float(sys.argv[2])
 if delay >= 0:
-    time.sleep(delay)
+    time.sleep(delay)  # real-time: the peer process answers late on purpose
     sock.sendto(b"pong\\n", sender) if sender else sock.send(b"pong\\n")
 if sock.type == socket.SOCK_STREAM:
     sock.recv(100)  # until the loop's end closes

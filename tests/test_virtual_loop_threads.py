@@ -154,7 +154,7 @@ def test_sleeping_thread_is_working() -> None:
 
     def poll() -> None:
         while not stop.is_set():
-            time.sleep(0.01)
+            time.sleep(0.01)  # real-time: a thread that keeps working until stopped
 
     with thread(poll) as worker:
         settle()
@@ -314,7 +314,7 @@ def poller(name: str) -> Iterator[threading.Thread]:
 
     def poll() -> None:
         while not stop.is_set():
-            time.sleep(0.01)
+            time.sleep(0.01)  # real-time: a thread that keeps working until stopped
 
     with thread(poll, name=name) as worker:
         try:
