@@ -148,6 +148,9 @@ _EPOLL_GRAIN: Final = 0.001
 _FD_SETSIZE: Final = 1024
 """``select()`` takes only file descriptors below this (glibc's ``FD_SETSIZE``)."""
 
+_BRIEF_POLL_FILES: Final = 64
+"""Most watched files for which a sub-millisecond wait uses ``select()`` (see _poll_briefly)."""
+
 _getitimer: Final = getattr(signal, "getitimer", None)  # Unix only
 
 _SETTLE_PASSES: Final = 100
@@ -435,7 +438,6 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
         self._poll = virtual_selector._real.select
         self._watched = virtual_selector._real.get_map()
         super().__init__(virtual_selector)
-        self._self_pipe: int = self._ssock.fileno()  # type: ignore[attr-defined]
         self._set_shuffle(options.shuffle, self._random)  # needs asyncio's ready queue
         self._update_quiet()
         # Why 1e-6: asyncio fires a timer when `when < time() + _clock_resolution`. If the float
@@ -805,13 +807,29 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
     def _poll_briefly(self, wait: float) -> list[tuple[selectors.SelectorKey, int]]:
         """Poll, waiting at most ``wait`` (< 1 ms) seconds, to the microsecond where possible.
 
-        ``epoll``/``poll`` round a timeout up to a whole millisecond. While only the self-pipe is
-        watched, ``select()`` on it waits with microsecond resolution and still wakes at once
-        when a thread hands something in.
+        ``epoll``/``poll`` round a timeout up to a whole millisecond. ``select()`` waits with
+        microsecond resolution and wakes as soon as a watched file is ready (the self-pipe
+        included: a thread handing something in), so it does the waiting, and the real
+        selector then reports what is ready. Not for many files (``select()`` scans them all)
+        or for descriptors it cannot take.
         """
-        if len(self._watched) > 1 or self._self_pipe >= _FD_SETSIZE:
+        watched = self._watched
+        if len(watched) > _BRIEF_POLL_FILES:
             return self._poll(wait)
-        select.select((self._self_pipe,), (), (), wait)
+        readers: list[int] = []
+        writers: list[int] = []
+        for key in watched.values():
+            if key.fd >= _FD_SETSIZE:
+                return self._poll(wait)
+            if key.events & selectors.EVENT_READ:
+                readers.append(key.fd)
+            if key.events & selectors.EVENT_WRITE:
+                writers.append(key.fd)
+        try:
+            select.select(readers, writers, (), wait)
+        except (OSError, ValueError):
+            # A watched file closed behind asyncio's back: epoll has dropped it, select() fails.
+            return self._poll(wait)
         return self._poll(0)
 
     def _jump_to(self, when: float) -> None:
