@@ -751,6 +751,11 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
                 # and as it is the earliest timer, no other deadline is skipped.
                 self._jump_to(next_when)
                 return _NO_EVENTS
+            if counted and not outside and not in_flight.waiting_jobs:
+                # Counted work wakes the loop when it ends (a job's result comes back with
+                # call_soon_threadsafe, a child's exit and its pipes' EOF are events): wait for
+                # that in one slice, not in short ones that take the GIL from the workers.
+                self._flow_slice = _REAL_SLICE
             if self._autojump or reachable:
                 return self._flow_real_time(next_when if reachable else math.inf)
             return self._poll(_REAL_SLICE)
