@@ -803,11 +803,7 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
             or not when <= _HORIZON
         ):
             return False
-        target = int(when * 1e9)
-        if target / 1e9 < when:
-            target += 1  # as in select()
-            if target / 1e9 < when:
-                target = _ns_at_or_after(when)
+        target = _ns_at_or_after(when)
         scheduled = self._scheduled
         if target <= self._now_ns or (
             scheduled and scheduled[0]._when < target / 1e9 + self._clock_resolution
