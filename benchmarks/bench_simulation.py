@@ -17,9 +17,9 @@ With ``--faults`` it measures what faults cost instead:
    errors (so that faults do not end them and the work stays comparable), without faults, with
    HTTP errors (0.1 % of calls) and gateway outages (every 6 h), with 50-250 ms latency on top,
    and with shuffling on top of errors and outages; goal: each <= 1.3x the run without faults.
-   A call's latency would be one more timer and event-loop wake-up (the scheduling cost of a
-   third of an iteration); the virtual loop skips that pass when nothing else would run
-   meanwhile, as in this week, where every iteration makes one call;
+   A call's latency that really sleeps costs one more timer and two event-loop passes, about
+   half an iteration; the virtual loop skips them when nothing else would run meanwhile, as in
+   this week, where every iteration makes one call;
 2. ``explore`` of 200 seeds of simulations/bot_week.py with HTTP errors and outages on,
    2 jobs; goal: well under a minute.
 
