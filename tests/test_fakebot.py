@@ -451,7 +451,7 @@ async def test_latency_lets_a_ready_callback_run_first() -> None:
     assert trace == [("callback", 0.0), ("sent", 0.25)]
 
 
-def test_latency_in_a_pass_that_stops_the_loop_ends_when_the_loop_runs_again() -> None:
+def test_latency_in_a_pass_that_stops_the_event_loop_ends_when_it_runs_again() -> None:
     event_loop = looptime_tasks.VirtualEventLoop()
     _, channel = faulty_bot(latency=0.25)
 
@@ -471,7 +471,7 @@ def test_latency_in_a_pass_that_stops_the_loop_ends_when_the_loop_runs_again() -
 
 
 @pytest.mark.virtual_time(wakeup_latency=0.001)
-async def test_latency_on_a_loop_with_wakeup_latency_ends_late_by_it() -> None:
+async def test_latency_on_an_event_loop_with_wakeup_latency_ends_late_by_it() -> None:
     _, channel = faulty_bot(latency=0.25)
 
     await channel.send("hi")
