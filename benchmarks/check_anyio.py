@@ -28,13 +28,13 @@ Exit status 1 if a test fails only on the virtual loop. It takes minutes and is 
 Design decisions:
 
 * **This file is also the pytest plugin** (``-p check_anyio``, found through ``PYTHONPATH``). It
-  keeps the tests of anyio's plain ``asyncio`` backend parameter (not ``trio``, and not the
-  ``asyncio+uvloop``/``asyncio+eager`` variants, whose loops are not ours to replace) and the
-  tests that take no backend at all, and for the virtual run adds
-  ``loop_factory=VirtualEventLoop`` to that parameter's options (anyio's ``debug=True`` stays).
-  So both runs run the same tests, and every loop anyio's asyncio backend makes (``anyio.run``,
-  the pytest plugin's runner, ``start_blocking_portal``) is virtual, as it would be for a user
-  passing the same option.
+  keeps the tests of anyio's plain ``asyncio`` backend parameter (not ``trio``, and not uvloop,
+  which is not a selector loop) and the tests that take no backend at all, and for the virtual
+  run adds ``loop_factory=VirtualEventLoop`` to that parameter's options (anyio's ``debug=True``
+  stays). So both runs run the same tests, and every loop anyio's asyncio backend makes
+  (``anyio.run``, the pytest plugin's runner, ``start_blocking_portal``) is virtual, as it would
+  be for a user passing the same option. ``--eager`` takes anyio's ``asyncio+eager`` parameter
+  instead (asyncio's eager task factory), with a virtual loop that has the same task factory.
 
 * **Outcomes come from pytest's reports**, one line per test (``pytest_runtest_logreport``):
   an error in setup or teardown counts as an error even after a passed call; an ``xfail`` counts
@@ -44,6 +44,7 @@ Design decisions:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
@@ -62,33 +63,48 @@ from looptime_tasks import VirtualEventLoop
 
 _LOOP_VARIABLE: Final = "CHECK_ANYIO_LOOP"
 _RESULTS_VARIABLE: Final = "CHECK_ANYIO_RESULTS"
+_EAGER_VARIABLE: Final = "CHECK_ANYIO_EAGER"
 _BAD: Final = ("failed", "error")
 
 
 # --- the plugin, in pytest's process ----------------------------------------------------------
 
 
-def _plain_asyncio(item: pytest.Item) -> bool | None:
-    """Whether ``item`` runs on anyio's plain asyncio parameter (``None``: takes no backend)."""
+def _backend(item: pytest.Item) -> str | None:
+    """anyio's backend parameter of ``item``: "asyncio", "asyncio+eager", "other", or None."""
     callspec = getattr(item, "callspec", None)
     if callspec is None or "anyio_backend" not in callspec.params:
         return None
     backend = callspec.params["anyio_backend"]
-    if isinstance(backend, tuple):
-        name, options = backend
-        return bool(name == "asyncio" and "loop_factory" not in options)
-    return False
+    if not isinstance(backend, tuple) or backend[0] != "asyncio":
+        return "other"
+    factory = backend[1].get("loop_factory")
+    if factory is None:
+        return "asyncio"
+    return "asyncio+eager" if factory.__name__ == "eager_task_loop_factory" else "other"
+
+
+def eager_virtual_loop() -> VirtualEventLoop:
+    """A ``VirtualEventLoop`` with asyncio's eager task factory (anyio's ``asyncio+eager``)."""
+    event_loop = VirtualEventLoop()
+    event_loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined,unused-ignore]
+    return event_loop
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    kept = [item for item in items if _plain_asyncio(item) is not False]
-    config.hook.pytest_deselected(items=[item for item in items if item not in set(kept)])
+    eager = bool(os.environ.get(_EAGER_VARIABLE))
+    wanted = "asyncio+eager" if eager else "asyncio"
+    backends = {item: _backend(item) for item in items}
+    kept = [item for item in items if backends[item] in (None, wanted)]
+    config.hook.pytest_deselected(
+        items=[item for item in items if backends[item] not in (None, wanted)]
+    )
     items[:] = kept
     if os.environ.get(_LOOP_VARIABLE) == "virtual":
         for item in kept:
-            if _plain_asyncio(item):
+            if backends[item] is not None:
                 options: dict[str, Any] = item.callspec.params["anyio_backend"][1]  # type: ignore[attr-defined]
-                options["loop_factory"] = VirtualEventLoop
+                options["loop_factory"] = eager_virtual_loop if eager else VirtualEventLoop
 
 
 _outcomes: dict[str, tuple[str, str]] = {}
@@ -136,7 +152,12 @@ def _first_line(longrepr: str) -> str:
 
 
 def run_suite(
-    source: Path, loop: str, pytest_args: Sequence[str], log: Path | None = None
+    source: Path,
+    loop: str,
+    pytest_args: Sequence[str],
+    log: Path | None = None,
+    *,
+    eager: bool = False,
 ) -> tuple[dict[str, tuple[str, str]], float]:
     """Run anyio's tests under ``source`` on ``loop``; outcome and detail by node id.
 
@@ -146,6 +167,7 @@ def run_suite(
         environment = dict(os.environ)
         environment[_LOOP_VARIABLE] = loop
         environment[_RESULTS_VARIABLE] = results.name
+        environment[_EAGER_VARIABLE] = "1" if eager else ""
         here = str(Path(__file__).resolve().parent)
         environment["PYTHONPATH"] = os.pathsep.join(
             filter(None, (here, environment.get("PYTHONPATH")))
@@ -183,6 +205,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run the tests whose outcome differs N more times on both loops (default 1)",
     )
     parser.add_argument(
+        "--eager",
+        action="store_true",
+        help="anyio's asyncio+eager variant (eager task factory, Python 3.12+) instead",
+    )
+    parser.add_argument(
         "--logs", type=Path, metavar="DIR", help="write pytest's output to DIR/<loop>.log"
     )
     parser.add_argument("pytest_args", nargs="*", help="after --: passed on to pytest")
@@ -197,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs: dict[str, dict[str, tuple[str, str]]] = {}
     for loop in loops:
         log = args.logs / f"{loop}.log" if args.logs else None
-        runs[loop], seconds = run_suite(args.source, loop, args.pytest_args, log)
+        runs[loop], seconds = run_suite(args.source, loop, args.pytest_args, log, eager=args.eager)
         print(tally(runs[loop], loop, seconds), flush=True)
     if len(runs) < 2:
         for node, (outcome, detail) in sorted(runs[loops[0]].items()):
@@ -215,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     flaky: set[str] = set()
     for _ in range(args.rerun if differing else 0):
         still = [node for node in differing if node not in flaky]
-        again = {loop: run_suite(args.source, loop, still)[0] for loop in loops}
+        again = {loop: run_suite(args.source, loop, still, eager=args.eager)[0] for loop in loops}
         flaky.update(
             node
             for node in still

@@ -163,8 +163,8 @@ def test_pty_output_of_a_child_that_exited_is_read_before_a_timeout(
         reader, transport = await read_pipe(master)
         lines = []
         try:
-            for round in range(10):
-                child = await asyncio.create_subprocess_exec("echo", str(round), stdout=slave)
+            for number in range(10):
+                child = await asyncio.create_subprocess_exec("echo", str(number), stdout=slave)
                 await child.wait()
                 lines.append(await asyncio.wait_for(reader.readline(), 1))
         finally:

@@ -52,7 +52,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Final, TypeAlias
 
-from ._threads import is_idle, may_hide_a_hand_off, where
+from ._threads import is_idle, may_hide_a_hand_off, subinterpreter_running, where
 from ._virtual_options import ThreadFilter
 
 __all__ = ("InFlight", "Request", "ThreadBudgetWarning", "socket_ends", "thread_count")
@@ -216,6 +216,7 @@ class InFlight:
             self.executor_shutdowns
             or self.subprocesses
             or not self.pending_jobs <= self.waiting_jobs
+            or subinterpreter_running()
         ):
             return False
         frames = sys._current_frames()
@@ -415,6 +416,8 @@ class InFlight:
         if thread_count() == 0 and loop_thread == threading.main_thread().ident:
             self._working_since.clear()
             return False
+        if subinterpreter_running():
+            return True  # a thread works in it, and no frame may be read meanwhile
         return bool(self.working_threads(loop_thread, now_ns))
 
     def describe(self, loop_thread: int | None) -> str:
@@ -437,6 +440,9 @@ class InFlight:
         if self.pipe_request_ns is not None:
             seconds = (now_ns - self.pipe_request_ns) / 1e9
             lines.append(f"a write to a pipe awaiting a reply on a read pipe for {seconds:.3f} s")
+        if subinterpreter_running():
+            lines.append("a thread running code in a subinterpreter (threads not listed meanwhile)")
+            return "Work in flight:\n" + "\n".join(f"  - {line}" for line in lines)
         names = {t.ident: t.name for t in threading.enumerate()}
         for ident, frame in sys._current_frames().items():
             if ident == loop_thread or ident in self.job_threads:
