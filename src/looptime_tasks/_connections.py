@@ -195,21 +195,8 @@ if sys.platform != "win32":  # Windows' selector loop has no pipe transports
     class TrackedReadPipeTransport(unix_events._UnixReadPipeTransport):  # type: ignore[name-defined,misc]
         """A read pipe whose reads answer the requests of the loop's write pipes."""
 
-        def __init__(
-            self,
-            in_flight: InFlight,
-            event_loop: asyncio.AbstractEventLoop,
-            pipe: Any,
-            protocol: asyncio.BaseProtocol,
-            waiter: asyncio.Future[Any] | None = None,
-            extra: dict[str, Any] | None = None,
-        ) -> None:
-            self._in_flight = in_flight
-            super().__init__(event_loop, pipe, protocol, waiter, extra)
-            in_flight.pipe_readers.add(self)
-
         def _read_ready(self) -> None:
-            self._in_flight.pipe_received()
+            self._loop._in_flight.pipe_received()
             super()._read_ready()
 
     class TrackedWritePipeTransport(unix_events._UnixWritePipeTransport):  # type: ignore[name-defined,misc]
@@ -217,21 +204,9 @@ if sys.platform != "win32":  # Windows' selector loop has no pipe transports
 
         _fileno: int
 
-        def __init__(
-            self,
-            in_flight: InFlight,
-            event_loop: asyncio.AbstractEventLoop,
-            pipe: Any,
-            protocol: asyncio.BaseProtocol,
-            waiter: asyncio.Future[Any] | None = None,
-            extra: dict[str, Any] | None = None,
-        ) -> None:
-            self._in_flight = in_flight
-            super().__init__(event_loop, pipe, protocol, waiter, extra)
-
         def write(self, data: bytes | bytearray | memoryview) -> None:
             if data and self._fileno > _STANDARD_STREAMS:
-                self._in_flight.pipe_sent()
+                self._loop._in_flight.pipe_sent()
             super().write(data)
 
 
@@ -311,7 +286,11 @@ class ConnectionsLoop(asyncio.SelectorEventLoop):
         waiter: asyncio.Future[Any] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> asyncio.ReadTransport:
-        return TrackedReadPipeTransport(self._in_flight, self, pipe, protocol, waiter, extra)
+        transport: asyncio.ReadTransport = TrackedReadPipeTransport(
+            self, pipe, protocol, waiter, extra
+        )
+        self._in_flight.pipe_readers.add(transport)
+        return transport
 
     def _make_write_pipe_transport(
         self,
@@ -320,7 +299,7 @@ class ConnectionsLoop(asyncio.SelectorEventLoop):
         waiter: asyncio.Future[Any] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> asyncio.WriteTransport:
-        return TrackedWritePipeTransport(self._in_flight, self, pipe, protocol, waiter, extra)
+        return TrackedWritePipeTransport(self, pipe, protocol, waiter, extra)
 
     def _ensure_fd_free(self, sock: socket.socket) -> None:
         ensure: Callable[[socket.socket], None] | None = getattr(
