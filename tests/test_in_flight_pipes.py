@@ -112,6 +112,22 @@ def test_helper_process_that_never_answers_holds_time_only_for_io_wait(
 
 
 @on_both_loops()
+def test_write_on_a_closed_write_pipe_is_ignored(event_loop_kind: str) -> None:
+    async def main() -> None:
+        read_fd, write_fd = os.pipe()
+        try:
+            writing = await write_pipe(write_fd)
+            writing.close()
+            await asyncio.sleep(0)  # the transport lets go of its loop
+            writing.write(b"late\n")
+        finally:
+            os.close(read_fd)
+            os.close(write_fd)
+
+    run_on(event_loop_kind, main())
+
+
+@on_both_loops()
 def test_reply_of_a_helper_process_on_a_pty_arrives_under_a_timeout(
     event_loop_kind: str, pty: tuple[int, int]
 ) -> None:

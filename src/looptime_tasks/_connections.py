@@ -192,21 +192,28 @@ class TrackedDatagramTransport(_DatagramBase):  # type: ignore[misc]
 if sys.platform != "win32":  # Windows' selector loop has no pipe transports
     from asyncio import unix_events
 
-    class TrackedReadPipeTransport(unix_events._UnixReadPipeTransport):  # type: ignore[name-defined,misc]
+    class _TrackedPipe:
+        """Keeps the loop's accounting: a closed transport drops its loop (``_loop = None``)."""
+
+        def __init__(self, in_flight: InFlight, *args: Any) -> None:
+            self._in_flight = in_flight
+            super().__init__(*args)
+
+    class TrackedReadPipeTransport(_TrackedPipe, unix_events._UnixReadPipeTransport):  # type: ignore[name-defined,misc]
         """A read pipe whose reads answer the requests of the loop's write pipes."""
 
         def _read_ready(self) -> None:
-            self._loop._in_flight.pipe_received()
+            self._in_flight.pipe_received()
             super()._read_ready()
 
-    class TrackedWritePipeTransport(unix_events._UnixWritePipeTransport):  # type: ignore[name-defined,misc]
+    class TrackedWritePipeTransport(_TrackedPipe, unix_events._UnixWritePipeTransport):  # type: ignore[name-defined,misc]
         """A write pipe whose writes are requests until a read pipe of the loop reads."""
 
         _fileno: int
 
         def write(self, data: bytes | bytearray | memoryview) -> None:
             if data and self._fileno > _STANDARD_STREAMS:
-                self._loop._in_flight.pipe_sent()
+                self._in_flight.pipe_sent()
             super().write(data)
 
 
@@ -287,7 +294,7 @@ class ConnectionsLoop(asyncio.SelectorEventLoop):
         extra: dict[str, Any] | None = None,
     ) -> asyncio.ReadTransport:
         transport: asyncio.ReadTransport = TrackedReadPipeTransport(
-            self, pipe, protocol, waiter, extra
+            self._in_flight, self, pipe, protocol, waiter, extra
         )
         self._in_flight.pipe_readers.add(transport)
         return transport
@@ -299,7 +306,7 @@ class ConnectionsLoop(asyncio.SelectorEventLoop):
         waiter: asyncio.Future[Any] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> asyncio.WriteTransport:
-        return TrackedWritePipeTransport(self, pipe, protocol, waiter, extra)
+        return TrackedWritePipeTransport(self._in_flight, self, pipe, protocol, waiter, extra)
 
     def _ensure_fd_free(self, sock: socket.socket) -> None:
         ensure: Callable[[socket.socket], None] | None = getattr(
