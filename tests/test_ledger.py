@@ -97,6 +97,26 @@ async def test_exclusive_loop_runs_a_slot_once_across_holders() -> None:
     assert not await second.claim(SLOT + DAY, SLOT + 30 * SECOND)  # the lease is first's
 
 
+class CountingStore(tasks.MemoryStore):
+    """A memory store that counts the operations a loop asks of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.operations = 0
+
+    async def claim_slot(self, loop: str, slot_ns: int, lease: tasks.Lease | None = None) -> bool:
+        self.operations += 1
+        return await super().claim_slot(loop, slot_ns, lease)
+
+
+async def test_exclusive_slot_takes_one_store_operation_lease_included() -> None:
+    store = CountingStore()
+
+    await ledger(store, exclusive=True).claim(SLOT, SLOT)
+
+    assert store.operations == 1
+
+
 async def test_exclusive_lease_of_a_dead_holder_is_taken_over_after_expiry() -> None:
     store = tasks.MemoryStore()
     dead, alive = ledger(store, exclusive=True), ledger(store, exclusive=True)

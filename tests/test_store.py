@@ -100,51 +100,70 @@ async def test_slots_outlive_the_store_object(open_store: StoreFactory, name: st
     await second.close()
 
 
-async def test_a_free_lease_is_taken(store: tasks.Store, name: str) -> None:
-    assert await store.acquire_lease(name, "a", T0, 30 * SECOND)
+def lease(holder: str, now_ns: int) -> tasks.Lease:
+    """A 30-second lease for ``holder`` taken at ``now_ns``."""
+    return tasks.Lease(holder, now_ns, 30 * SECOND)
 
 
-async def test_a_held_lease_is_refused_to_another_holder(store: tasks.Store, name: str) -> None:
-    await store.acquire_lease(name, "a", T0, 30 * SECOND)
+async def test_a_claim_with_a_free_lease_records_the_slot(store: tasks.Store, name: str) -> None:
+    assert await store.claim_slot(name, T0, lease("a", T0))
 
-    assert not await store.acquire_lease(name, "b", T0 + 29 * SECOND, 30 * SECOND)
+    assert await store.last_slot(name) == T0
 
 
-async def test_the_holder_renews_its_lease(store: tasks.Store, name: str) -> None:
-    await store.acquire_lease(name, "a", T0, 30 * SECOND)
+async def test_a_claim_under_another_holders_lease_records_nothing(
+    store: tasks.Store, name: str
+) -> None:
+    await store.claim_slot(name, T0, lease("a", T0))
 
-    assert await store.acquire_lease(name, "a", T0 + 20 * SECOND, 30 * SECOND)
+    assert not await store.claim_slot(name, T0 + SECOND, lease("b", T0 + 29 * SECOND))
+    assert await store.last_slot(name) == T0
+
+
+async def test_the_holder_renews_its_lease_with_each_claim(store: tasks.Store, name: str) -> None:
+    await store.claim_slot(name, T0, lease("a", T0))
+
+    assert await store.claim_slot(name, T0 + SECOND, lease("a", T0 + 20 * SECOND))
     # Renewed until T0 + 50 s: still refused to another holder at T0 + 45 s.
-    assert not await store.acquire_lease(name, "b", T0 + 45 * SECOND, 30 * SECOND)
+    assert not await store.claim_slot(name, T0 + 2 * SECOND, lease("b", T0 + 45 * SECOND))
 
 
 async def test_an_expired_lease_is_taken_over(store: tasks.Store, name: str) -> None:
-    await store.acquire_lease(name, "a", T0, 30 * SECOND)
+    await store.claim_slot(name, T0, lease("a", T0))
 
-    assert await store.acquire_lease(name, "b", T0 + 30 * SECOND, 30 * SECOND)
-    assert not await store.acquire_lease(name, "a", T0 + 31 * SECOND, 30 * SECOND)
+    assert await store.claim_slot(name, T0 + SECOND, lease("b", T0 + 30 * SECOND))
+    assert not await store.claim_slot(name, T0 + 2 * SECOND, lease("a", T0 + 31 * SECOND))
+
+
+async def test_a_lease_is_taken_even_when_the_slot_was_already_claimed(
+    store: tasks.Store, name: str
+) -> None:
+    await store.claim_slot(name, T0)
+
+    assert not await store.claim_slot(name, T0, lease("a", T0))
+    assert not await store.claim_slot(name, T0 + SECOND, lease("b", T0 + SECOND))
 
 
 async def test_a_released_lease_is_free_at_once(store: tasks.Store, name: str) -> None:
-    await store.acquire_lease(name, "a", T0, 30 * SECOND)
+    await store.claim_slot(name, T0, lease("a", T0))
 
     await store.release_lease(name, "a")
 
-    assert await store.acquire_lease(name, "b", T0 + SECOND, 30 * SECOND)
+    assert await store.claim_slot(name, T0 + SECOND, lease("b", T0 + SECOND))
 
 
 async def test_only_the_holder_releases_a_lease(store: tasks.Store, name: str) -> None:
-    await store.acquire_lease(name, "a", T0, 30 * SECOND)
+    await store.claim_slot(name, T0, lease("a", T0))
 
     await store.release_lease(name, "b")
 
-    assert not await store.acquire_lease(name, "b", T0 + SECOND, 30 * SECOND)
+    assert not await store.claim_slot(name, T0 + SECOND, lease("b", T0 + SECOND))
 
 
 async def test_leases_of_loops_are_apart(store: tasks.Store, name: str) -> None:
-    await store.acquire_lease(name, "a", T0, 30 * SECOND)
+    await store.claim_slot(name, T0, lease("a", T0))
 
-    assert await store.acquire_lease(f"{name}-other", "b", T0, 30 * SECOND)
+    assert await store.claim_slot(f"{name}-other", T0, lease("b", T0))
 
 
 async def test_concurrent_claims_of_one_slot_have_one_winner(store: tasks.Store, name: str) -> None:
@@ -246,6 +265,27 @@ async def test_a_sqlite_write_lock_held_too_long_is_a_store_error(tmp_path: Path
         other.close()
 
     assert await store.claim_slot("daily", T0 + SECOND)
+    await store.close()
+
+
+async def test_a_sqlite_claim_with_a_lease_under_a_held_write_lock_is_a_store_error(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.sqlite3"
+    store = tasks.SQLiteStore(path, busy_timeout=0.05)  # real-time: waits 50 ms for the lock
+    await store.claim_slot("daily", T0, lease("a", T0))
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(
+            tasks.StoreError, match=rf"^sqlite:{path}: OperationalError: database is locked$"
+        ):
+            await store.claim_slot("daily", T0 + SECOND, lease("a", T0 + SECOND))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+    assert await store.claim_slot("daily", T0 + SECOND, lease("a", T0 + SECOND))
     await store.close()
 
 

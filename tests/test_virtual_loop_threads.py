@@ -454,3 +454,25 @@ def test_thread_blocked_in_a_call_with_keyword_arguments_is_idle() -> None:
         jobs.put(None)
 
     assert idle
+
+
+def test_reader_closed_behind_asyncios_back_does_not_break_waiting_for_a_thread() -> None:
+    # Short real-speed waits select() on the watched files, which fails on a closed one (epoll
+    # has silently dropped it): the loop falls back to the real selector.
+    def work() -> str:
+        time.sleep(0.01)  # real-time: the thread's work, 10 ms
+        return "done"
+
+    async def main() -> str:
+        event_loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair()
+        fd = ours.fileno()
+        event_loop.add_reader(fd, lambda: None)
+        ours.close()
+        try:
+            return await asyncio.to_thread(work)
+        finally:
+            event_loop.remove_reader(fd)
+            theirs.close()
+
+    assert run(main()) == "done"

@@ -21,7 +21,7 @@ from ._loop import LF, ExponentialBackoff, Loop, loop, upcoming
 from ._observer import EventKind, LoopEvent, observe
 from ._ordering import Chooser
 from ._schedule import is_ambiguous, is_imaginary, resolve_datetime
-from ._store import MemoryStore, PostgresStore, SQLiteStore, Store, StoreError
+from ._store import Lease, MemoryStore, PostgresStore, SQLiteStore, Store, StoreError
 from ._virtual_loop import DeadlockError, StallError, ThreadBudgetWarning, VirtualEventLoop, run
 
 __version__ = importlib.metadata.version("looptime-tasks")
@@ -32,6 +32,7 @@ __all__ = (
     "DeadlockError",
     "EventKind",
     "ExponentialBackoff",
+    "Lease",
     "Loop",
     "LoopEvent",
     "MemoryStore",

@@ -30,7 +30,7 @@ import socket
 import uuid
 
 from ._slots import WallSchedule
-from ._store import Store, StoreError
+from ._store import Lease, Store, StoreError
 from ._units import from_epoch_ns
 
 __all__ = ("Ledger",)
@@ -155,9 +155,8 @@ class Ledger:
                 self._unrecorded = None
             return True
         try:
-            if not await store.acquire_lease(self.loop_name, self.holder, now_ns, self.lease_ns):
-                return False
-            return await store.claim_slot(self.loop_name, slot_ns)
+            lease = Lease(self.holder, now_ns, self.lease_ns)
+            return await store.claim_slot(self.loop_name, slot_ns, lease)
         except StoreError as error:
             _logger.error(
                 "Loop %r: cannot take its lease or claim %s (%s); the slot is skipped so that it"

@@ -2,11 +2,15 @@
 
 Design decisions (the user-facing version is docs/stores.md):
 
-* **A small protocol, two operations per concept.** A store records, per loop name, the latest
-  slot claimed (``claim_slot`` is an atomic compare-and-set: the slot is recorded only if it is
-  later than the one recorded, and the caller learns whether it won), reads it back
-  (``last_slot``), and keeps one lease per loop name (``acquire_lease`` takes or renews,
-  ``release_lease`` gives it up). Instants are integer nanoseconds since the Unix epoch.
+* **A small protocol.** A store records, per loop name, the latest slot claimed
+  (``claim_slot`` is an atomic compare-and-set: the slot is recorded only if it is later than
+  the one recorded, and the caller learns whether it won) and reads it back (``last_slot``). It
+  keeps one lease per loop name: a claim that carries a :class:`Lease` first takes or renews
+  it, and records nothing if someone else holds it; ``release_lease`` gives it up. Instants are
+  integer nanoseconds since the Unix epoch.
+* **One round trip per slot.** The lease and the claim are one atomic operation (one
+  transaction in SQLite, one statement in PostgreSQL), because each round trip to a store's
+  thread or server costs far more than an iteration of a loop on a virtual event loop.
 * **Claim, then run: at most once.** A loop claims a slot *before* its body runs. A process that
   dies in the body has claimed the slot, so neither its restart nor another process runs that
   slot again. Two processes can never both win one slot, with or without a lease.
@@ -34,12 +38,20 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ("MemoryStore", "PostgresStore", "SQLiteStore", "Store", "StoreError", "as_store")
+__all__ = (
+    "Lease",
+    "MemoryStore",
+    "PostgresStore",
+    "SQLiteStore",
+    "Store",
+    "StoreError",
+    "as_store",
+)
 
 _T = TypeVar("_T")
 
@@ -56,12 +68,27 @@ class StoreError(Exception):
         self.store = store
 
 
+class Lease(NamedTuple):
+    """Who claims a slot of an exclusive loop, and for how long it keeps the loop's lease.
+
+    Attributes:
+        holder: Who takes the lease (a loop uses its host, process id and a random part).
+        now_ns: The caller's clock now, in epoch ns: a lease whose expiry is at or before it
+            has expired.
+        ttl_ns: How long the lease lasts from ``now_ns``, in ns.
+    """
+
+    holder: str
+    now_ns: int
+    ttl_ns: int
+
+
 @runtime_checkable
 class Store(Protocol):
     """What a loop needs from a persistent store. All instants are epoch nanoseconds.
 
-    Implementations must make ``claim_slot`` and ``acquire_lease`` atomic across every process
-    that uses the same underlying database, and raise :class:`StoreError` for failures of it.
+    Implementations must make ``claim_slot`` atomic across every process that uses the same
+    underlying database, and raise :class:`StoreError` for failures of it.
     """
 
     @property
@@ -69,26 +96,21 @@ class Store(Protocol):
         """A name for logs and errors, such as ``sqlite:/srv/bot/bot-state.sqlite3``."""
         ...
 
-    async def claim_slot(self, loop: str, slot_ns: int) -> bool:
+    async def claim_slot(self, loop: str, slot_ns: int, lease: Lease | None = None) -> bool:
         """Record that ``loop`` runs slot ``slot_ns``, if it is later than the one recorded.
 
+        With a ``lease``, first take the lease of ``loop`` for ``lease.holder`` until
+        ``lease.now_ns + lease.ttl_ns``, or renew it; if someone else holds it (and it has not
+        expired), record nothing. Both in one atomic step.
+
         Returns:
-            True if this call recorded it (the caller runs the slot); False if that slot or a
-            later one was already recorded (by anyone).
+            True if this call recorded the slot (the caller runs it); False if that slot or a
+            later one was already recorded (by anyone), or another holder has the lease.
         """
         ...
 
     async def last_slot(self, loop: str) -> int | None:
         """The latest slot recorded for ``loop``, or None if none ever was."""
-        ...
-
-    async def acquire_lease(self, loop: str, holder: str, now_ns: int, ttl_ns: int) -> bool:
-        """Take the lease of ``loop`` for ``holder`` until ``now_ns + ttl_ns``, or renew it.
-
-        Returns:
-            True if ``holder`` now holds the lease: it was free, expired (its expiry is at or
-            before ``now_ns``) or already held by ``holder``. False if someone else holds it.
-        """
         ...
 
     async def release_lease(self, loop: str, holder: str) -> None:
@@ -134,8 +156,13 @@ class MemoryStore:
     def __repr__(self) -> str:
         return f"<MemoryStore {self.name}>"
 
-    async def claim_slot(self, loop: str, slot_ns: int) -> bool:
+    async def claim_slot(self, loop: str, slot_ns: int, lease: Lease | None = None) -> bool:
         """See :meth:`Store.claim_slot`."""
+        if lease is not None:
+            current = self._leases.get(loop)
+            if current is not None and current[0] != lease.holder and current[1] > lease.now_ns:
+                return False
+            self._leases[loop] = (lease.holder, lease.now_ns + lease.ttl_ns)
         last = self._slots.get(loop)
         if last is not None and last >= slot_ns:
             return False
@@ -145,14 +172,6 @@ class MemoryStore:
     async def last_slot(self, loop: str) -> int | None:
         """See :meth:`Store.last_slot`."""
         return self._slots.get(loop)
-
-    async def acquire_lease(self, loop: str, holder: str, now_ns: int, ttl_ns: int) -> bool:
-        """See :meth:`Store.acquire_lease`."""
-        current = self._leases.get(loop)
-        if current is not None and current[0] != holder and current[1] > now_ns:
-            return False
-        self._leases[loop] = (holder, now_ns + ttl_ns)
-        return True
 
     async def release_lease(self, loop: str, holder: str) -> None:
         """See :meth:`Store.release_lease`."""
@@ -169,8 +188,8 @@ _SQLITE_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS looptime_leases"
     " (loop TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_ns INTEGER NOT NULL)",
 )
-# One statement each: atomic without an explicit transaction, and the write lock is taken at
-# once (no read-then-write upgrade that WAL would refuse with SQLITE_BUSY_SNAPSHOT).
+# One statement each: a claim is atomic without an explicit transaction, and the write lock is
+# taken at once (no read-then-write upgrade that WAL would refuse with SQLITE_BUSY_SNAPSHOT).
 _CLAIM = (
     "INSERT INTO looptime_slots (loop, slot_ns) VALUES (?, ?)"
     " ON CONFLICT (loop) DO UPDATE SET slot_ns = excluded.slot_ns"
@@ -216,9 +235,26 @@ class SQLiteStore:
     def __repr__(self) -> str:
         return f"<SQLiteStore {self.name}>"
 
-    async def claim_slot(self, loop: str, slot_ns: int) -> bool:
+    async def claim_slot(self, loop: str, slot_ns: int, lease: Lease | None = None) -> bool:
         """See :meth:`Store.claim_slot`."""
-        return await self._call(lambda db: db.execute(_CLAIM, (loop, slot_ns)).rowcount == 1)
+        if lease is None:
+            return await self._call(lambda db: db.execute(_CLAIM, (loop, slot_ns)).rowcount == 1)
+        expires_ns = lease.now_ns + lease.ttl_ns
+
+        def claim_with_lease(db: sqlite3.Connection) -> bool:
+            # IMMEDIATE: the write lock from the start, so the lease cannot change in between.
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                held = db.execute(_LEASE, (loop, lease.holder, expires_ns, lease.now_ns))
+                won = held.rowcount == 1 and db.execute(_CLAIM, (loop, slot_ns)).rowcount == 1
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            return won
+
+        return await self._call(claim_with_lease)
 
     async def last_slot(self, loop: str) -> int | None:
         """See :meth:`Store.last_slot`."""
@@ -230,12 +266,6 @@ class SQLiteStore:
             return None if row is None else int(row[0])
 
         return await self._call(read)
-
-    async def acquire_lease(self, loop: str, holder: str, now_ns: int, ttl_ns: int) -> bool:
-        """See :meth:`Store.acquire_lease`."""
-        return await self._call(
-            lambda db: db.execute(_LEASE, (loop, holder, now_ns + ttl_ns, now_ns)).rowcount == 1
-        )
 
     async def release_lease(self, loop: str, holder: str) -> None:
         """See :meth:`Store.release_lease`."""
@@ -298,6 +328,25 @@ _POSTGRES_SCHEMA = (
     " (loop TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_ns BIGINT NOT NULL)",
 )
 
+_PG_CLAIM = (
+    "INSERT INTO looptime_slots (loop, slot_ns) VALUES ($1, $2)"
+    " ON CONFLICT (loop) DO UPDATE SET slot_ns = excluded.slot_ns"
+    " WHERE looptime_slots.slot_ns < excluded.slot_ns RETURNING 1"
+)
+# One statement: the lease's upsert runs in a data-modifying CTE, and the claim inserts only if
+# it returned a row (the lease is held), atomically.
+_PG_CLAIM_WITH_LEASE = (
+    "WITH held AS ("
+    "INSERT INTO looptime_leases (loop, holder, expires_ns) VALUES ($1, $3, $4)"
+    " ON CONFLICT (loop) DO UPDATE SET holder = excluded.holder,"
+    " expires_ns = excluded.expires_ns"
+    " WHERE looptime_leases.holder = excluded.holder OR looptime_leases.expires_ns <= $5"
+    " RETURNING 1)"
+    " INSERT INTO looptime_slots (loop, slot_ns) SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM held)"
+    " ON CONFLICT (loop) DO UPDATE SET slot_ns = excluded.slot_ns"
+    " WHERE looptime_slots.slot_ns < excluded.slot_ns RETURNING 1"
+)
+
 # The key of the advisory lock held while the tables are created ("looptime" in ASCII).
 _SCHEMA_LOCK = 0x6C6F6F7074696D65
 
@@ -332,36 +381,25 @@ class PostgresStore:
     def __repr__(self) -> str:
         return f"<PostgresStore {self.name}>"
 
-    async def claim_slot(self, loop: str, slot_ns: int) -> bool:
+    async def claim_slot(self, loop: str, slot_ns: int, lease: Lease | None = None) -> bool:
         """See :meth:`Store.claim_slot`."""
-        claimed = await self._fetchval(
-            "INSERT INTO looptime_slots (loop, slot_ns) VALUES ($1, $2)"
-            " ON CONFLICT (loop) DO UPDATE SET slot_ns = excluded.slot_ns"
-            " WHERE looptime_slots.slot_ns < excluded.slot_ns RETURNING 1",
-            loop,
-            slot_ns,
-        )
+        if lease is None:
+            claimed = await self._fetchval(_PG_CLAIM, loop, slot_ns)
+        else:
+            claimed = await self._fetchval(
+                _PG_CLAIM_WITH_LEASE,
+                loop,
+                slot_ns,
+                lease.holder,
+                lease.now_ns + lease.ttl_ns,
+                lease.now_ns,
+            )
         return claimed is not None
 
     async def last_slot(self, loop: str) -> int | None:
         """See :meth:`Store.last_slot`."""
         value = await self._fetchval("SELECT slot_ns FROM looptime_slots WHERE loop = $1", loop)
         return None if value is None else int(value)
-
-    async def acquire_lease(self, loop: str, holder: str, now_ns: int, ttl_ns: int) -> bool:
-        """See :meth:`Store.acquire_lease`."""
-        held = await self._fetchval(
-            "INSERT INTO looptime_leases (loop, holder, expires_ns) VALUES ($1, $2, $3)"
-            " ON CONFLICT (loop) DO UPDATE SET holder = excluded.holder,"
-            " expires_ns = excluded.expires_ns"
-            " WHERE looptime_leases.holder = excluded.holder OR looptime_leases.expires_ns <= $4"
-            " RETURNING 1",
-            loop,
-            holder,
-            now_ns + ttl_ns,
-            now_ns,
-        )
-        return held is not None
 
     async def release_lease(self, loop: str, holder: str) -> None:
         """See :meth:`Store.release_lease`."""

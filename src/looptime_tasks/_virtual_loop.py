@@ -134,12 +134,23 @@ _ProtocolT = TypeVar("_ProtocolT", bound=asyncio.BaseProtocol)
 _REAL_SLICE: Final = 0.05
 """Longest single real wait (seconds) while time flows at real speed, before state is rechecked."""
 
-_FIRST_SLICE: Final = 0.001
+_FIRST_SLICE: Final = 0.00005
 """First real wait (seconds) of a stretch of real-speed flow; each next one is twice as long.
 
 A thread that goes idle sends no wake-up, so short first slices notice a brief piece of work
-ending (a worker finishing up after its hand-back) without holding time for a whole slice.
+ending (a worker finishing up after its hand-back, which takes microseconds) without holding
+time for a whole slice. A wake-up (real I/O, a thread handing something in) starts a new
+stretch: the work it ends may leave only such a tail behind.
 """
+
+_EPOLL_GRAIN: Final = 0.001
+"""Resolution of an ``epoll``/``poll`` timeout, in seconds (shorter waits are rounded up)."""
+
+_FD_SETSIZE: Final = 1024
+"""``select()`` takes only file descriptors below this (glibc's ``FD_SETSIZE``)."""
+
+_BRIEF_POLL_FILES: Final = 64
+"""Most watched files for which a sub-millisecond wait uses ``select()`` (see _poll_briefly)."""
 
 _getitimer: Final = getattr(signal, "getitimer", None)  # Unix only
 
@@ -724,12 +735,18 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
         next_when = scheduled[0]._when if scheduled else math.inf
         limit = self._jump_limit
         reachable = next_when <= limit and next_when <= _HORIZON
-        counted = self._in_flight.counted()
-        outside = (
-            self._in_flight.outside_work(self._thread_id, self._own_ends)
-            or self._signal_timer_armed()
-            or self._data_held_in_kernel()
+        in_flight = self._in_flight
+        counted = in_flight.counted()
+        # Counted work (an executor job, a child) holds time whatever else is in flight, so the
+        # scan for other work (threads' frames: the costly part) is needed only where it could
+        # change the decision: nothing counted, or a jump to a handed-over timer.
+        handed_over = (
+            counted
+            and reachable
+            and in_flight.only_jobs_waiting_on_loop()
+            and _handed_over(scheduled[0])
         )
+        outside = (not counted or handed_over) and self._outside_work()
         if self._woken or self._ready:
             # A thread handed something in while we looked (the thread scan yields the GIL):
             # run it before deciding anything.
@@ -739,12 +756,7 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
         if counted or outside:
             # Work in flight: no jumps, time flows at real speed. In manual mode it flows only
             # inside a pending advance() and never past its target.
-            if (
-                reachable
-                and not outside
-                and self._in_flight.only_jobs_waiting_on_loop()
-                and _handed_over(scheduled[0])
-            ):
+            if handed_over and not outside:
                 # ...except when every busy thread has handed work to the loop (and so waits
                 # for it) and the earliest timer belongs to that work: nothing else can move it,
                 # and as it is the earliest timer, no other deadline is skipped.
@@ -778,6 +790,15 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
             )
         )
 
+    def _outside_work(self) -> bool:
+        """Whether work the loop does not count is in flight: a request, a plain thread, a
+        signal timer or data the kernel holds for one of the loop's own sockets."""
+        return (
+            self._in_flight.outside_work(self._thread_id, self._own_ends)
+            or self._signal_timer_armed()
+            or self._data_held_in_kernel()
+        )
+
     def _flow_real_time(self, deadline: float) -> list[tuple[selectors.SelectorKey, int]]:
         """Really wait (at most one slice, never past ``deadline``) and move time by what passed."""
         wait = self._flow_slice
@@ -785,12 +806,42 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
         if deadline != math.inf:
             wait = min(wait, max(deadline - self.time(), 0.0))
         began = time.perf_counter_ns()
-        events = self._poll(wait)
+        events = self._poll_briefly(wait) if wait < _EPOLL_GRAIN else self._poll(wait)
+        if events:
+            self._flow_slice = _FIRST_SLICE
         target = self._now_ns + (time.perf_counter_ns() - began)
         if deadline != math.inf:
             target = min(target, _ns_at_or_after(deadline))
         self._move_to(target)
         return events
+
+    def _poll_briefly(self, wait: float) -> list[tuple[selectors.SelectorKey, int]]:
+        """Poll, waiting at most ``wait`` (< 1 ms) seconds, to the microsecond where possible.
+
+        ``epoll``/``poll`` round a timeout up to a whole millisecond. ``select()`` waits with
+        microsecond resolution and wakes as soon as a watched file is ready (the self-pipe
+        included: a thread handing something in), so it does the waiting, and the real
+        selector then reports what is ready. Not for many files (``select()`` scans them all)
+        or for descriptors it cannot take.
+        """
+        watched = self._watched
+        if len(watched) > _BRIEF_POLL_FILES:
+            return self._poll(wait)
+        readers: list[int] = []
+        writers: list[int] = []
+        for key in watched.values():
+            if key.fd >= _FD_SETSIZE:
+                return self._poll(wait)
+            if key.events & selectors.EVENT_READ:
+                readers.append(key.fd)
+            if key.events & selectors.EVENT_WRITE:
+                writers.append(key.fd)
+        try:
+            select.select(readers, writers, (), wait)
+        except (OSError, ValueError):
+            # A watched file closed behind asyncio's back: epoll has dropped it, select() fails.
+            return self._poll(wait)
+        return self._poll(0)
 
     def _jump_to(self, when: float) -> None:
         """Jump to the timer due at ``when`` (loop seconds), late by ``wakeup_latency`` if set."""
