@@ -440,11 +440,13 @@ class InFlight:
         if self.pipe_request_ns is not None:
             seconds = (now_ns - self.pipe_request_ns) / 1e9
             lines.append(f"a write to a pipe awaiting a reply on a read pipe for {seconds:.3f} s")
+        frames = {}
         if subinterpreter_running():
             lines.append("a thread running code in a subinterpreter (threads not listed meanwhile)")
-            return "Work in flight:\n" + "\n".join(f"  - {line}" for line in lines)
+        else:
+            frames = sys._current_frames()
         names = {t.ident: t.name for t in threading.enumerate()}
-        for ident, frame in sys._current_frames().items():
+        for ident, frame in frames.items():
             if ident == loop_thread or ident in self.job_threads:
                 continue
             name = repr(names.get(ident, f"ident {ident}"))
