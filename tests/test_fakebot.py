@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import math
 import pickle
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -385,6 +386,111 @@ async def test_latency_makes_each_call_take_virtual_time() -> None:
 
     assert now() - began == pytest.approx(0.25)
     assert (bot.latency_calls, bot.latency_seconds, bot.incidents) == (1, 0.25, [])
+
+
+class PassCounter(looptime_tasks.VirtualEventLoop):
+    """A virtual event loop that counts its passes (asyncio's ``_run_once``)."""
+
+    passes = 0
+
+    def _run_once(self) -> None:
+        self.passes += 1
+        super()._run_once()  # type: ignore[misc]
+
+
+def test_latency_with_nothing_else_to_run_takes_no_event_loop_pass() -> None:
+    async def main() -> tuple[int, float]:
+        _, channel = faulty_bot(latency=0.25)
+        event_loop = asyncio.get_running_loop()
+        assert isinstance(event_loop, PassCounter)
+        before = event_loop.passes
+        for _ in range(10):
+            await channel.send("hi")
+        return event_loop.passes - before, event_loop.time()
+
+    with asyncio.Runner(loop_factory=PassCounter) as runner:
+        assert runner.run(main()) == (0, 2.5)
+
+
+async def test_latency_lets_a_task_due_meanwhile_run_first() -> None:
+    _, channel = faulty_bot(latency=0.25)
+    trace: list[tuple[str, float]] = []
+
+    async def other() -> None:
+        await asyncio.sleep(0.1)
+        trace.append(("other", now()))
+
+    task = asyncio.create_task(other())
+    await asyncio.sleep(0)  # the other task is now asleep until 0.1
+    await channel.send("hi")
+    trace.append(("sent", now()))
+    await task
+
+    assert trace == [("other", 0.1), ("sent", 0.25)]
+
+
+async def test_latency_ending_with_an_older_timer_lets_that_timer_fire_first() -> None:
+    _, channel = faulty_bot(latency=0.25)
+    trace: list[str] = []
+    asyncio.get_running_loop().call_at(0.25, trace.append, "timer")
+
+    await channel.send("hi")
+    trace.append("sent")
+
+    assert trace == ["timer", "sent"]
+
+
+async def test_latency_lets_a_ready_callback_run_first() -> None:
+    _, channel = faulty_bot(latency=0.25)
+    trace: list[tuple[str, float]] = []
+    asyncio.get_running_loop().call_soon(lambda: trace.append(("callback", now())))
+
+    await channel.send("hi")
+    trace.append(("sent", now()))
+
+    assert trace == [("callback", 0.0), ("sent", 0.25)]
+
+
+def test_latency_in_a_pass_that_stops_the_event_loop_ends_when_it_runs_again() -> None:
+    event_loop = looptime_tasks.VirtualEventLoop()
+    _, channel = faulty_bot(latency=0.25)
+
+    async def stop_and_send() -> None:
+        event_loop.stop()
+        await channel.send("hi")
+
+    try:
+        task = event_loop.create_task(stop_and_send())
+        event_loop.run_forever()
+        stopped_at = (event_loop.time(), len(channel.messages))
+        event_loop.run_until_complete(task)
+
+        assert (stopped_at, event_loop.time(), len(channel.messages)) == ((0.0, 0), 0.25, 1)
+    finally:
+        event_loop.close()
+
+
+@pytest.mark.virtual_time(wakeup_latency=0.001)
+async def test_latency_on_an_event_loop_with_wakeup_latency_ends_late_by_it() -> None:
+    _, channel = faulty_bot(latency=0.25)
+
+    await channel.send("hi")
+
+    assert now() == pytest.approx(0.251)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks are new in Python 3.12")
+async def test_latency_in_an_eager_task_does_not_move_time_for_its_creator() -> None:
+    _, channel = faulty_bot(latency=0.25)
+    event_loop = asyncio.get_running_loop()
+    if sys.version_info >= (3, 12):  # for mypy
+        event_loop.set_task_factory(asyncio.eager_task_factory)
+
+    task = asyncio.create_task(channel.send("hi"))  # runs until its latency, then returns
+    created = now()
+    await task
+
+    assert (created, now()) == (0.0, 0.25)
 
 
 async def test_faults_spare_the_operations_not_listed() -> None:

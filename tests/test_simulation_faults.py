@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import looptime_tasks as tasks
-from looptime_tasks import fakebot
+from looptime_tasks import VirtualEventLoop, fakebot
 from looptime_tasks.simulation import Outages, Simulation, Timeline, simulate
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -278,3 +278,38 @@ def test_fake_bot_refuses_a_class_that_is_not_a_fake_bot() -> None:
 
     with pytest.raises(TypeError, match=r"^bot_class must be FakeBot or a subclass \(got "):
         simulate(setup, duration=60)
+
+
+async def busy_bot(sim: Simulation) -> None:
+    """Three loops of one bot making HTTP calls whose latency often overlaps other loops' ticks."""
+    channel = fakebot.FakeChannel(1, "general")
+    bot = sim.fake_bot(guilds=[fakebot.FakeGuild("A", system_channel=channel)])
+    for name, seconds in (("fast", 7), ("slow", 11), ("minute", 60)):
+
+        async def tick(name: str = name) -> None:
+            await channel.send(name)
+            await bot.change_presence(activity=fakebot.Game(name))
+
+        loop = tasks.loop(seconds=seconds, name=name)(tick)
+        loop.add_exception_type(fakebot.HTTPException, fakebot.RateLimited)
+        loop.start()
+
+
+@pytest.mark.parametrize("shuffle", [False, True], ids=["fifo", "shuffled"])
+def test_latency_gives_the_same_timeline_as_when_every_call_waits(
+    shuffle: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    faults = fakebot.HttpFaults(error_rate=0.02, latency=(0.0, 5.0))
+
+    def timelines() -> list[str]:
+        options: dict[str, Any] = {"faults": faults, "outages": Outages(every=1800)}
+        return [
+            simulate(busy_bot, duration=HOUR, seed=seed, shuffle=shuffle, **options).to_json()
+            for seed in range(3)
+        ]
+
+    skipping = timelines()
+    # The loop's shortcut off: every call's latency really suspends the task.
+    monkeypatch.setattr(VirtualEventLoop, "_skip_ahead", lambda self, when: False)
+
+    assert timelines() == skipping

@@ -22,7 +22,9 @@ Faults, the way a bot meets them in production:
   slow (a seeded latency per call) and sometimes fail with exceptions shaped like discord.py's:
   `HTTPException` with a ``status``, `DiscordServerError` for a 5xx, `RateLimited` with a
   ``retry_after`` for a 429. They keep discord.py's names (like `Cog` and `Game`) so that
-  ``except discord.HTTPException`` in example code catches them.
+  ``except discord.HTTPException`` in example code catches them. On a
+  `looptime_tasks.VirtualEventLoop`, a latency during which nothing else would run moves virtual
+  time at once instead of sleeping: the same timeline, without an event-loop pass per call.
 - `FakeBot.drop_connection` and `FakeBot.restore_connection` model a gateway outage: meanwhile
   `FakeBot.is_ready` is false, `FakeBot.wait_until_ready` blocks, and calls raise
   `FakeConnectionError` (an `OSError`, as aiohttp's connection errors are); on reconnect the bot
@@ -698,13 +700,18 @@ class FakeBot:
         faults = self.faults
         if faults is None or operation not in faults.operations:
             return
-        draw = _random(asyncio.get_running_loop())
+        event_loop = asyncio.get_running_loop()
+        draw = _random(event_loop)
         low, high = self._latency
         if high:
             delay = low if low == high else draw.uniform(low, high)
             self.latency_calls += 1  # too many to record one by one: counted
             self.latency_seconds += delay
-            await asyncio.sleep(delay)
+            # A VirtualEventLoop moves time at once when nothing else could run meanwhile: the
+            # same outcome as sleeping, without an event-loop pass per call.
+            skip_ahead = getattr(event_loop, "_skip_ahead", None)
+            if skip_ahead is None or not skip_ahead(event_loop.time() + delay):
+                await asyncio.sleep(delay)
         if faults.error_rate and draw.random() < faults.error_rate:
             status = draw.choice(faults.statuses)
             error: DiscordException
