@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import sys
 import threading
 import time
 from typing import Any
@@ -88,6 +89,20 @@ def test_anyio_to_thread_sleep_completes_under_a_timeout(event_loop_kind: str) -
         return loop_time() - began
 
     assert run_on(event_loop_kind, main()) < 5
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="anyio.to_interpreter needs Python 3.13+")
+@on_both_loops()
+def test_anyio_to_interpreter_sleep_completes_under_a_timeout(event_loop_kind: str) -> None:
+    # The work runs in an isolated subinterpreter (its own GIL), where no frame may be read.
+    from anyio import to_interpreter
+
+    async def main() -> float:
+        began = loop_time()
+        await asyncio.wait_for(to_interpreter.run_sync(time.sleep, 0.3), 5)  # real-time: 0.3 s
+        return loop_time() - began
+
+    assert 0.3 <= run_on(event_loop_kind, main()) < 5
 
 
 @on_both_loops()

@@ -18,6 +18,16 @@ Design decisions:
   :class:`TrackedDatagramTransport`: a ``sendto()`` is a request until a datagram comes back (a
   DNS query, a game server's status).
 
+* **Pipes too, as one exchange.** A pipe or pseudo-terminal connected with
+  ``connect_write_pipe()`` leads to another process (a helper started with ``subprocess.Popen``,
+  a program on a pty) that answers on a pipe the loop reads (``connect_read_pipe()``): the two
+  are different descriptors, so the pairing is loose. A write on a
+  :class:`TrackedWritePipeTransport` is a request while any :class:`TrackedReadPipeTransport`
+  of the loop is open, until one of them reads something (data or EOF). Writes to the
+  process's standard streams (descriptors 0-2: a terminal, a supervisor, a log collector) ask
+  nothing and are not requests, or a program that logs through a pipe would hold time at every
+  line. Children the loop starts itself are counted whole anyway (see :mod:`._in_flight`).
+
 * **Nothing on the hot path.** The marks are a dict insert and a dict pop; the decision (is the
   peer outside the loop? is the request older than ``io_wait``?) is taken only when the loop is
   about to jump.
@@ -35,7 +45,13 @@ from typing import Any, Final
 
 from ._in_flight import InFlight, socket_ends
 
-__all__ = ("ConnectionsLoop", "TrackedDatagramTransport", "TrackedSocketTransport")
+__all__ = (
+    "ConnectionsLoop",
+    "TrackedDatagramTransport",
+    "TrackedReadPipeTransport",
+    "TrackedSocketTransport",
+    "TrackedWritePipeTransport",
+)
 
 _SIOCOUTQNSD: Final = 0x894B
 """Linux ioctl: bytes a TCP socket holds back unsent (Nagle's algorithm waiting for an ACK)."""
@@ -48,6 +64,9 @@ if sys.platform == "linux":
 
     _ioctl = fcntl.ioctl
 
+
+_STANDARD_STREAMS: Final = 2
+"""Highest descriptor of the process's standard streams (stdin, stdout, stderr)."""
 
 _Base: Any = selector_events._SelectorSocketTransport  # type: ignore[attr-defined]
 _WRAPPED: Final[Any] = sslproto.SSLProtocolState.WRAPPED
@@ -170,6 +189,34 @@ class TrackedDatagramTransport(_DatagramBase):  # type: ignore[misc]
         super()._read_ready()
 
 
+if sys.platform != "win32":  # Windows' selector loop has no pipe transports
+    from asyncio import unix_events
+
+    class _TrackedPipe:
+        """Keeps the loop's accounting: a closed transport drops its loop (``_loop = None``)."""
+
+        def __init__(self, in_flight: InFlight, *args: Any) -> None:
+            self._in_flight = in_flight
+            super().__init__(*args)
+
+    class TrackedReadPipeTransport(_TrackedPipe, unix_events._UnixReadPipeTransport):  # type: ignore[name-defined,misc]
+        """A read pipe whose reads answer the requests of the loop's write pipes."""
+
+        def _read_ready(self) -> None:
+            self._in_flight.pipe_received()
+            super()._read_ready()
+
+    class TrackedWritePipeTransport(_TrackedPipe, unix_events._UnixWritePipeTransport):  # type: ignore[name-defined,misc]
+        """A write pipe whose writes are requests until a read pipe of the loop reads."""
+
+        _fileno: int
+
+        def write(self, data: bytes | bytearray | memoryview) -> None:
+            if data and self._fileno > _STANDARD_STREAMS:
+                self._in_flight.pipe_sent()
+            super().write(data)
+
+
 class ConnectionsLoop(asyncio.SelectorEventLoop):
     """The selector loop with its connections tracked: the transport factories and ``sock_*``.
 
@@ -238,6 +285,28 @@ class ConnectionsLoop(asyncio.SelectorEventLoop):
         return TrackedDatagramTransport(
             self._in_flight, self, sock, protocol, address, waiter, extra
         )
+
+    def _make_read_pipe_transport(
+        self,
+        pipe: Any,
+        protocol: asyncio.BaseProtocol,
+        waiter: asyncio.Future[Any] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> asyncio.ReadTransport:
+        transport: asyncio.ReadTransport = TrackedReadPipeTransport(
+            self._in_flight, self, pipe, protocol, waiter, extra
+        )
+        self._in_flight.pipe_readers.add(transport)
+        return transport
+
+    def _make_write_pipe_transport(
+        self,
+        pipe: Any,
+        protocol: asyncio.BaseProtocol,
+        waiter: asyncio.Future[Any] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> asyncio.WriteTransport:
+        return TrackedWritePipeTransport(self._in_flight, self, pipe, protocol, waiter, extra)
 
     def _ensure_fd_free(self, sock: socket.socket) -> None:
         ensure: Callable[[socket.socket], None] | None = getattr(

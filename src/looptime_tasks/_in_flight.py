@@ -14,6 +14,8 @@ Design decisions:
     or a connect in progress, unless the peer is one of the loop's own sockets (a server on the
     same loop answers as soon as the loop runs, so it costs nothing). A request counts for at
     most ``io_wait`` real seconds, so a peer that never answers cannot hang a run;
+  - a request through the loop's pipes (see :mod:`._connections`): a write on a write pipe, while
+    a read pipe of the loop is open, until a read pipe reads something; within ``io_wait`` too;
   - a plain thread (not the loop's, not an executor job's) that is *working*, as opposed to
     idle-waiting for new work (see :mod:`._threads`). A thread that works for more than
     ``thread_budget`` real seconds in a row is reported once (:class:`ThreadBudgetWarning`) and no
@@ -23,6 +25,15 @@ Design decisions:
   in one dict that is empty without connections; threads are scanned (``sys._current_frames()``)
   only when the loop is about to jump and another thread exists at all
   (``_thread._count()``, a C counter).
+
+* **Input on its way to a terminal.** Bytes written to one side of a pseudo-terminal (a pty
+  master or slave, by the program itself, a thread or another process) reach the other side
+  through a kernel work queue, microseconds to milliseconds later; until then epoll, which the
+  loop polls, reports nothing, though the data is already written: the loop would jump past it.
+  ``poll()`` on a terminal runs that queue first. So the loop notes the terminals it reads
+  (checked once, when a descriptor is registered for reading) and, before moving time, polls
+  them; anything found is read before time moves. Pipes and sockets deliver at once and need
+  nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import select
 import socket
 import sys
 import threading
@@ -40,7 +52,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Final, TypeAlias
 
-from ._threads import is_idle, may_hide_a_hand_off, where
+from ._threads import is_idle, may_hide_a_hand_off, subinterpreter_running, where
 from ._virtual_options import ThreadFilter
 
 __all__ = ("InFlight", "Request", "ThreadBudgetWarning", "socket_ends", "thread_count")
@@ -62,6 +74,9 @@ a short grace lets it, without making every answered request cost ``io_wait``.
 
 OwnEnds: TypeAlias = Callable[[], dict[tuple[Any, Any], set[int]]]
 """Gives the (local, peer) addresses of the loop's own connected sockets, with their fds."""
+
+
+_new_poll: Final[Callable[[], Any] | None] = getattr(select, "poll", None)  # not on Windows
 
 
 _yield_gil: Final[Callable[[], None]] = getattr(os, "sched_yield", lambda: time.sleep(0))
@@ -176,6 +191,12 @@ class InFlight:
         self.io_wait_ns: int | None = None
         self.thread_budget_ns: int | None = None
         self.ignore_threads: ThreadFilter = ()
+        # A request through the loop's pipes: since when (real ns), or None; the read pipes.
+        self.pipe_request_ns: int | None = None
+        self.pipe_readers: weakref.WeakSet[asyncio.ReadTransport] = weakref.WeakSet()
+        # Terminals the loop reads (descriptor numbers), and a poll() object watching them.
+        self.terminals: set[int] = set()
+        self._terminal_poll: Any = None
 
     # --- executor jobs and child processes ---------------------------------------------------
 
@@ -195,6 +216,7 @@ class InFlight:
             self.executor_shutdowns
             or self.subprocesses
             or not self.pending_jobs <= self.waiting_jobs
+            or subinterpreter_running()
         ):
             return False
         frames = sys._current_frames()
@@ -253,6 +275,48 @@ class InFlight:
                     continue  # a datagram to an unconnected socket of the loop
             return True
         return False
+
+    # --- requests through the loop's pipes --------------------------------------------------
+
+    def pipe_sent(self) -> None:
+        """A write pipe of the loop wrote: a request until a read pipe of the loop reads."""
+        if self.pipe_request_ns is None:
+            self.pipe_request_ns = time.perf_counter_ns()
+            self._on_request()
+
+    def pipe_received(self) -> None:
+        """A read pipe of the loop has something (data or EOF): the pipe request is answered."""
+        self.pipe_request_ns = None
+
+    def _pipe_request(self, now_ns: int) -> bool:
+        """Whether a pipe request is in flight within ``io_wait`` and a read pipe can answer it."""
+        since = self.pipe_request_ns
+        if since is None or (self.io_wait_ns is not None and now_ns - since > self.io_wait_ns):
+            return False
+        return any(not reader.is_closing() for reader in list(self.pipe_readers))
+
+    # --- terminals ----------------------------------------------------------------------------
+
+    def reading(self, fd: int, reading: bool) -> None:
+        """The loop starts (``reading``) or stops watching ``fd`` for reading."""
+        if not reading:
+            if fd in self.terminals:
+                self.terminals.discard(fd)
+                self._terminal_poll.unregister(fd)
+            return
+        if fd in self.terminals or _new_poll is None or not os.isatty(fd):
+            return
+        if self._terminal_poll is None:
+            self._terminal_poll = _new_poll()
+        self._terminal_poll.register(fd, select.POLLIN)
+        self.terminals.add(fd)
+
+    def terminal_input(self) -> bool:
+        """Whether a terminal the loop reads has input (or an end), its kernel queue run first."""
+        if not self.terminals:
+            return False
+        # POLLNVAL: a descriptor closed behind asyncio's back, which epoll has dropped anyway.
+        return any(events != select.POLLNVAL for _, events in self._terminal_poll.poll(0))
 
     # --- plain threads ----------------------------------------------------------------------
 
@@ -347,9 +411,13 @@ class InFlight:
         now_ns = time.perf_counter_ns()
         if self.requests and self._outside_requests(now_ns, own):
             return True
+        if self.pipe_request_ns is not None and self._pipe_request(now_ns):
+            return True
         if thread_count() == 0 and loop_thread == threading.main_thread().ident:
             self._working_since.clear()
             return False
+        if subinterpreter_running():
+            return True  # a thread works in it, and no frame may be read meanwhile
         return bool(self.working_threads(loop_thread, now_ns))
 
     def describe(self, loop_thread: int | None) -> str:
@@ -369,8 +437,16 @@ class InFlight:
             for sock, request in self.requests.items()
             if not _closed(sock) and sock not in self._internal
         )
+        if self.pipe_request_ns is not None:
+            seconds = (now_ns - self.pipe_request_ns) / 1e9
+            lines.append(f"a write to a pipe awaiting a reply on a read pipe for {seconds:.3f} s")
+        frames = {}
+        if subinterpreter_running():
+            lines.append("a thread running code in a subinterpreter (threads not listed meanwhile)")
+        else:
+            frames = sys._current_frames()
         names = {t.ident: t.name for t in threading.enumerate()}
-        for ident, frame in sys._current_frames().items():
+        for ident, frame in frames.items():
             if ident == loop_thread or ident in self.job_threads:
                 continue
             name = repr(names.get(ident, f"ident {ident}"))

@@ -28,6 +28,13 @@ Design decisions:
   for a thread idle in ``SimpleQueue.get`` there (:func:`may_hide_a_hand_off`) the loop yields
   the GIL and the CPU once and looks again (see ``_in_flight``): a woken worker then usually
   runs up to its next blocking call first.
+
+* **Never read frames while a subinterpreter runs.** ``sys._current_frames()`` while another
+  thread runs code in an isolated subinterpreter (one with its own GIL: anyio's
+  ``to_interpreter``, Python 3.14's ``InterpreterPoolExecutor``) corrupts CPython's memory
+  (3.12, 3.13: the process aborts with ``free(): invalid pointer``). So the scan first asks
+  :func:`subinterpreter_running`; while one runs, the thread running it counts as working
+  and no frame is read.
 """
 
 from __future__ import annotations
@@ -39,10 +46,13 @@ import sys
 import types
 from typing import Any, Final
 
-__all__ = ("is_idle", "may_hide_a_hand_off", "where")
+__all__ = ("is_idle", "may_hide_a_hand_off", "subinterpreter_running", "where")
 
 _IDLE_CALLS: Final = frozenset({"acquire", "get", "join", "accept", "select", "poll", "control"})
 """Names of blocking calls that wait for new work (see the module docstring)."""
+
+_INTERPRETER_MODULES: Final = ("_interpreters", "_xxsubinterpreters")
+"""The low-level subinterpreter modules of Python 3.13+ and of 3.12."""
 
 _SELECTOR_CALLS: Final = frozenset({"select", "poll", "control"})
 
@@ -177,3 +187,30 @@ def may_hide_a_hand_off(frame: types.FrameType) -> bool:
 def where(frame: types.FrameType) -> str:
     """Describe a frame as ``function() at file:line``."""
     return f"{frame.f_code.co_qualname}() at {frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def subinterpreter_running() -> bool:
+    """Whether any thread runs code in a subinterpreter now (see the module docstring).
+
+    Costs a dictionary lookup until the program has imported the subinterpreter module.
+    """
+    for name in _INTERPRETER_MODULES:
+        module: Any = sys.modules.get(name)
+        if module is None:
+            continue
+        main = _interpreter_id(module.get_main())
+        for entry in module.list_all():
+            interpreter = _interpreter_id(entry)
+            if interpreter == main:
+                continue
+            try:
+                if module.is_running(interpreter):
+                    return True
+            except Exception:  # destroyed since list_all(): not running
+                continue
+    return False
+
+
+def _interpreter_id(entry: Any) -> int:
+    """An interpreter's number from ``list_all()``/``get_main()``: (id, whence) on 3.13+."""
+    return int(entry[0] if isinstance(entry, tuple) else entry)

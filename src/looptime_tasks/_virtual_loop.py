@@ -29,7 +29,8 @@ loop, its selector wrapper and the jump decision.
 
 * **Work in flight: time flows at real speed.** While real work that the program waits for is in
   flight (executor jobs, child processes until their pipes close, requests awaiting a reply on
-  the loop's own connections, plain threads that are working: see :mod:`._in_flight`; and a
+  the loop's own connections and pipes, input on its way to a terminal the loop reads, plain
+  threads that are working: see :mod:`._in_flight`; and a
   real interval timer armed with ``setitimer``/``alarm`` while signal handlers are set), the loop
   does not jump. It really waits (in slices growing from 1 to 50 ms, never past the next timer)
   and moves virtual time by the real time that passed, capped at the next timer's deadline. So
@@ -231,18 +232,22 @@ class _VirtualSelector(selectors.BaseSelector):
         self, fileobj: FileDescriptorLike, events: int, data: Any = None
     ) -> selectors.SelectorKey:
         key = self._real.register(fileobj, events, data)
+        self._loop._in_flight.reading(key.fd, bool(events & selectors.EVENT_READ))
         self._loop._update_quiet()
         return key
 
     def unregister(self, fileobj: FileDescriptorLike) -> selectors.SelectorKey:
         key = self._real.unregister(fileobj)
+        self._loop._in_flight.reading(key.fd, False)
         self._loop._update_quiet()
         return key
 
     def modify(
         self, fileobj: FileDescriptorLike, events: int, data: Any = None
     ) -> selectors.SelectorKey:
-        return self._real.modify(fileobj, events, data)
+        key = self._real.modify(fileobj, events, data)
+        self._loop._in_flight.reading(key.fd, bool(events & selectors.EVENT_READ))
+        return key
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         """Poll real I/O without blocking, then move virtual time if asyncio asked to wait.
@@ -393,8 +398,8 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
                 (low, high) range drawn from :attr:`random` on every such wake-up.
             stall_limit: consecutive zero-timeout polls without time moving before
                 :class:`StallError`; None disables the check.
-            io_wait: real seconds a request in flight on one of the loop's connections (data
-                sent, no reply yet) keeps virtual time at real speed; None: no cap.
+            io_wait: real seconds a request in flight on one of the loop's connections or
+                pipes (data sent, no reply yet) keeps virtual time at real speed; None: no cap.
             thread_budget: real seconds a plain thread may work without pause while virtual time
                 flows at real speed for it; past it, :class:`ThreadBudgetWarning` names the thread
                 and time no longer waits for it. None: no budget.
@@ -734,6 +739,12 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
             events = self._poll(threshold)
             if events:
                 return events
+        if self._in_flight.terminal_input():
+            # Input written to a terminal the loop reads is on its way through the kernel,
+            # where epoll does not see it yet (see _in_flight): read it before time moves.
+            events = self._poll(0)
+            if events:
+                return events
         scheduled = self._scheduled
         next_when = scheduled[0]._when if scheduled else math.inf
         limit = self._jump_limit
@@ -959,6 +970,7 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
             and not in_flight.executor_shutdowns
             and not in_flight.subprocesses
             and not in_flight.requests
+            and in_flight.pipe_request_ns is None
             # Anything watched but the self-pipe (connections, servers, pipes) or signal
             # handlers: each jump looks at it first (_select_idle).
             and self._quiet
