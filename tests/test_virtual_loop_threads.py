@@ -16,13 +16,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
 from looptime_tasks import DeadlockError, StallError, ThreadBudgetWarning, VirtualEventLoop, run
-from looptime_tasks._threads import is_idle
+from looptime_tasks._threads import is_idle, may_hide_a_hand_off
 
 
 @contextmanager
@@ -55,6 +56,17 @@ def test_thread_blocked_on_an_empty_simple_queue_is_idle() -> None:
         jobs.put(None)
 
     assert idle
+
+
+def test_idle_executor_worker_is_idle_and_never_suspected_of_a_hidden_hand_off() -> None:
+    # Its work comes through run_in_executor(), which the loop counts: no pause before jumps.
+    with ThreadPoolExecutor(1) as executor:
+        executor.submit(lambda: None).result(2)  # real-time: start the worker
+        settle()
+        (worker,) = (t for t in threading.enumerate() if t.name.startswith("ThreadPoolExecutor"))
+        frame = frame_of(worker)
+
+        assert (is_idle(frame), may_hide_a_hand_off(frame)) == (True, False)
 
 
 def test_thread_blocked_in_a_function_calling_simple_queue_get_is_idle() -> None:

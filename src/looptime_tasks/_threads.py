@@ -25,9 +25,9 @@ Design decisions:
   is working: the receiver of the blocking call, when it is a local variable, is inspected (an
   unlocked lock has been released for the waiter; a non-empty ``SimpleQueue`` has work in it).
   Python 3.13's ``SimpleQueue`` hands an item straight to a parked getter and stays empty, so
-  for a thread idle in ``SimpleQueue.get`` there (:func:`may_hide_a_hand_off`) the loop yields
-  the GIL and the CPU once and looks again (see ``_in_flight``): a woken worker then usually
-  runs up to its next blocking call first.
+  for a thread idle in ``SimpleQueue.get`` there (:func:`may_hide_a_hand_off`) the loop pauses
+  briefly, GIL released, and looks again (see ``_in_flight``): a woken worker then runs up to
+  its next blocking call first.
 
 * **Never read frames while a subinterpreter runs.** ``sys._current_frames()`` while another
   thread runs code in an isolated subinterpreter (one with its own GIL: anyio's
@@ -39,6 +39,7 @@ Design decisions:
 
 from __future__ import annotations
 
+import concurrent.futures.thread
 import dis
 import queue
 import selectors
@@ -171,9 +172,16 @@ _HIDDEN_HAND_OFFS: Final = sys.version_info >= (3, 13)
 """From 3.13 a ``SimpleQueue`` hands an item straight to a parked getter and stays empty."""
 
 
+_EXECUTOR_WORKER: Final[types.CodeType | None] = getattr(
+    getattr(concurrent.futures.thread, "_worker", None), "__code__", None
+)
+"""A ``ThreadPoolExecutor`` worker's loop: the work an event loop hands it comes through
+``run_in_executor()``, which the loop counts from the call on."""
+
+
 def may_hide_a_hand_off(frame: types.FrameType) -> bool:
     """Whether an idle-looking thread may already have been handed work that left no trace."""
-    if not _HIDDEN_HAND_OFFS:
+    if not _HIDDEN_HAND_OFFS or frame.f_code is _EXECUTOR_WORKER:
         return False
     callee, receiver = _call_sites.get((frame.f_code, frame.f_lasti), _NO_CALL)
     if callee == "get" and receiver is not None:
