@@ -93,11 +93,21 @@ on an idle machine. A jump that sees such a thread (and no working one) pays the
 """
 
 
+def _pause(seconds: float) -> None:
+    """Wait with the GIL released: ``select()`` with no descriptors, which anyio's blockbuster
+    does not flag on the loop's thread (``time.sleep()`` it does; Windows' ``select()`` needs a
+    socket, so it sleeps there)."""
+    if sys.platform == "win32":
+        time.sleep(seconds)
+    else:
+        select.select((), (), (), seconds)
+
+
 def _woken_among(unsure: list[int]) -> list[tuple[int, types.FrameType]]:
     """Which of the ``unsure`` threads (idle-looking, see may_hide_a_hand_off) were in fact
     handed work: let them run for a moment, then look again."""
     for pause in _HAND_OFF_PAUSES:
-        select.select((), (), (), pause)
+        _pause(pause)
         frames = sys._current_frames()
         woken = [
             (ident, frame)
