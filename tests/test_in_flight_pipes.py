@@ -39,6 +39,7 @@ def pty() -> Iterator[tuple[int, int]]:
 HELPER = """
 import sys, time
 line = sys.stdin.readline()
+# real-time: the helper's own thinking, in its own process (0.3 s, or never)
 time.sleep(3600 if line == "never\\n" else 0.3)
 sys.stdout.write("pong\\n")
 sys.stdout.flush()

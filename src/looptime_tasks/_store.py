@@ -328,11 +328,12 @@ _POSTGRES_SCHEMA = (
     " (loop TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_ns BIGINT NOT NULL)",
 )
 
-_PG_CLAIM = (
-    "INSERT INTO looptime_slots (loop, slot_ns) VALUES ($1, $2)"
+# Records a later slot only; returns a row if it did.
+_PG_SLOT_UPSERT = (
     " ON CONFLICT (loop) DO UPDATE SET slot_ns = excluded.slot_ns"
     " WHERE looptime_slots.slot_ns < excluded.slot_ns RETURNING 1"
 )
+_PG_CLAIM = "INSERT INTO looptime_slots (loop, slot_ns) VALUES ($1, $2)" + _PG_SLOT_UPSERT
 # One statement: the lease's upsert runs in a data-modifying CTE, and the claim inserts only if
 # it returned a row (the lease is held), atomically.
 _PG_CLAIM_WITH_LEASE = (
@@ -343,8 +344,7 @@ _PG_CLAIM_WITH_LEASE = (
     " WHERE looptime_leases.holder = excluded.holder OR looptime_leases.expires_ns <= $5"
     " RETURNING 1)"
     " INSERT INTO looptime_slots (loop, slot_ns) SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM held)"
-    " ON CONFLICT (loop) DO UPDATE SET slot_ns = excluded.slot_ns"
-    " WHERE looptime_slots.slot_ns < excluded.slot_ns RETURNING 1"
+    + _PG_SLOT_UPSERT
 )
 
 # The key of the advisory lock held while the tables are created ("looptime" in ASCII).

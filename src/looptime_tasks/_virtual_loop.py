@@ -845,11 +845,7 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
             return False
         if caller is None or caller.f_code is not _HANDLE_RUN:
             return False
-        wall = self._wall
-        if wall is not None:
-            wall._destination_timestamp_ns += target - self._now_ns
-        self._now_ns = target
-        self._stall_count = 0
+        self._move_to(target)
         return True
 
     def _outside_work(self) -> bool:
