@@ -65,7 +65,10 @@ def test_count_is_checked_before_the_coroutine() -> None:
 def test_plain_function_is_rejected() -> None:
     def not_a_coroutine() -> None: ...
 
-    with pytest.raises(TypeError, match=r"^Expected coroutine function, not 'function'\.$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^Expected coroutine function, not 'function'\. A loop's body must be a coroutine",
+    ):
         tasks.loop(seconds=1)(not_a_coroutine)  # type: ignore[type-var]
 
 
@@ -83,7 +86,7 @@ def test_name_must_be_a_string() -> None:
     async def body() -> None: ...
 
     with pytest.raises(TypeError, match=r"^name must be a str or None \(got 5\)$"):
-        tasks.loop(seconds=1, name=5)(body)  # type: ignore[arg-type]
+        tasks.loop(seconds=1, name=5)(body)  # type: ignore[call-overload]
 
 
 def test_invalid_change_interval_changes_nothing() -> None:
@@ -1160,6 +1163,74 @@ def test_binding_keeps_a_loop_subclass() -> None:
         work = MyLoop(_work, seconds=10)
 
     assert type(Service().work) is MyLoop
+
+
+class Every(tasks.Loop[tasks.LF]):
+    """A subclass with its own constructor, as disnake's ``loop(cls=...)`` users write them."""
+
+    def __init__(self, coro: tasks.LF, period: tuple[float, float], **options: Any) -> None:
+        self.options = options
+        super().__init__(coro, seconds=period[0], minutes=period[1], **options)
+
+
+def test_loop_with_cls_builds_that_subclass_with_its_own_keywords() -> None:
+    async def tick() -> None: ...
+
+    # Type checkers take the positional form only (see loop()'s overloads).
+    body = tasks.loop(cls=Every, period=(5, 1))(tick)  # type: ignore[call-overload]
+
+    assert (type(body), body.seconds, body.minutes) == (Every, 5, 1)
+
+
+def test_loop_with_a_positional_cls_builds_that_subclass() -> None:
+    @tasks.loop(Every, period=(5, 0))
+    async def body() -> None: ...
+
+    assert type(body) is Every
+
+
+def test_loop_with_a_parametrised_cls_builds_its_class() -> None:
+    @tasks.loop(Every[Any], period=(5, 0))
+    async def body() -> None: ...
+
+    assert type(body) is Every
+
+
+def test_loop_with_cls_passes_only_the_keywords_given() -> None:
+    @tasks.loop(Every, period=(5, 0), count=3, reconnect=True)
+    async def body() -> None: ...
+
+    assert body.options == {"count": 3}
+
+
+def test_loop_with_cls_keeps_the_subclass_when_bound() -> None:
+    class Service:
+        @tasks.loop(Every, period=(5, 0))
+        async def work(self) -> None: ...
+
+    assert type(Service().work) is Every
+
+
+def test_loop_cls_that_is_not_a_loop_subclass_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match=r"^cls must be a subclass of Loop \(got <class 'int'>\)"):
+        tasks.loop(cls=int)  # type: ignore[call-overload]
+
+
+def test_loop_applied_without_parentheses_says_to_add_them() -> None:
+    async def body() -> None: ...
+
+    with pytest.raises(TypeError, match=r"write @loop\(seconds=\.\.\.\) with parentheses"):
+        tasks.loop(body)  # type: ignore[call-overload]
+
+
+def test_loop_unknown_keyword_without_cls_is_a_type_error_naming_it() -> None:
+    with pytest.raises(TypeError, match=r"^loop\(\) got an unexpected keyword argument 'secnds'"):
+        tasks.loop(secnds=5)  # type: ignore[call-overload]
+
+
+def test_loop_cls_given_twice_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match=r"^loop\(\) got multiple values for argument 'cls'$"):
+        tasks.loop(Every, cls=Every)
 
 
 def test_attribute_name_other_than_the_function_binds_once() -> None:

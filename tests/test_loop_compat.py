@@ -492,6 +492,59 @@ async def test_next_iteration_of_mixed_zones_is_in_the_zone_of_the_next_slot() -
     ]
 
 
+# discord.py's private _get_next_sleep_time(now), which its own tests call ----------------------
+
+_FIXED_ZONES = st.one_of(
+    st.none(), st.builds(datetime.timezone, st.timedeltas(-_MAX_FIXED_OFFSET, _MAX_FIXED_OFFSET))
+)
+
+
+@_HELPERS
+@given(
+    zone=_FIXED_ZONES,
+    times=st.lists(st.times(), min_size=1, max_size=4),
+    now=st.datetimes(
+        min_value=datetime.datetime(1971, 1, 1),
+        max_value=datetime.datetime(2100, 1, 1),
+        timezones=st.builds(
+            datetime.timezone, st.timedeltas(-_MAX_FIXED_OFFSET, _MAX_FIXED_OFFSET)
+        ),
+    ),
+)
+def test_get_next_sleep_time_of_a_time_loop_is_discord_pys(
+    zone: datetime.tzinfo | None, times: list[datetime.time], now: datetime.datetime
+) -> None:
+    # One zone per loop: discord.py picks the first of its sorted times that is still ahead in
+    # its own zone, which is the earliest slot only when all times share a zone. (A fold means
+    # nothing at a fixed offset.)
+    slots = [slot.replace(tzinfo=zone, fold=0) for slot in times]
+
+    async def body() -> None: ...
+
+    ours = tasks.loop(time=slots)(body)._get_next_sleep_time(now)
+    theirs = discord_tasks.loop(time=slots)(body)._get_next_sleep_time(now)
+
+    assert _identical(ours, theirs)
+
+
+def test_get_next_sleep_time_of_a_cron_loop_is_in_its_zone() -> None:
+    @tasks.loop(cron="0 9 * * MON-FRI", tz=_NEW_YORK)
+    async def body() -> None: ...
+
+    # Saturday 2024-03-09, 12:00 UTC: the next weekday 09:00 is Monday's, after spring-forward.
+    due = body._get_next_sleep_time(datetime.datetime(2024, 3, 9, 12, tzinfo=datetime.UTC))
+
+    assert _identical(due, datetime.datetime(2024, 3, 11, 9, tzinfo=_NEW_YORK))
+
+
+def test_get_next_sleep_time_of_a_naive_now_is_a_value_error_naming_now() -> None:
+    @tasks.loop(time=datetime.time(9))
+    async def body() -> None: ...
+
+    with pytest.raises(ValueError, match=r"^now must be an aware datetime"):
+        body._get_next_sleep_time(datetime.datetime(2024, 1, 1))
+
+
 # Annotations written for discord.py --------------------------------------------------------------
 
 LF = TypeVar("LF", bound=Callable[..., Coroutine[Any, Any, Any]])

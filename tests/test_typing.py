@@ -145,14 +145,26 @@ def resolve_datetime_returns_a_datetime(dt: datetime) -> None:
 
 
 def cron_must_be_a_str() -> None:
-    tasks.loop(cron=5)  # type: ignore[arg-type]
+    tasks.loop(cron=5)  # type: ignore[call-overload]
 
 
 def store_must_be_a_store_or_a_path() -> None:
-    tasks.loop(seconds=5, store=5, name="x")  # type: ignore[arg-type]
+    tasks.loop(seconds=5, store=5, name="x")  # type: ignore[call-overload]
 
 
 def test_upcoming_returns_aware_datetimes() -> None:
     slots = assert_type(greet.upcoming(2, after=datetime(2024, 1, 1, tzinfo=UTC)), list[datetime])
 
     assert slots == [datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 1, 0, 0, 10, tzinfo=UTC)]
+
+
+class Every(tasks.Loop[tasks.LF]):
+    def __init__(self, coro: tasks.LF, *, period: float) -> None:
+        super().__init__(coro, seconds=period)
+
+
+def loop_with_a_positional_cls_returns_that_class() -> None:
+    @tasks.loop(Every, period=5)
+    async def body() -> None: ...
+
+    assert_type(body, Every[Any])

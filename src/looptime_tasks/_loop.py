@@ -40,12 +40,24 @@ import logging
 import os
 import random
 import sys
+import typing
 import weakref
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from datetime import datetime, timedelta, tzinfo
 from datetime import time as dt_time
 from time import time_ns as _system_epoch_ns
-from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeAlias, TypeVar, cast, overload
+from typing import (
+    Any,
+    Concatenate,
+    Final,
+    Generic,
+    ParamSpec,
+    Self,
+    TypeAlias,
+    TypeVar,
+    cast,
+    overload,
+)
 
 from . import _backoff
 from ._cron import CronSchedule, make_loop_schedule
@@ -76,6 +88,7 @@ R = TypeVar("R")
 _P2 = ParamSpec("_P2")
 _S = TypeVar("_S")
 _HookT = TypeVar("_HookT", bound=_CoroutineFunction)
+_LoopT = TypeVar("_LoopT", bound="Loop[Any]")
 
 # asyncio fires a timer up to its clock resolution (VirtualEventLoop: 1 us) before the deadline.
 # A slot that close counts as due: re-arming the same deadline would only fire early again, and
@@ -514,7 +527,11 @@ class Loop(Generic[LF]):
             seconds=seconds, minutes=minutes, hours=hours, time=time, cron=cron, tz=tz
         )
         if not inspect.iscoroutinefunction(coro):
-            raise TypeError(f"Expected coroutine function, not {type(coro).__name__!r}.")
+            # discord.py's words, then disnake's ("must be a coroutine"): tests match either.
+            raise TypeError(
+                f"Expected coroutine function, not {type(coro).__name__!r}. A loop's body must be"
+                " a coroutine function (async def)."
+            )
         self._overlap = validate_overlap(overlap)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None (got {name!r})")
@@ -1291,15 +1308,34 @@ class Loop(Generic[LF]):
             TypeError, ValueError: *n* is not an int >= 0, or *after* is not an aware
                 datetime; a relative loop has an interval of 0 (no instants to show).
         """
-        count = validate_n(n)
+        return [from_epoch_ns(ns) for ns in self._upcoming_ns(validate_n(n), after, "after")]
+
+    def _get_next_sleep_time(self, now: datetime | None = None) -> datetime:
+        """The next run instant at or after *now* (aware; None: now), in the zone
+        `next_iteration` gives it: discord.py's private helper, for code and tests written
+        against it."""
+        slot = self._upcoming_ns(1, now, "now")[0]
+        return self._in_zone_of_slot(from_epoch_ns(slot), slot)
+
+    def _upcoming_ns(self, count: int, after: datetime | None, name: str) -> list[int]:
+        """The next *count* run instants (epoch ns) at or after *after* (the argument *name*)."""
         run = self._run
         wall = run.wall_clock() if run is not None else _ambient_wall_clock()()
-        start = wall if after is None else validate_after(after)
+        start = wall if after is None else validate_after(after, name)
         schedule = self._run_schedule()
         anchor = None
         if isinstance(schedule, RelativeSchedule) and run is not None and run.cursor is not None:
             anchor = run.cursor.next_epoch_ns(run.event_loop.time(), wall)
-        return [from_epoch_ns(ns) for ns in upcoming_ns(schedule, start, count, anchor_ns=anchor)]
+        return upcoming_ns(schedule, start, count, anchor_ns=anchor)
+
+    def _in_zone_of_slot(self, instant: datetime, slot: int) -> datetime:
+        """*instant* in the zone of the slot *slot* (epoch ns): that of its time of day for a
+        ``time=`` loop (as discord.py gives it), the ``tz`` of a cron loop, UTC otherwise."""
+        schedule = self._schedule
+        if isinstance(schedule, RelativeSchedule):
+            return instant
+        zone = schedule.tz if isinstance(schedule, CronSchedule) else schedule.zone_of(slot)
+        return instant.astimezone(zone)
 
     @property
     def count(self) -> int | None:
@@ -1358,12 +1394,7 @@ class Loop(Generic[LF]):
         if due is None or slot is None:
             return None
         # An overdue iteration (a body overran) is due now, not in the past.
-        instant = from_epoch_ns(max(due, wall))
-        schedule = self._schedule
-        if isinstance(schedule, RelativeSchedule):
-            return instant
-        zone = schedule.tz if isinstance(schedule, CronSchedule) else schedule.zone_of(slot)
-        return instant.astimezone(zone)
+        return self._in_zone_of_slot(from_epoch_ns(max(due, wall)), slot)
 
     def get_task(self) -> asyncio.Task[None] | None:
         """The task of the latest run (finished or not), or None if never started."""
@@ -1383,6 +1414,7 @@ class Loop(Generic[LF]):
         return self._failed
 
 
+@overload
 def loop(
     *,
     seconds: float | None = None,
@@ -1400,10 +1432,40 @@ def loop(
     catch_up: float | timedelta | None = None,
     exclusive: bool = False,
     lease: float | timedelta = 60.0,
-) -> Callable[[LF], Loop[LF]]:
+) -> Callable[[LF], Loop[LF]]: ...
+
+
+@overload
+def loop(cls: type[_LoopT], /, **options: Any) -> Callable[[Any], _LoopT]: ...
+
+
+def loop(
+    cls: Any = None,
+    /,
+    *,
+    seconds: float | None = None,
+    minutes: float | None = None,
+    hours: float | None = None,
+    time: dt_time | Sequence[dt_time] | None = None,
+    count: int | None = None,
+    reconnect: bool = True,
+    name: str | None = None,
+    overlap: bool | int = False,
+    cron: str | None = None,
+    tz: tzinfo | str | None = None,
+    jitter: float | timedelta | None = None,
+    store: Store | str | os.PathLike[str] | None = None,
+    catch_up: float | timedelta | None = None,
+    exclusive: bool = False,
+    lease: float | timedelta = 60.0,
+    **options: Any,
+) -> Callable[[Any], Any]:
     """Decorate a coroutine function into a `Loop` that runs it on a schedule.
 
     Args:
+        cls: disnake's form (``loop(MyLoop, ...)`` or ``cls=MyLoop``): a `Loop` subclass to
+            build instead of `Loop`. It gets the coroutine function and the keywords given
+            here, its own included; those left at their defaults are not passed.
         seconds: Interval part, in seconds.
         minutes: Interval part, in minutes.
         hours: Interval part, in hours.
@@ -1428,30 +1490,72 @@ def loop(
             timedelta).
 
     Raises:
-        ValueError, TypeError: For invalid arguments, naming the argument and the value.
+        ValueError, TypeError: For invalid arguments, naming the argument and the value; an
+            unknown keyword without *cls* is a TypeError when ``loop()`` is called.
     """
 
-    def decorator(coro: LF) -> Loop[LF]:
-        return Loop(
-            coro,
-            seconds=seconds,
-            minutes=minutes,
-            hours=hours,
-            time=time,
-            count=count,
-            reconnect=reconnect,
-            name=name,
-            overlap=overlap,
-            cron=cron,
-            tz=tz,
-            jitter=jitter,
-            store=store,
-            catch_up=catch_up,
-            exclusive=exclusive,
-            lease=lease,
-        )
+    settings: dict[str, Any] = {
+        "seconds": seconds,
+        "minutes": minutes,
+        "hours": hours,
+        "time": time,
+        "count": count,
+        "reconnect": reconnect,
+        "name": name,
+        "overlap": overlap,
+        "cron": cron,
+        "tz": tz,
+        "jitter": jitter,
+        "store": store,
+        "catch_up": catch_up,
+        "exclusive": exclusive,
+        "lease": lease,
+    }
+    if "cls" in options:
+        if cls is not None:
+            raise TypeError("loop() got multiple values for argument 'cls'")
+        cls = options.pop("cls")
+    factory = _loop_class(cls)
+    if factory is Loop:
+        if options:
+            raise TypeError(
+                f"loop() got an unexpected keyword argument {next(iter(options))!r}; it takes"
+                f" {', '.join(_LOOP_DEFAULTS)}, or cls= (a Loop subclass) and that class's own."
+            )
+        kwargs = settings
+    else:  # what the subclass's own __init__ does not set, its defaults decide
+        kwargs = {key: value for key, value in settings.items() if value is not _LOOP_DEFAULTS[key]}
+        kwargs.update(options)
+
+    def decorator(coro: Any) -> Any:
+        return factory(coro, **kwargs)
 
     return decorator
+
+
+#: The keywords of `loop()` that configure a `Loop`, with their defaults.
+_LOOP_DEFAULTS: Final = {
+    key: parameter.default
+    for key, parameter in inspect.signature(loop).parameters.items()
+    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+}
+
+
+def _loop_class(cls: object) -> type[Loop[Any]]:
+    """The class ``loop(cls=...)`` builds: `Loop` for None, else a `Loop` subclass (a
+    parametrised one, ``MyLoop[Any]``, stands for the class)."""
+    if cls is None:
+        return Loop
+    origin = typing.get_origin(cls) or cls
+    if isinstance(origin, type) and issubclass(origin, Loop):
+        return origin
+    if callable(cls) and not isinstance(cls, type):
+        raise TypeError(
+            f"loop() takes the schedule and returns the decorator: write @loop(seconds=...) with"
+            f" parentheses (got {getattr(cls, '__qualname__', cls)!r} as cls, which must be a"
+            " subclass of Loop)."
+        )
+    raise TypeError(f"cls must be a subclass of Loop (got {cls!r}).")
 
 
 def upcoming(

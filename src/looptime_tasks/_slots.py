@@ -327,13 +327,14 @@ def validate_n(n: object) -> int:
     return int(n)
 
 
-def validate_after(after: object) -> int:
-    """Validate ``upcoming(after=...)``: an aware datetime, returned as epoch ns."""
+def validate_after(after: object, name: str = "after") -> int:
+    """Validate ``upcoming(after=...)`` (or the instant *name*): an aware datetime, returned as
+    epoch ns."""
     if not isinstance(after, datetime.datetime):
-        raise TypeError(f"after must be an aware datetime.datetime or None (got {after!r}).")
+        raise TypeError(f"{name} must be an aware datetime.datetime or None (got {after!r}).")
     if after.utcoffset() is None:
         raise ValueError(
-            f"after must be an aware datetime (with a tzinfo), not a naive one (got {after!r})."
+            f"{name} must be an aware datetime (with a tzinfo), not a naive one (got {after!r})."
         )
     return to_epoch_ns(after)
 
