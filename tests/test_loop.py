@@ -1196,11 +1196,11 @@ def test_loop_with_a_parametrised_cls_builds_its_class() -> None:
     assert type(body) is Every
 
 
-def test_loop_with_cls_passes_only_the_keywords_given() -> None:
+def test_loop_with_cls_passes_exactly_the_keywords_given() -> None:
     @tasks.loop(Every, period=(5, 0), count=3, reconnect=True)
     async def body() -> None: ...
 
-    assert body.options == {"count": 3}
+    assert body.options == {"count": 3, "reconnect": True}
 
 
 def test_loop_with_cls_keeps_the_subclass_when_bound() -> None:

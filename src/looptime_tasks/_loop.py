@@ -1439,33 +1439,13 @@ def loop(
 def loop(cls: type[_LoopT], /, **options: Any) -> Callable[[Any], _LoopT]: ...
 
 
-def loop(
-    cls: Any = None,
-    /,
-    *,
-    seconds: float | None = None,
-    minutes: float | None = None,
-    hours: float | None = None,
-    time: dt_time | Sequence[dt_time] | None = None,
-    count: int | None = None,
-    reconnect: bool = True,
-    name: str | None = None,
-    overlap: bool | int = False,
-    cron: str | None = None,
-    tz: tzinfo | str | None = None,
-    jitter: float | timedelta | None = None,
-    store: Store | str | os.PathLike[str] | None = None,
-    catch_up: float | timedelta | None = None,
-    exclusive: bool = False,
-    lease: float | timedelta = 60.0,
-    **options: Any,
-) -> Callable[[Any], Any]:
+def loop(cls: Any = None, /, **options: Any) -> Callable[[Any], Any]:
     """Decorate a coroutine function into a `Loop` that runs it on a schedule.
 
     Args:
         cls: disnake's form (``loop(MyLoop, ...)`` or ``cls=MyLoop``): a `Loop` subclass to
-            build instead of `Loop`. It gets the coroutine function and the keywords given
-            here, its own included; those left at their defaults are not passed.
+            build instead of `Loop`. It gets the coroutine function and exactly the keywords
+            given here, its own included.
         seconds: Interval part, in seconds.
         minutes: Interval part, in minutes.
         hours: Interval part, in hours.
@@ -1493,52 +1473,27 @@ def loop(
         ValueError, TypeError: For invalid arguments, naming the argument and the value; an
             unknown keyword without *cls* is a TypeError when ``loop()`` is called.
     """
-
-    settings: dict[str, Any] = {
-        "seconds": seconds,
-        "minutes": minutes,
-        "hours": hours,
-        "time": time,
-        "count": count,
-        "reconnect": reconnect,
-        "name": name,
-        "overlap": overlap,
-        "cron": cron,
-        "tz": tz,
-        "jitter": jitter,
-        "store": store,
-        "catch_up": catch_up,
-        "exclusive": exclusive,
-        "lease": lease,
-    }
     if "cls" in options:
         if cls is not None:
             raise TypeError("loop() got multiple values for argument 'cls'")
         cls = options.pop("cls")
     factory = _loop_class(cls)
     if factory is Loop:
-        if options:
+        unknown = options.keys() - _LOOP_OPTIONS
+        if unknown:
             raise TypeError(
-                f"loop() got an unexpected keyword argument {next(iter(options))!r}; it takes"
-                f" {', '.join(_LOOP_DEFAULTS)}, or cls= (a Loop subclass) and that class's own."
+                f"loop() got an unexpected keyword argument {min(unknown)!r}; it takes"
+                f" {', '.join(_LOOP_OPTIONS)}, or cls= (a Loop subclass) and that class's own."
             )
-        kwargs = settings
-    else:  # what the subclass's own __init__ does not set, its defaults decide
-        kwargs = {key: value for key, value in settings.items() if value is not _LOOP_DEFAULTS[key]}
-        kwargs.update(options)
 
     def decorator(coro: Any) -> Any:
-        return factory(coro, **kwargs)
+        return factory(coro, **options)
 
     return decorator
 
 
-#: The keywords of `loop()` that configure a `Loop`, with their defaults.
-_LOOP_DEFAULTS: Final = {
-    key: parameter.default
-    for key, parameter in inspect.signature(loop).parameters.items()
-    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-}
+#: The keywords of `Loop` (and so of `loop()` without a *cls*), in their order.
+_LOOP_OPTIONS: Final = tuple(inspect.signature(Loop).parameters)[1:]
 
 
 def _loop_class(cls: object) -> type[Loop[Any]]:
