@@ -174,7 +174,9 @@ def documented_example(heading: str) -> dict[str, Any]:
     section = text.split(heading, 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     names: dict[str, Any] = {"__name__": "documented_example"}
-    exec(compile(code, "docs/virtual-time.md", "exec"), names)
+    # Not the file's own name: its lines are not the block's (Python 3.13's inspect.getsource,
+    # which Hypothesis calls, would tokenize the Markdown around them and fail).
+    exec(compile(code, f"<docs/virtual-time.md: {heading}>", "exec"), names)
     return names
 
 

@@ -153,7 +153,12 @@ def test_process_killed_mid_body_has_run_its_slot_at_most_once(tmp_path: Path) -
     runs = tasks.run(restart(), start=from_epoch_ns(slot) + timedelta(minutes=10))
 
     assert runs == [slot + 3600 * NS_PER_SECOND]
-    assert asyncio.run(tasks.SQLiteStore(path).last_slot("hourly")) == runs[0]
+    assert asyncio.run(_last_slot(path, "hourly")) == runs[0]
+
+
+async def _last_slot(path: Path, loop: str) -> int | None:
+    async with tasks.SQLiteStore(path) as store:
+        return await store.last_slot(loop)
 
 
 async def _noop() -> None:

@@ -406,9 +406,8 @@ async def test_slots_a_failing_store_could_not_record_are_written_once_it_works(
 
     await run_loop(job)
 
-    assert await tasks.SQLiteStore(path).last_slot("sync") == to_epoch_ns(
-        START + timedelta(minutes=1)
-    )
+    async with tasks.SQLiteStore(path) as store:
+        assert await store.last_slot("sync") == to_epoch_ns(START + timedelta(minutes=1))
 
 
 async def test_sqlite_store_by_path_on_virtual_time(tmp_path: Path) -> None:
@@ -417,9 +416,8 @@ async def test_sqlite_store_by_path_on_virtual_time(tmp_path: Path) -> None:
     runs = await run_loop(tasks.loop(hours=1, store=str(path), name="sync", count=3)(noop))
 
     assert runs.slots == [START + timedelta(hours=h) for h in range(3)]
-    assert await tasks.SQLiteStore(path).last_slot("sync") == to_epoch_ns(
-        START + timedelta(hours=2)
-    )
+    async with tasks.SQLiteStore(path) as store:
+        assert await store.last_slot("sync") == to_epoch_ns(START + timedelta(hours=2))
 
 
 def test_a_plain_loop_is_unchanged_by_the_new_options() -> None:

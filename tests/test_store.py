@@ -172,6 +172,20 @@ async def test_concurrent_claims_of_one_slot_have_one_winner(store: tasks.Store,
     assert sorted(results) == [False] * 9 + [True]
 
 
+async def test_a_store_used_with_async_with_is_closed_and_reopens_on_next_use(
+    open_store: StoreFactory, name: str
+) -> None:
+    opened = open_store()
+    assert isinstance(opened, tasks.MemoryStore | tasks.SQLiteStore | tasks.PostgresStore)
+    async with opened as store:
+        await store.claim_slot(name, T0)
+
+    try:
+        assert await store.last_slot(name) == T0
+    finally:
+        await store.close()
+
+
 def test_store_is_a_store() -> None:
     assert isinstance(tasks.MemoryStore(), tasks.Store)
     assert isinstance(tasks.SQLiteStore("x.sqlite3"), tasks.Store)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import os
 import queue
 import selectors
 import socket
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 
 from looptime_tasks import DeadlockError, StallError, ThreadBudgetWarning, VirtualEventLoop, run
-from looptime_tasks._threads import is_idle, may_hide_a_hand_off
+from looptime_tasks._threads import is_idle, may_hide_a_hand_off, parked
 
 
 @contextmanager
@@ -196,6 +197,101 @@ def test_selector_waiting_without_timeout_is_idle_and_with_a_timeout_is_working(
         watched.close()
 
     assert (untimed_idle, timed_idle) == (True, False)
+
+
+# --- what the kernel says (Linux) ---------------------------------------------------------
+
+on_linux = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="the kernel's view of a thread is read on Linux"
+)
+
+
+@on_linux
+def test_simple_queue_getter_waiting_for_an_item_is_parked() -> None:
+    jobs: queue.SimpleQueue[None] = queue.SimpleQueue()
+    with thread(jobs.get) as worker:
+        settle()
+        state = parked(worker.native_id)
+        jobs.put(None)
+
+    assert state is True
+
+
+@on_linux
+def test_simple_queue_getter_handed_an_item_is_no_longer_parked() -> None:
+    jobs: queue.SimpleQueue[None] = queue.SimpleQueue()
+    interval = sys.getswitchinterval()
+    with thread(jobs.get) as worker:
+        settle()
+        sys.setswitchinterval(10)  # keep the GIL: the getter must not get past the check
+        try:
+            jobs.put(None)
+            state = parked(worker.native_id)
+        finally:
+            sys.setswitchinterval(interval)
+
+    assert state is False
+
+
+@on_linux
+def test_thread_in_a_timed_wait_is_not_known_to_be_parked() -> None:
+    # A timed wait may be a woken getter waiting for the GIL: the kernel cannot tell.
+    event = threading.Event()
+    with thread(lambda: event.wait(5)) as worker:  # real-time: until set, at most 5 s
+        settle()
+        state = parked(worker.native_id)
+        event.set()
+
+    assert state is None
+
+
+def test_thread_without_a_native_id_is_not_known_to_be_parked() -> None:
+    assert parked(None) is None
+
+
+def test_work_handed_again_and_again_to_an_idle_simple_queue_getter_is_never_jumped_past() -> None:
+    # The race of Python 3.13's hidden hand-off (see _threads): a short job, 300 times, each
+    # within a virtual timeout far shorter than the virtual sleep before it. The loop and the
+    # worker run on two CPUs where there are two, so that each hand-off wakes the worker
+    # through the other CPU, the slowest way (on Python 3.13, before the loop asked the kernel,
+    # about 1 in 20 was late).
+    jobs: queue.SimpleQueue[asyncio.Future[str] | None] = queue.SimpleQueue()
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+    def worker() -> None:
+        if len(cpus) >= 2:
+            os.sched_setaffinity(0, {cpus[1]})
+        while (reply := jobs.get()) is not None:
+            time.sleep(0.0005)  # real-time: the job, 0.5 ms
+            reply.get_loop().call_soon_threadsafe(reply.set_result, "done")
+
+    async def main() -> int:
+        event_loop = asyncio.get_running_loop()
+        late = 0
+        for _ in range(300):
+            await asyncio.sleep(3600)
+            reply: asyncio.Future[str] = event_loop.create_future()
+            jobs.put(reply)
+            try:
+                await asyncio.wait_for(asyncio.shield(reply), 1)
+            except TimeoutError:
+                late += 1
+                await reply
+        return late
+
+    if len(cpus) >= 2:
+        os.sched_setaffinity(0, {cpus[0]})
+    try:
+        with thread(worker):
+            try:
+                late = run(main())
+            finally:
+                jobs.put(None)
+    finally:
+        if len(cpus) >= 2:
+            os.sched_setaffinity(0, cpus)
+
+    assert late == 0
 
 
 # --- working threads on the loop ----------------------------------------------------------

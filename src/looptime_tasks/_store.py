@@ -38,7 +38,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     import asyncpg
@@ -138,7 +138,20 @@ def as_store(store: object) -> Store:
     )
 
 
-class MemoryStore:
+class _Closing:
+    """``async with store:`` closes the store at the end of the block."""
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+class MemoryStore(_Closing):
     """A store in this process's memory, for tests and simulations (nothing survives the process).
 
     Share one object between "restarts" of a loop to simulate persistence.
@@ -202,7 +215,7 @@ _LEASE = (
 )
 
 
-class SQLiteStore:
+class SQLiteStore(_Closing):
     """A store in an SQLite file, shared safely by the processes of one host.
 
     The file and its tables are created on first use. WAL journaling; writers wait up to
@@ -351,7 +364,7 @@ _PG_CLAIM_WITH_LEASE = (
 _SCHEMA_LOCK = 0x6C6F6F7074696D65
 
 
-class PostgresStore:
+class PostgresStore(_Closing):
     """A store in a PostgreSQL database, for bots that run on several hosts.
 
     Needs ``asyncpg`` (``pip install looptime-tasks[postgres]``). The tables are created on

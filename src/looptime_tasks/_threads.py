@@ -25,9 +25,13 @@ Design decisions:
   is working: the receiver of the blocking call, when it is a local variable, is inspected (an
   unlocked lock has been released for the waiter; a non-empty ``SimpleQueue`` has work in it).
   Python 3.13's ``SimpleQueue`` hands an item straight to a parked getter and stays empty, so
-  for a thread idle in ``SimpleQueue.get`` there (:func:`may_hide_a_hand_off`) the loop pauses
-  briefly, GIL released, and looks again (see ``_in_flight``): a woken worker then runs up to
-  its next blocking call first.
+  for a thread idle in ``SimpleQueue.get`` there (:func:`may_hide_a_hand_off`) the frame cannot
+  tell. On Linux the kernel can (:func:`parked`): a getter still parked sleeps in an untimed
+  ``futex``, one that was handed an item is runnable (state R) from the moment ``put()``
+  returns, and one woken that found the GIL taken waits for it in a timed ``futex``. Where
+  that cannot be read (another system, no ``/proc``, a timed wait), the loop pauses briefly, GIL
+  released, and looks again (see ``_in_flight``): a woken worker then runs up to its next
+  blocking call first.
 
 * **Never read frames while a subinterpreter runs.** ``sys._current_frames()`` while another
   thread runs code in an isolated subinterpreter (one with its own GIL: anyio's
@@ -41,13 +45,15 @@ from __future__ import annotations
 
 import concurrent.futures.thread
 import dis
+import os
+import platform
 import queue
 import selectors
 import sys
 import types
 from typing import Any, Final
 
-__all__ = ("is_idle", "may_hide_a_hand_off", "subinterpreter_running", "where")
+__all__ = ("is_idle", "may_hide_a_hand_off", "parked", "subinterpreter_running", "where")
 
 _IDLE_CALLS: Final = frozenset({"acquire", "get", "join", "accept", "select", "poll", "control"})
 """Names of blocking calls that wait for new work (see the module docstring)."""
@@ -190,6 +196,47 @@ def may_hide_a_hand_off(frame: types.FrameType) -> bool:
         method = _bound_builtin(frame, receiver, callee or "")
         return method is not None and isinstance(method.__self__, queue.SimpleQueue)
     return False
+
+
+_FUTEX: Final = {"x86_64": b"202", "amd64": b"202", "aarch64": b"98", "arm64": b"98"}.get(
+    platform.machine().lower()
+)
+"""The number of the ``futex`` system call on this machine, where it is known (Linux)."""
+
+
+def parked(native_id: int | None) -> bool | None:
+    """Whether the thread *native_id* (``Thread.native_id``) sleeps in an untimed ``futex`` (True:
+    parked, only another thread can wake it) or is running, runnable or being woken (False),
+    read from ``/proc/self/task/<id>/`` on Linux; None where that cannot be told (another system,
+    no ``/proc``, any other system call, a timed wait).
+    """
+    if _FUTEX is None or native_id is None or not sys.platform.startswith("linux"):
+        return None
+    task = f"/proc/self/task/{native_id}/"
+    try:
+        # The state first: a thread being woken (its wake-up queued for another CPU) still shows
+        # its futex call in "syscall", but "stat" says R from the moment it is woken.
+        state = _read(task + "stat").rpartition(b")")[2].split()[:1]
+        if state != [b"S"]:
+            return False if state == [b"R"] else None
+        fields = _read(task + "syscall").split()
+    except OSError:
+        return None
+    if fields[:1] == [b"running"]:
+        return False
+    # "nr arg0 ... arg5 sp pc": futex(uaddr, op, val, timeout=NULL) waits for good.
+    if len(fields) >= 5 and fields[0] == _FUTEX and fields[4] == b"0x0":
+        return True
+    return None
+
+
+def _read(path: str) -> bytes:
+    """The first bytes of a small ``/proc`` file, read without blocking (blockbuster agrees)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        return os.read(fd, 512)
+    finally:
+        os.close(fd)
 
 
 def where(frame: types.FrameType) -> str:
