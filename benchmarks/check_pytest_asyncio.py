@@ -1,0 +1,278 @@
+"""Run pytest-asyncio's own test suite plainly and with ``--virtual-time``, and compare.
+
+The question: does ``--virtual-time`` (our pytest plugin, ``looptime_tasks.pytest_plugin``)
+leave pytest-asyncio working as documented? Its suite runs every kind of async test and fixture
+(loop scopes from function to session, class and module markers, strict and auto mode, loop
+factories, hypothesis, doctests); ``--virtual-time`` puts each of its async tests on
+:class:`looptime_tasks.VirtualEventLoop`, with no edit to the suite.
+
+pytest-asyncio's tests are not part of its wheel: give the root of its source (the sdist, or a
+checkout of the tag of the installed version; the script refuses another version). Run the
+script with a Python whose environment has pytest-asyncio, its test requirements (coverage,
+hypothesis) and looptime_tasks — not the project's own ``.venv``, whose other plugins
+(looptime's, pytest-xdist) are not pytest-asyncio's. For example::
+
+    pip download --no-deps --no-binary :all: pytest-asyncio==1.5.0     # then unpack it
+    python3 -m venv /work/pa-venv
+    /work/pa-venv/bin/pip install pytest-asyncio==1.5.0 coverage hypothesis -e .
+    nice /work/pa-venv/bin/python benchmarks/check_pytest_asyncio.py /work/pytest_asyncio-1.5.0
+    nice /work/pa-venv/bin/python benchmarks/check_pytest_asyncio.py /work/pytest_asyncio-1.5.0 \\
+        --run virtual -- tests/markers                                  # one run, some tests
+
+It prints the passed/failed/errors/skipped counts of each run, how many tests of the virtual run
+ran on a ``VirtualEventLoop``, the tests whose outcome differs, each with the first line of its
+error, and the ids that exist in one run only, with their outcomes; with both runs, the
+differing tests are run again in both (``--rerun``) and marked ``flaky`` when the second run
+disagrees with the first. Exit status 1 if a test fails only with ``--virtual-time`` (or exists
+only there and fails). It takes minutes and is not run in CI.
+
+Design decisions:
+
+* **The suite runs as its maintainers run it**: ``python -m pytest`` in the source root, its own
+  configuration (auto mode, ``filterwarnings = error``, ``docs`` and ``tests``); the virtual run
+  adds ``--virtual-time`` and nothing else. Most of the suite runs pytest inside the test
+  (``pytester``); those inner runs read their own configuration, where ``--virtual-time`` is
+  absent, so they check that the plugin, loaded there too, leaves tests that did not opt in
+  alone. The outer async tests and fixtures are the ones on virtual time, hence the count.
+
+* **This file is also the pytest plugin** (``-p check_pytest_asyncio``, found through
+  ``PYTHONPATH``). It only observes: outcomes come from pytest's reports, one line per test
+  (``pytest_runtest_logreport``); an error in setup or teardown counts as an error even after a
+  passed call, and an ``xfail`` counts as passed. A test ran on virtual time if one of its
+  fixture values is an ``asyncio.Runner`` (pytest-asyncio's runner) on a ``VirtualEventLoop``.
+
+* **Ids may differ between the runs, as documented.** Under virtual time the loop factories of
+  a ``pytest_asyncio_loop_factories`` hook collapse to the virtual one, so a test parametrized
+  over them (``test_x[custom]``, ``test_x[default]``) is one test (``test_x``) there
+  (docs/testing.md, "With your own loop factories"). Such ids are listed apart, with their
+  outcomes, not counted as differences.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Generator, Sequence
+from importlib.metadata import version
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+from looptime_tasks import VirtualEventLoop
+
+_RESULTS_VARIABLE: Final = "CHECK_PYTEST_ASYNCIO_RESULTS"
+_BAD: Final = ("failed", "error")
+
+Outcomes = dict[str, tuple[str, str, bool]]
+"""By node id: outcome, first line of the error, whether the test ran on a virtual loop."""
+
+
+# --- the plugin, in pytest's process ----------------------------------------------------------
+
+
+_outcomes: Outcomes = {}
+_on_virtual_time: set[str] = set()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    funcargs = getattr(item, "funcargs", {})
+    if any(
+        isinstance(value, asyncio.Runner) and isinstance(value.get_loop(), VirtualEventLoop)
+        for value in funcargs.values()
+    ):
+        _on_virtual_time.add(item.nodeid)
+    return (yield)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        if report.passed or hasattr(report, "wasxfail"):
+            outcome = "passed"
+        else:
+            outcome = "skipped" if report.skipped else "failed"
+    elif report.failed:
+        outcome = "error"
+    elif report.skipped:
+        outcome = "skipped"
+    else:
+        return
+    if _outcomes.get(report.nodeid, ("",))[0] in _BAD:
+        return  # a teardown after a failed call, or the like: the first problem stays
+    detail = _first_line(report.longreprtext) if outcome in _BAD else ""
+    _outcomes[report.nodeid] = (outcome, detail, report.nodeid in _on_virtual_time)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = os.environ.get(_RESULTS_VARIABLE)
+    if path:
+        Path(path).write_text(json.dumps(_outcomes), encoding="utf-8")
+
+
+_EXCEPTION_LINE: Final = re.compile(
+    r"^[\s|]*(?:E\s+)?([\w.]+(?:Error|Exception|Group|Warning|Exit)\b.*)$"
+)
+
+
+def _first_line(longrepr: str) -> str:
+    """The first line of a pytest failure report that names an exception (``ValueError: ...``)."""
+    lines = longrepr.splitlines()
+    errors = [line[4:] for line in lines if line.startswith("E   ")]
+    if not errors:
+        errors = [match[1] for line in lines if (match := _EXCEPTION_LINE.match(line))]
+    return (errors[0] if errors else (lines[-1] if lines else "")).strip()
+
+
+# --- the parent: run pytest twice, compare ------------------------------------------------------
+
+
+def run_suite(
+    source: Path, run: str, pytest_args: Sequence[str], log: Path | None = None
+) -> tuple[Outcomes, float]:
+    """Run pytest-asyncio's tests under ``source``, plainly or with ``--virtual-time``.
+
+    pytest's own output goes to ``log`` (overwritten), or nowhere.
+    """
+    with tempfile.NamedTemporaryFile("r", suffix=".json", encoding="utf-8") as results:
+        environment = dict(os.environ)
+        environment[_RESULTS_VARIABLE] = results.name
+        here = str(Path(__file__).resolve().parent)
+        environment["PYTHONPATH"] = os.pathsep.join(
+            filter(None, (here, environment.get("PYTHONPATH")))
+        )
+        command = [sys.executable, "-m", "pytest", "-p", "check_pytest_asyncio"]
+        command += ["-p", "no:cacheprovider", "-q", "--no-header"]
+        command += ["-o", "console_output_style=classic"]
+        if run == "virtual":
+            command.append("--virtual-time")
+        command += pytest_args
+        began = time.perf_counter()
+        with open(log or os.devnull, "w", encoding="utf-8") as output:
+            subprocess.run(
+                command, cwd=source, env=environment, stdout=output, stderr=output, check=False
+            )
+        seconds = time.perf_counter() - began
+        text = results.read()
+    outcomes: Outcomes = (
+        {node: (o, d, v) for node, (o, d, v) in json.loads(text).items()} if text else {}
+    )
+    return outcomes, seconds
+
+
+def tally(outcomes: Outcomes, run: str, seconds: float) -> str:
+    counts = Counter(outcome for outcome, _, _ in outcomes.values())
+    line = (
+        f"{run:>7} run: {counts['passed']} passed, {counts['failed']} failed, "
+        f"{counts['error']} errors, {counts['skipped']} skipped ({seconds:.0f} s)"
+    )
+    if run == "virtual":
+        virtual = sum(on_virtual for _, _, on_virtual in outcomes.values())
+        line += f"; {virtual} tests ran on a VirtualEventLoop"
+    return line
+
+
+def _source_version(source: Path) -> str | None:
+    """The version in the sdist's ``PKG-INFO``, or None (a checkout has none)."""
+    pkg_info = source / "PKG-INFO"
+    if not pkg_info.is_file():
+        return None
+    for line in pkg_info.read_text(encoding="utf-8").splitlines():
+        if line.startswith("Version:"):
+            return line.partition(":")[2].strip()
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("source", type=Path, help="root of pytest-asyncio's source (holds tests/)")
+    parser.add_argument("--run", choices=("both", "plain", "virtual"), default="both")
+    parser.add_argument(
+        "--rerun",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the tests whose outcome differs N more times in both runs (default 1)",
+    )
+    parser.add_argument(
+        "--logs", type=Path, metavar="DIR", help="write pytest's output to DIR/<run>.log"
+    )
+    parser.add_argument("pytest_args", nargs="*", help="after --: passed on to pytest")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Everything after "--" goes to pytest as is (argparse would take options of pytest's).
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:split])
+    args.pytest_args = argv[split + 1 :]
+    if not (args.source / "tests" / "conftest.py").is_file():
+        parser.error(f"source={str(args.source)!r} holds no tests/conftest.py of pytest-asyncio")
+    installed, given = version("pytest-asyncio"), _source_version(args.source)
+    if given is not None and given != installed:
+        parser.error(f"the source is pytest-asyncio {given}, but {installed} is installed")
+    runs_wanted = ("plain", "virtual") if args.run == "both" else (args.run,)
+    if args.logs:
+        args.logs.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, Outcomes] = {}
+    for run in runs_wanted:
+        log = args.logs / f"{run}.log" if args.logs else None
+        runs[run], seconds = run_suite(args.source, run, args.pytest_args, log)
+        print(tally(runs[run], run, seconds), flush=True)
+    if len(runs) < 2:
+        for node, (outcome, detail, _) in sorted(runs[runs_wanted[0]].items()):
+            if outcome in _BAD:
+                print(f"  {outcome.upper()} {node}: {detail}")
+        return 1 if any(o in _BAD for o, _, _ in runs[runs_wanted[0]].values()) else 0
+    plain, virtual = runs["plain"], runs["virtual"]
+
+    def bad(outcomes: Outcomes, node: str) -> bool:
+        return outcomes.get(node, ("absent",))[0] in _BAD
+
+    both = plain.keys() & virtual.keys()
+    differing = sorted(node for node in both if bad(plain, node) != bad(virtual, node))
+    flaky: set[str] = set()
+    for _ in range(args.rerun if differing else 0):
+        still = [node for node in differing if node not in flaky]
+        again = {run: run_suite(args.source, run, still)[0] for run in runs_wanted}
+        flaky.update(
+            node
+            for node in still
+            if bad(again["plain"], node) != bad(plain, node)
+            or bad(again["virtual"], node) != bad(virtual, node)
+        )
+    only_virtual = [node for node in differing if bad(virtual, node)]
+    only_plain = [node for node in differing if bad(plain, node)]
+    for title, nodes, outcomes in (
+        ("Failing only with --virtual-time", only_virtual, virtual),
+        ("Failing only without --virtual-time", only_plain, plain),
+    ):
+        if nodes:
+            print(f"\n{title}:")
+            for node in nodes:
+                outcome, detail, _ = outcomes[node]
+                mark = " (flaky)" if node in flaky else ""
+                print(f"  {outcome.upper()}{mark} {node}: {detail}")
+    for title, outcomes, other in (
+        ("Ids of the plain run only", plain, virtual),
+        ("Ids of the virtual run only", virtual, plain),
+    ):
+        alone = sorted(outcomes.keys() - other.keys())
+        if alone:
+            print(f"\n{title}:")
+            for node in alone:
+                outcome, detail, _ = outcomes[node]
+                print(f"  {outcome.upper()} {node}" + (f": {detail}" if outcome in _BAD else ""))
+    steady = [node for node in only_virtual if node not in flaky]
+    print(f"\n{len(only_virtual)} tests fail only with --virtual-time ({len(steady)} steadily)")
+    failing_alone = [node for node in virtual.keys() - plain.keys() if bad(virtual, node)]
+    return 1 if steady or failing_alone else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
