@@ -1228,6 +1228,13 @@ def test_loop_unknown_keyword_without_cls_is_a_type_error_naming_it() -> None:
         tasks.loop(secnds=5)  # type: ignore[call-overload]
 
 
+def test_loop_given_an_event_loop_as_the_forks_take_it_says_start_uses_the_running_one() -> None:
+    with pytest.raises(
+        TypeError, match=r"^loop\(\) got an unexpected keyword argument 'loop' \(the"
+    ):
+        tasks.loop(seconds=5, loop=asyncio.new_event_loop)  # type: ignore[call-overload]
+
+
 def test_loop_cls_given_twice_is_a_type_error() -> None:
     with pytest.raises(TypeError, match=r"^loop\(\) got multiple values for argument 'cls'$"):
         tasks.loop(Every, cls=Every)

@@ -1481,8 +1481,14 @@ def loop(cls: Any = None, /, **options: Any) -> Callable[[Any], Any]:
     if factory is Loop:
         unknown = options.keys() - _LOOP_OPTIONS
         if unknown:
+            key = min(unknown)
+            hint = (
+                " (the forks' event loop: start() runs the loop on the running event loop)"
+                if key == "loop"
+                else ""
+            )
             raise TypeError(
-                f"loop() got an unexpected keyword argument {min(unknown)!r}; it takes"
+                f"loop() got an unexpected keyword argument {key!r}{hint}; it takes"
                 f" {', '.join(_LOOP_OPTIONS)}, or cls= (a Loop subclass) and that class's own."
             )
 
