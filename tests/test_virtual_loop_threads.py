@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from looptime_tasks import DeadlockError, StallError, ThreadBudgetWarning, VirtualEventLoop, run
+from looptime_tasks._in_flight import _woken_among
 from looptime_tasks._threads import is_idle, may_hide_a_hand_off, parked
 
 
@@ -218,19 +219,21 @@ def test_simple_queue_getter_waiting_for_an_item_is_parked() -> None:
 
 
 @on_linux
-def test_simple_queue_getter_handed_an_item_is_no_longer_parked() -> None:
+def test_simple_queue_getter_handed_an_item_is_no_longer_parked_for_good() -> None:
+    # Woken, it is runnable (False) or waits for the GIL the check releases to read /proc
+    # (None), then sleeps (None): never parked for good (True) again before it ends.
     jobs: queue.SimpleQueue[None] = queue.SimpleQueue()
-    interval = sys.getswitchinterval()
-    with thread(jobs.get) as worker:
-        settle()
-        sys.setswitchinterval(10)  # keep the GIL: the getter must not get past the check
-        try:
-            jobs.put(None)
-            state = parked(worker.native_id)
-        finally:
-            sys.setswitchinterval(interval)
 
-    assert state is False
+    def serve() -> None:
+        jobs.get()
+        time.sleep(0.2)  # real-time: stays alive, not parked, past the check
+
+    with thread(serve) as worker:
+        settle()
+        jobs.put(None)
+        state = parked(worker.native_id)
+
+    assert state is not True
 
 
 @on_linux
@@ -243,6 +246,19 @@ def test_thread_in_a_timed_wait_is_not_known_to_be_parked() -> None:
         event.set()
 
     assert state is None
+
+
+@on_linux
+def test_thread_parked_at_the_last_look_and_in_a_timed_wait_now_counts_as_woken() -> None:
+    # What a woken getter waiting for the GIL looks like.
+    event = threading.Event()
+    with thread(lambda: event.wait(5)) as worker:  # real-time: until set, at most 5 s
+        settle()
+        ident = worker.ident or 0
+        woken, parked_now = _woken_among([ident], seen_parked={ident})
+        event.set()
+
+    assert ([i for i, _ in woken], parked_now) == ([ident], set())
 
 
 def test_thread_without_a_native_id_is_not_known_to_be_parked() -> None:

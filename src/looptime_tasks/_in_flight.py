@@ -115,6 +115,7 @@ def _woken_among(
     parked for good at the previous look."""
     native_ids = {thread.ident: thread.native_id for thread in threading.enumerate()}
     pauses = iter(_HAND_OFF_PAUSES)
+    found_parked: set[int] = set()
     while True:
         states = {ident: parked(native_ids.get(ident)) for ident in unsure}
         frames = sys._current_frames()
@@ -124,17 +125,17 @@ def _woken_among(
             if (frame := frames.get(ident)) is not None
             and (
                 state is False
-                # Parked for good in this very call before, in another wait now: woken, and
-                # waiting for the GIL.
+                # Parked for good at the previous look (an untimed get()), in a timed wait
+                # now: woken, and waiting for the GIL.
                 or (state is None and ident in seen_parked)
                 or not is_idle(frame)
             )
         ]
-        now_parked = {ident for ident, state in states.items() if state}
+        found_parked.update(ident for ident, state in states.items() if state)
         unsure = [ident for ident, state in states.items() if state is None]
         pause = next(pauses, None) if unsure and not woken else None
         if pause is None:
-            return woken, now_parked
+            return woken, found_parked
         _pause(pause)
 
 
