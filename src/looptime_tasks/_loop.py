@@ -1510,7 +1510,7 @@ def _loop_class(cls: object) -> type[Loop[Any]]:
     origin = typing.get_origin(cls) or cls
     if isinstance(origin, type) and issubclass(origin, Loop):
         return origin
-    if callable(cls) and not isinstance(cls, type):
+    if inspect.iscoroutinefunction(cls):  # @loop without parentheses
         raise TypeError(
             f"loop() takes the schedule and returns the decorator: write @loop(seconds=...) with"
             f" parentheses (got {getattr(cls, '__qualname__', cls)!r} as cls, which must be a"
