@@ -249,16 +249,32 @@ def test_thread_in_a_timed_wait_is_not_known_to_be_parked() -> None:
 
 
 @on_linux
-def test_thread_parked_at_the_last_look_and_in_a_timed_wait_now_counts_as_woken() -> None:
-    # What a woken getter waiting for the GIL looks like.
+def test_thread_parked_in_a_call_earlier_and_in_a_timed_wait_there_now_counts_as_woken() -> None:
+    # What a woken getter waiting for the GIL looks like: a timed wait in an untimed call.
     event = threading.Event()
     with thread(lambda: event.wait(5)) as worker:  # real-time: until set, at most 5 s
         settle()
         ident = worker.ident or 0
-        woken, parked_now = _woken_among([ident], seen_parked={ident})
+        frame = frame_of(worker)
+        woken = _woken_among([ident], {ident: (frame.f_code, frame.f_lineno)})
         event.set()
 
-    assert ([i for i, _ in woken], parked_now) == ([ident], set())
+    assert [i for i, _ in woken] == [ident]
+
+
+@on_linux
+def test_thread_parked_for_good_is_not_woken_and_is_remembered_with_its_call() -> None:
+    jobs: queue.SimpleQueue[None] = queue.SimpleQueue()
+    with thread(jobs.get) as worker:
+        settle()
+        ident = worker.ident or 0
+        seen: dict[int, tuple[Any, int]] = {}
+        woken = _woken_among([ident], seen)
+        frame = frame_of(worker)
+        call = (frame.f_code, frame.f_lineno)  # a frame is live: read before it moves on
+        jobs.put(None)
+
+    assert (woken, seen) == ([], {ident: call})
 
 
 def test_thread_without_a_native_id_is_not_known_to_be_parked() -> None:

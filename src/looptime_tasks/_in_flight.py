@@ -107,35 +107,33 @@ def _pause(seconds: float) -> None:
 
 
 def _woken_among(
-    unsure: list[int], seen_parked: set[int]
-) -> tuple[list[tuple[int, types.FrameType]], set[int]]:
+    unsure: list[int], seen_parked: dict[int, tuple[types.CodeType, int]]
+) -> list[tuple[int, types.FrameType]]:
     """Which of the ``unsure`` threads (idle-looking, see may_hide_a_hand_off) were in fact
-    handed work, and which are parked for good: asked of the kernel where it can tell (see
-    ``parked``), else after letting them run for a moment. *seen_parked*: the threads found
-    parked for good at the previous look."""
+    handed work: asked of the kernel where it can tell (see ``parked``), else after letting
+    them run for a moment. *seen_parked* maps each thread once found parked for good to that
+    call (code, line: 3.11 may show a call at either of its two instructions); updated here."""
     native_ids = {thread.ident: thread.native_id for thread in threading.enumerate()}
     pauses = iter(_HAND_OFF_PAUSES)
-    found_parked: set[int] = set()
     while True:
         states = {ident: parked(native_ids.get(ident)) for ident in unsure}
         frames = sys._current_frames()
-        woken = [
-            (ident, frame)
-            for ident, state in states.items()
-            if (frame := frames.get(ident)) is not None
-            and (
-                state is False
-                # Parked for good at the previous look (an untimed get()), in a timed wait
-                # now: woken, and waiting for the GIL.
-                or (state is None and ident in seen_parked)
-                or not is_idle(frame)
-            )
-        ]
-        found_parked.update(ident for ident, state in states.items() if state)
+        woken = []
+        for ident, state in states.items():
+            frame = frames.get(ident)
+            if frame is None:
+                continue
+            call = (frame.f_code, frame.f_lineno)
+            if state:
+                seen_parked[ident] = call
+            # Parked for good in this very call at an earlier look, in a timed wait now: woken,
+            # and waiting for the GIL (the call has no timeout).
+            elif state is False or seen_parked.get(ident) == call or not is_idle(frame):
+                woken.append((ident, frame))
         unsure = [ident for ident, state in states.items() if state is None]
         pause = next(pauses, None) if unsure and not woken else None
         if pause is None:
-            return woken, found_parked
+            return woken
         _pause(pause)
 
 
@@ -243,8 +241,9 @@ class InFlight:
         # over budget (ident -> the Thread, to tell a reused ident apart).
         self._working_since: dict[int, int] = {}
         self._over_budget: dict[int, threading.Thread | None] = {}
-        # Threads found parked for good in a call that may hide a hand-off (see _woken_among).
-        self._parked: set[int] = set()
+        # Threads found parked for good in a call that may hide a hand-off, and the call (code,
+        # line): see _woken_among.
+        self._parked: dict[int, tuple[types.CodeType, int]] = {}
         self.io_wait_ns: int | None = None
         self.thread_budget_ns: int | None = None
         self.ignore_threads: ThreadFilter = ()
@@ -425,9 +424,9 @@ class InFlight:
             elif may_hide_a_hand_off(frame):
                 unsure.append(ident)
         if unsure and not working:
-            working, self._parked = _woken_among(unsure, self._parked)
-        elif not unsure:
-            self._parked = set()
+            working = _woken_among(unsure, self._parked)
+        for ident in self._parked.keys() - frames.keys():
+            del self._parked[ident]  # ended (its ident may be reused)
         since = self._working_since
         budget = self.thread_budget_ns
         still = {ident for ident, _ in working}

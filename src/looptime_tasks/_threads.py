@@ -27,8 +27,9 @@ Design decisions:
   Python 3.13's ``SimpleQueue`` hands an item straight to a parked getter and stays empty, so
   for a thread idle in ``SimpleQueue.get`` there (:func:`may_hide_a_hand_off`) the frame cannot
   tell. On Linux the kernel can (:func:`parked`): a getter still parked sleeps in an untimed
-  ``futex``, one that was handed an item is runnable (state R) from the moment ``put()``
-  returns, and one woken that found the GIL taken waits for it in a timed ``futex``. Where
+  semaphore wait (``futex`` with ``FUTEX_WAIT_BITSET``), one that was handed an item is runnable
+  (state R) from the moment ``put()`` returns, and one woken that found the GIL taken waits for
+  its mutex (a plain ``FUTEX_WAIT``) or its condition (a timed wait). Where
   that cannot be read (another system, no ``/proc``, a timed wait), the loop pauses briefly, GIL
   released, and looks again (see ``_in_flight``): a woken worker then runs up to its next
   blocking call first.
@@ -203,12 +204,17 @@ _FUTEX: Final = {"x86_64": b"202", "amd64": b"202", "aarch64": b"98", "arm64": b
 )
 """The number of the ``futex`` system call on this machine, where it is known (Linux)."""
 
+_FUTEX_WAIT: Final = 0
+_FUTEX_WAIT_BITSET: Final = 9
+_FUTEX_FLAGS: Final = 0x80 | 0x100  # FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME
+
 
 def parked(native_id: int | None) -> bool | None:
-    """Whether the thread *native_id* (``Thread.native_id``) sleeps in an untimed ``futex`` (True:
-    parked, only another thread can wake it) or is running, runnable or being woken (False),
-    read from ``/proc/self/task/<id>/`` on Linux; None where that cannot be told (another system,
-    no ``/proc``, any other system call, a timed wait).
+    """Whether a thread idle-looking in ``SimpleQueue.get()``, *native_id* (``Thread.native_id``),
+    sleeps in an untimed semaphore wait (True: parked, only another thread can wake it) or is
+    running, runnable, being woken or waiting for a lock (False: it was woken), read from
+    ``/proc/self/task/<id>/`` on Linux; None where that cannot be told (another system, no
+    ``/proc``, another system call, a timed wait: its own ``get(timeout=...)`` or the GIL).
     """
     if _FUTEX is None or native_id is None or not sys.platform.startswith("linux"):
         return None
@@ -224,8 +230,15 @@ def parked(native_id: int | None) -> bool | None:
         return None
     if fields[:1] == [b"running"]:
         return False
-    # "nr arg0 ... arg5 sp pc": futex(uaddr, op, val, timeout=NULL) waits for good.
-    if len(fields) >= 5 and fields[0] == _FUTEX and fields[4] == b"0x0":
+    if len(fields) < 5 or fields[0] != _FUTEX:
+        return None
+    # "nr arg0 ... arg5 sp pc" of futex(uaddr, op, val, timeout). A parked getter sleeps in the
+    # untimed wait of a semaphore (FUTEX_WAIT_BITSET, no timeout); a woken one that found the
+    # GIL taken waits for the GIL's mutex (a plain FUTEX_WAIT) or its condition (timed).
+    command = int(fields[2], 16) & ~_FUTEX_FLAGS
+    if command == _FUTEX_WAIT:
+        return False
+    if command == _FUTEX_WAIT_BITSET and fields[4] == b"0x0":
         return True
     return None
 
