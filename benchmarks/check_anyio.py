@@ -221,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (args.source / "tests" / "conftest.py").is_file():
         parser.error(f"source={str(args.source)!r} holds no tests/conftest.py of anyio")
     loops = ("stock", "virtual") if args.loop == "both" else (args.loop,)
+    if args.logs:
+        args.logs.mkdir(parents=True, exist_ok=True)
     runs: dict[str, dict[str, tuple[str, str]]] = {}
     for loop in loops:
         log = args.logs / f"{loop}.log" if args.logs else None
