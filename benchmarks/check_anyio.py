@@ -36,35 +36,28 @@ Design decisions:
   be for a user passing the same option. ``--eager`` takes anyio's ``asyncio+eager`` parameter
   instead (asyncio's eager task factory), with a virtual loop that has the same task factory.
 
-* **Outcomes come from pytest's reports**, one line per test (``pytest_runtest_logreport``):
-  an error in setup or teardown counts as an error even after a passed call; an ``xfail`` counts
-  as passed, as pytest's own summary does not count it a failure.
+* **Outcomes come from pytest's reports**, one line per test, as ``_suite_check`` (shared with
+  ``check_pytest_asyncio.py``) records and compares them.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import re
-import subprocess
 import sys
-import tempfile
-import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
 
+from _suite_check import Outcomes, compare, record, report_failures, run_pytest, save, tally
 from looptime_tasks import VirtualEventLoop
 
 _LOOP_VARIABLE: Final = "CHECK_ANYIO_LOOP"
 _RESULTS_VARIABLE: Final = "CHECK_ANYIO_RESULTS"
 _EAGER_VARIABLE: Final = "CHECK_ANYIO_EAGER"
-_BAD: Final = ("failed", "error")
 
 
 # --- the plugin, in pytest's process ----------------------------------------------------------
@@ -107,45 +100,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 options["loop_factory"] = eager_virtual_loop if eager else VirtualEventLoop
 
 
-_outcomes: dict[str, tuple[str, str]] = {}
+_outcomes: Outcomes = {}
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when == "call":
-        if report.passed or hasattr(report, "wasxfail"):
-            outcome = "passed"
-        else:
-            outcome = "skipped" if report.skipped else "failed"
-    elif report.failed:
-        outcome = "error"
-    elif report.skipped:
-        outcome = "skipped"
-    else:
-        return
-    if _outcomes.get(report.nodeid, ("",))[0] in _BAD:
-        return  # a teardown after a failed call, or the like: the first problem stays
-    detail = _first_line(report.longreprtext) if outcome in _BAD else ""
-    _outcomes[report.nodeid] = (outcome, detail)
+    record(_outcomes, report)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    path = os.environ.get(_RESULTS_VARIABLE)
-    if path:
-        Path(path).write_text(json.dumps(_outcomes), encoding="utf-8")
-
-
-_EXCEPTION_LINE: Final = re.compile(
-    r"^[\s|]*(?:E\s+)?([\w.]+(?:Error|Exception|Group|Warning|Expired|Exit)\b.*)$"
-)
-
-
-def _first_line(longrepr: str) -> str:
-    """The first line of a pytest failure report that names an exception (``ValueError: ...``)."""
-    lines = longrepr.splitlines()
-    errors = [line[4:] for line in lines if line.startswith("E   ")]
-    if not errors:
-        errors = [match[1] for line in lines if (match := _EXCEPTION_LINE.match(line))]
-    return (errors[0] if errors else (lines[-1] if lines else "")).strip()
+    save(_outcomes, _RESULTS_VARIABLE)
 
 
 # --- the parent: run pytest per loop, compare ---------------------------------------------------
@@ -158,39 +121,10 @@ def run_suite(
     log: Path | None = None,
     *,
     eager: bool = False,
-) -> tuple[dict[str, tuple[str, str]], float]:
-    """Run anyio's tests under ``source`` on ``loop``; outcome and detail by node id.
-
-    pytest's own output goes to ``log`` (overwritten), or nowhere.
-    """
-    with tempfile.NamedTemporaryFile("r", suffix=".json", encoding="utf-8") as results:
-        environment = dict(os.environ)
-        environment[_LOOP_VARIABLE] = loop
-        environment[_RESULTS_VARIABLE] = results.name
-        environment[_EAGER_VARIABLE] = "1" if eager else ""
-        here = str(Path(__file__).resolve().parent)
-        environment["PYTHONPATH"] = os.pathsep.join(
-            filter(None, (here, environment.get("PYTHONPATH")))
-        )
-        command = [sys.executable, "-m", "pytest", "-p", "check_anyio", "-p", "no:cacheprovider"]
-        command += ["-q", "--no-header", "-o", "console_output_style=classic", *pytest_args]
-        began = time.perf_counter()
-        with open(log or os.devnull, "w", encoding="utf-8") as output:
-            subprocess.run(
-                command, cwd=source, env=environment, stdout=output, stderr=output, check=False
-            )
-        seconds = time.perf_counter() - began
-        text = results.read()
-    outcomes: dict[str, tuple[str, str]] = json.loads(text) if text else {}
-    return outcomes, seconds
-
-
-def tally(outcomes: dict[str, tuple[str, str]], loop: str, seconds: float) -> str:
-    counts = Counter(outcome for outcome, _ in outcomes.values())
-    return (
-        f"{loop:>7} loop: {counts['passed']} passed, {counts['failed']} failed, "
-        f"{counts['error']} errors, {counts['skipped']} skipped ({seconds:.0f} s)"
-    )
+) -> tuple[Outcomes, float]:
+    """Run anyio's tests under ``source`` on ``loop``; pytest's output goes to ``log``."""
+    environment = {_LOOP_VARIABLE: loop, _EAGER_VARIABLE: "1" if eager else ""}
+    return run_pytest("check_anyio", source, pytest_args, environment, _RESULTS_VARIABLE, log)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -223,49 +157,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     loops = ("stock", "virtual") if args.loop == "both" else (args.loop,)
     if args.logs:
         args.logs.mkdir(parents=True, exist_ok=True)
-    runs: dict[str, dict[str, tuple[str, str]]] = {}
+    runs: dict[str, Outcomes] = {}
     for loop in loops:
         log = args.logs / f"{loop}.log" if args.logs else None
         runs[loop], seconds = run_suite(args.source, loop, args.pytest_args, log, eager=args.eager)
         print(tally(runs[loop], loop, seconds), flush=True)
     if len(runs) < 2:
-        for node, (outcome, detail) in sorted(runs[loops[0]].items()):
-            if outcome in _BAD:
-                print(f"  {outcome.upper()} {node}: {detail}")
-        return 1 if any(o in _BAD for o, _ in runs[loops[0]].values()) else 0
-    stock, virtual = runs["stock"], runs["virtual"]
+        return report_failures(runs[loops[0]])
 
-    def bad(outcomes: dict[str, tuple[str, str]], node: str) -> bool:
-        return outcomes.get(node, ("absent",))[0] in _BAD
+    def rerun(nodes: list[str]) -> tuple[Outcomes, Outcomes]:
+        again = [run_suite(args.source, loop, nodes, eager=args.eager)[0] for loop in loops]
+        return again[0], again[1]
 
-    differing = sorted(
-        node for node in stock.keys() | virtual.keys() if bad(stock, node) != bad(virtual, node)
-    )
-    flaky: set[str] = set()
-    for _ in range(args.rerun if differing else 0):
-        still = [node for node in differing if node not in flaky]
-        again = {loop: run_suite(args.source, loop, still, eager=args.eager)[0] for loop in loops}
-        flaky.update(
-            node
-            for node in still
-            if bad(again["stock"], node) != bad(stock, node)
-            or bad(again["virtual"], node) != bad(virtual, node)
-        )
-    only_virtual = [node for node in differing if bad(virtual, node)]
-    only_stock = [node for node in differing if bad(stock, node)]
-    for title, nodes, outcomes in (
-        ("Failing only on the virtual loop", only_virtual, virtual),
-        ("Failing only on the stock loop", only_stock, stock),
-    ):
-        if nodes:
-            print(f"\n{title}:")
-            for node in nodes:
-                outcome, detail = outcomes[node]
-                mark = " (flaky)" if node in flaky else ""
-                print(f"  {outcome.upper()}{mark} {node}: {detail}")
-    steady = [node for node in only_virtual if node not in flaky]
-    print(f"\n{len(only_virtual)} tests fail only on the virtual loop ({len(steady)} steadily)")
-    return 1 if steady else 0
+    names = ("on the stock loop", "on the virtual loop")
+    return compare(runs["stock"], runs["virtual"], rerun, args.rerun, names)
 
 
 if __name__ == "__main__":

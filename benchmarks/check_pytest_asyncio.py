@@ -36,10 +36,10 @@ Design decisions:
   alone. The outer async tests and fixtures are the ones on virtual time, hence the count.
 
 * **This file is also the pytest plugin** (``-p check_pytest_asyncio``, found through
-  ``PYTHONPATH``). It only observes: outcomes come from pytest's reports, one line per test
-  (``pytest_runtest_logreport``); an error in setup or teardown counts as an error even after a
-  passed call, and an ``xfail`` counts as passed. A test ran on virtual time if one of its
-  fixture values is an ``asyncio.Runner`` (pytest-asyncio's runner) on a ``VirtualEventLoop``.
+  ``PYTHONPATH``). It only observes: outcomes come from pytest's reports, one line per test, as
+  ``_suite_check`` (shared with ``check_anyio.py``) records and compares them. A test ran on
+  virtual time if one of its fixture values is an ``asyncio.Runner`` (pytest-asyncio's runner)
+  on a ``VirtualEventLoop``.
 
 * **Ids may differ between the runs, as documented.** Under virtual time the loop factories of
   a ``pytest_asyncio_loop_factories`` hook collapse to the virtual one, so a test parametrized
@@ -52,14 +52,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import re
-import subprocess
 import sys
-import tempfile
-import time
-from collections import Counter
 from collections.abc import Generator, Sequence
 from importlib.metadata import version
 from pathlib import Path
@@ -67,13 +60,10 @@ from typing import Final
 
 import pytest
 
+from _suite_check import Outcomes, compare, record, report_failures, run_pytest, save, tally
 from looptime_tasks import VirtualEventLoop
 
 _RESULTS_VARIABLE: Final = "CHECK_PYTEST_ASYNCIO_RESULTS"
-_BAD: Final = ("failed", "error")
-
-Outcomes = dict[str, tuple[str, str, bool]]
-"""By node id: outcome, first line of the error, whether the test ran on a virtual loop."""
 
 
 # --- the plugin, in pytest's process ----------------------------------------------------------
@@ -95,41 +85,12 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when == "call":
-        if report.passed or hasattr(report, "wasxfail"):
-            outcome = "passed"
-        else:
-            outcome = "skipped" if report.skipped else "failed"
-    elif report.failed:
-        outcome = "error"
-    elif report.skipped:
-        outcome = "skipped"
-    else:
-        return
-    if _outcomes.get(report.nodeid, ("",))[0] in _BAD:
-        return  # a teardown after a failed call, or the like: the first problem stays
-    detail = _first_line(report.longreprtext) if outcome in _BAD else ""
-    _outcomes[report.nodeid] = (outcome, detail, report.nodeid in _on_virtual_time)
+    # After the outcome and its detail: whether the test ran on a virtual loop.
+    record(_outcomes, report, report.nodeid in _on_virtual_time)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    path = os.environ.get(_RESULTS_VARIABLE)
-    if path:
-        Path(path).write_text(json.dumps(_outcomes), encoding="utf-8")
-
-
-_EXCEPTION_LINE: Final = re.compile(
-    r"^[\s|]*(?:E\s+)?([\w.]+(?:Error|Exception|Group|Warning|Exit)\b.*)$"
-)
-
-
-def _first_line(longrepr: str) -> str:
-    """The first line of a pytest failure report that names an exception (``ValueError: ...``)."""
-    lines = longrepr.splitlines()
-    errors = [line[4:] for line in lines if line.startswith("E   ")]
-    if not errors:
-        errors = [match[1] for line in lines if (match := _EXCEPTION_LINE.match(line))]
-    return (errors[0] if errors else (lines[-1] if lines else "")).strip()
+    save(_outcomes, _RESULTS_VARIABLE)
 
 
 # --- the parent: run pytest twice, compare ------------------------------------------------------
@@ -138,42 +99,14 @@ def _first_line(longrepr: str) -> str:
 def run_suite(
     source: Path, run: str, pytest_args: Sequence[str], log: Path | None = None
 ) -> tuple[Outcomes, float]:
-    """Run pytest-asyncio's tests under ``source``, plainly or with ``--virtual-time``.
-
-    pytest's own output goes to ``log`` (overwritten), or nowhere.
-    """
-    with tempfile.NamedTemporaryFile("r", suffix=".json", encoding="utf-8") as results:
-        environment = dict(os.environ)
-        environment[_RESULTS_VARIABLE] = results.name
-        here = str(Path(__file__).resolve().parent)
-        environment["PYTHONPATH"] = os.pathsep.join(
-            filter(None, (here, environment.get("PYTHONPATH")))
-        )
-        command = [sys.executable, "-m", "pytest", "-p", "check_pytest_asyncio"]
-        command += ["-p", "no:cacheprovider", "-q", "--no-header"]
-        command += ["-o", "console_output_style=classic"]
-        if run == "virtual":
-            command.append("--virtual-time")
-        command += pytest_args
-        began = time.perf_counter()
-        with open(log or os.devnull, "w", encoding="utf-8") as output:
-            subprocess.run(
-                command, cwd=source, env=environment, stdout=output, stderr=output, check=False
-            )
-        seconds = time.perf_counter() - began
-        text = results.read()
-    outcomes: Outcomes = (
-        {node: (o, d, v) for node, (o, d, v) in json.loads(text).items()} if text else {}
-    )
-    return outcomes, seconds
+    """Run pytest-asyncio's tests under ``source``, plainly or with ``--virtual-time``; pytest's
+    output goes to ``log``."""
+    arguments = ["--virtual-time", *pytest_args] if run == "virtual" else pytest_args
+    return run_pytest("check_pytest_asyncio", source, arguments, {}, _RESULTS_VARIABLE, log)
 
 
-def tally(outcomes: Outcomes, run: str, seconds: float) -> str:
-    counts = Counter(outcome for outcome, _, _ in outcomes.values())
-    line = (
-        f"{run:>7} run: {counts['passed']} passed, {counts['failed']} failed, "
-        f"{counts['error']} errors, {counts['skipped']} skipped ({seconds:.0f} s)"
-    )
+def summary(outcomes: Outcomes, run: str, seconds: float) -> str:
+    line = tally(outcomes, run, seconds)
     if run == "virtual":
         virtual = sum(on_virtual for _, _, on_virtual in outcomes.values())
         line += f"; {virtual} tests ran on a VirtualEventLoop"
@@ -223,55 +156,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     for run in runs_wanted:
         log = args.logs / f"{run}.log" if args.logs else None
         runs[run], seconds = run_suite(args.source, run, args.pytest_args, log)
-        print(tally(runs[run], run, seconds), flush=True)
+        print(summary(runs[run], run, seconds), flush=True)
     if len(runs) < 2:
-        for node, (outcome, detail, _) in sorted(runs[runs_wanted[0]].items()):
-            if outcome in _BAD:
-                print(f"  {outcome.upper()} {node}: {detail}")
-        return 1 if any(o in _BAD for o, _, _ in runs[runs_wanted[0]].values()) else 0
-    plain, virtual = runs["plain"], runs["virtual"]
+        return report_failures(runs[runs_wanted[0]])
 
-    def bad(outcomes: Outcomes, node: str) -> bool:
-        return outcomes.get(node, ("absent",))[0] in _BAD
+    def rerun(nodes: list[str]) -> tuple[Outcomes, Outcomes]:
+        again = [run_suite(args.source, run, nodes)[0] for run in runs_wanted]
+        return again[0], again[1]
 
-    both = plain.keys() & virtual.keys()
-    differing = sorted(node for node in both if bad(plain, node) != bad(virtual, node))
-    flaky: set[str] = set()
-    for _ in range(args.rerun if differing else 0):
-        still = [node for node in differing if node not in flaky]
-        again = {run: run_suite(args.source, run, still)[0] for run in runs_wanted}
-        flaky.update(
-            node
-            for node in still
-            if bad(again["plain"], node) != bad(plain, node)
-            or bad(again["virtual"], node) != bad(virtual, node)
-        )
-    only_virtual = [node for node in differing if bad(virtual, node)]
-    only_plain = [node for node in differing if bad(plain, node)]
-    for title, nodes, outcomes in (
-        ("Failing only with --virtual-time", only_virtual, virtual),
-        ("Failing only without --virtual-time", only_plain, plain),
-    ):
-        if nodes:
-            print(f"\n{title}:")
-            for node in nodes:
-                outcome, detail, _ = outcomes[node]
-                mark = " (flaky)" if node in flaky else ""
-                print(f"  {outcome.upper()}{mark} {node}: {detail}")
-    for title, outcomes, other in (
-        ("Ids of the plain run only", plain, virtual),
-        ("Ids of the virtual run only", virtual, plain),
-    ):
-        alone = sorted(outcomes.keys() - other.keys())
-        if alone:
-            print(f"\n{title}:")
-            for node in alone:
-                outcome, detail, _ = outcomes[node]
-                print(f"  {outcome.upper()} {node}" + (f": {detail}" if outcome in _BAD else ""))
-    steady = [node for node in only_virtual if node not in flaky]
-    print(f"\n{len(only_virtual)} tests fail only with --virtual-time ({len(steady)} steadily)")
-    failing_alone = [node for node in virtual.keys() - plain.keys() if bad(virtual, node)]
-    return 1 if steady or failing_alone else 0
+    names = ("without --virtual-time", "with --virtual-time")
+    return compare(runs["plain"], runs["virtual"], rerun, args.rerun, names)
 
 
 if __name__ == "__main__":
