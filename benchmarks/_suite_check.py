@@ -13,6 +13,7 @@ not count it a failure; the first problem of a test stays.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -76,6 +77,45 @@ def first_line(longrepr: str) -> str:
 
 
 # --- in the parent ---------------------------------------------------------------------------
+
+
+def parse_arguments(
+    description: str | None,
+    suite: str,
+    option: str,
+    runs: tuple[str, str],
+    argv: Sequence[str] | None,
+    more: Callable[[argparse.ArgumentParser], object] = lambda parser: None,
+) -> tuple[argparse.Namespace, argparse.ArgumentParser]:
+    """The command line of a check of *suite*: its source, *option* choosing *runs* (or both),
+    ``--rerun``, ``--logs``, what *more* adds, and pytest's arguments after ``--``. Sets
+    ``runs`` (the runs wanted, in order) and makes the ``--logs`` directory."""
+    parser = argparse.ArgumentParser(description=(description or "").splitlines()[0])
+    parser.add_argument("source", type=Path, help=f"root of {suite}'s source (holds tests/)")
+    parser.add_argument(option, dest="run", choices=("both", *runs), default="both")
+    parser.add_argument(
+        "--rerun",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the tests whose outcome differs N more times in both runs (default 1)",
+    )
+    parser.add_argument(
+        "--logs", type=Path, metavar="DIR", help="write pytest's output to DIR/<run>.log"
+    )
+    more(parser)
+    parser.add_argument("pytest_args", nargs="*", help="after --: passed on to pytest")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Everything after "--" goes to pytest as is (argparse would take options of pytest's).
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:split])
+    args.pytest_args = argv[split + 1 :]
+    if not (args.source / "tests" / "conftest.py").is_file():
+        parser.error(f"source={str(args.source)!r} holds no tests/conftest.py of {suite}")
+    args.runs = runs if args.run == "both" else (args.run,)
+    if args.logs:
+        args.logs.mkdir(parents=True, exist_ok=True)
+    return args, parser
 
 
 def run_pytest(

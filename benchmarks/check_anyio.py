@@ -52,7 +52,16 @@ from typing import Any, Final
 
 import pytest
 
-from _suite_check import Outcomes, compare, record, report_failures, run_pytest, save, tally
+from _suite_check import (
+    Outcomes,
+    compare,
+    parse_arguments,
+    record,
+    report_failures,
+    run_pytest,
+    save,
+    tally,
+)
 from looptime_tasks import VirtualEventLoop
 
 _LOOP_VARIABLE: Final = "CHECK_ANYIO_LOOP"
@@ -128,35 +137,17 @@ def run_suite(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("source", type=Path, help="root of anyio's source (holds tests/)")
-    parser.add_argument("--loop", choices=("both", "stock", "virtual"), default="both")
-    parser.add_argument(
-        "--rerun",
-        type=int,
-        default=1,
-        metavar="N",
-        help="run the tests whose outcome differs N more times on both loops (default 1)",
+    def eager_option(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--eager",
+            action="store_true",
+            help="anyio's asyncio+eager variant (eager task factory, Python 3.12+) instead",
+        )
+
+    args, _ = parse_arguments(
+        __doc__, "anyio", "--loop", ("stock", "virtual"), argv, more=eager_option
     )
-    parser.add_argument(
-        "--eager",
-        action="store_true",
-        help="anyio's asyncio+eager variant (eager task factory, Python 3.12+) instead",
-    )
-    parser.add_argument(
-        "--logs", type=Path, metavar="DIR", help="write pytest's output to DIR/<loop>.log"
-    )
-    parser.add_argument("pytest_args", nargs="*", help="after --: passed on to pytest")
-    argv = sys.argv[1:] if argv is None else list(argv)
-    # Everything after "--" goes to pytest as is (argparse would take options of pytest's).
-    split = argv.index("--") if "--" in argv else len(argv)
-    args = parser.parse_args(argv[:split])
-    args.pytest_args = argv[split + 1 :]
-    if not (args.source / "tests" / "conftest.py").is_file():
-        parser.error(f"source={str(args.source)!r} holds no tests/conftest.py of anyio")
-    loops = ("stock", "virtual") if args.loop == "both" else (args.loop,)
-    if args.logs:
-        args.logs.mkdir(parents=True, exist_ok=True)
+    loops = args.runs
     runs: dict[str, Outcomes] = {}
     for loop in loops:
         log = args.logs / f"{loop}.log" if args.logs else None

@@ -50,7 +50,6 @@ Design decisions:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 from collections.abc import Generator, Sequence
@@ -60,7 +59,16 @@ from typing import Final
 
 import pytest
 
-from _suite_check import Outcomes, compare, record, report_failures, run_pytest, save, tally
+from _suite_check import (
+    Outcomes,
+    compare,
+    parse_arguments,
+    record,
+    report_failures,
+    run_pytest,
+    save,
+    tally,
+)
 from looptime_tasks import VirtualEventLoop
 
 _RESULTS_VARIABLE: Final = "CHECK_PYTEST_ASYNCIO_RESULTS"
@@ -125,33 +133,11 @@ def _source_version(source: Path) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("source", type=Path, help="root of pytest-asyncio's source (holds tests/)")
-    parser.add_argument("--run", choices=("both", "plain", "virtual"), default="both")
-    parser.add_argument(
-        "--rerun",
-        type=int,
-        default=1,
-        metavar="N",
-        help="run the tests whose outcome differs N more times in both runs (default 1)",
-    )
-    parser.add_argument(
-        "--logs", type=Path, metavar="DIR", help="write pytest's output to DIR/<run>.log"
-    )
-    parser.add_argument("pytest_args", nargs="*", help="after --: passed on to pytest")
-    argv = sys.argv[1:] if argv is None else list(argv)
-    # Everything after "--" goes to pytest as is (argparse would take options of pytest's).
-    split = argv.index("--") if "--" in argv else len(argv)
-    args = parser.parse_args(argv[:split])
-    args.pytest_args = argv[split + 1 :]
-    if not (args.source / "tests" / "conftest.py").is_file():
-        parser.error(f"source={str(args.source)!r} holds no tests/conftest.py of pytest-asyncio")
+    args, parser = parse_arguments(__doc__, "pytest-asyncio", "--run", ("plain", "virtual"), argv)
     installed, given = version("pytest-asyncio"), _source_version(args.source)
     if given is not None and given != installed:
         parser.error(f"the source is pytest-asyncio {given}, but {installed} is installed")
-    runs_wanted = ("plain", "virtual") if args.run == "both" else (args.run,)
-    if args.logs:
-        args.logs.mkdir(parents=True, exist_ok=True)
+    runs_wanted = args.runs
     runs: dict[str, Outcomes] = {}
     for run in runs_wanted:
         log = args.logs / f"{run}.log" if args.logs else None
