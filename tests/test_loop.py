@@ -7,6 +7,7 @@ instant 2024-01-01T00:00:00Z with `event_loop.time() == 0.0`.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import Callable
@@ -1233,6 +1234,13 @@ def test_loop_given_an_event_loop_as_the_forks_take_it_says_start_uses_the_runni
         TypeError, match=r"^loop\(\) got an unexpected keyword argument 'loop' \(the"
     ):
         tasks.loop(seconds=5, loop=asyncio.new_event_loop)  # type: ignore[call-overload]
+
+
+def test_loop_signature_shows_cls_then_the_keywords_of_loop() -> None:
+    shown = inspect.signature(tasks.loop).parameters
+    keywords = list(inspect.signature(tasks.Loop).parameters)[1:]
+
+    assert list(shown) == ["cls", *keywords]
 
 
 def test_loop_cls_given_twice_is_a_type_error() -> None:

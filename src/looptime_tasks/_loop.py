@@ -1498,8 +1498,16 @@ def loop(cls: Any = None, /, **options: Any) -> Callable[[Any], Any]:
     return decorator
 
 
+_LOOP_PARAMETERS: Final = tuple(inspect.signature(Loop).parameters.values())[1:]
 #: The keywords of `Loop` (and so of `loop()` without a *cls*), in their order.
-_LOOP_OPTIONS: Final = tuple(inspect.signature(Loop).parameters)[1:]
+_LOOP_OPTIONS: Final = tuple(parameter.name for parameter in _LOOP_PARAMETERS)
+# What help() and IDEs show: cls, then Loop's keywords (the implementation takes **options).
+loop.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [
+        inspect.Parameter("cls", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None),
+        *_LOOP_PARAMETERS,
+    ]
+)
 
 
 def _loop_class(cls: object) -> type[Loop[Any]]:
