@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
@@ -68,7 +69,10 @@ def test_plain_function_is_rejected() -> None:
 
     with pytest.raises(
         TypeError,
-        match=r"^Expected coroutine function, not 'function'\. A loop's body must be a coroutine",
+        match=(
+            r"^Expected coroutine function, not 'function'\. A loop's body must be a coroutine"
+            r" function \(async def\)\.$"
+        ),
     ):
         tasks.loop(seconds=1)(not_a_coroutine)  # type: ignore[type-var]
 
@@ -1166,6 +1170,10 @@ def test_binding_keeps_a_loop_subclass() -> None:
     assert type(Service().work) is MyLoop
 
 
+LOOP_KEYWORDS = list(inspect.signature(tasks.Loop).parameters)[1:]
+"""The keywords of `Loop` (after the coroutine function), in order."""
+
+
 class Every(tasks.Loop[tasks.LF]):
     """A subclass with its own constructor, as disnake's ``loop(cls=...)`` users write them."""
 
@@ -1213,34 +1221,47 @@ def test_loop_with_cls_keeps_the_subclass_when_bound() -> None:
 
 
 def test_loop_cls_that_is_not_a_loop_subclass_is_a_type_error() -> None:
-    with pytest.raises(TypeError, match=r"^cls must be a subclass of Loop \(got <class 'int'>\)"):
+    with pytest.raises(
+        TypeError, match=r"^cls must be a subclass of Loop \(got <class 'int'>\)\.$"
+    ):
         tasks.loop(cls=int)  # type: ignore[call-overload]
 
 
 def test_loop_applied_without_parentheses_says_to_add_them() -> None:
     async def body() -> None: ...
 
-    with pytest.raises(TypeError, match=r"write @loop\(seconds=\.\.\.\) with parentheses"):
+    expected = (
+        "loop() takes the schedule and returns the decorator: write @loop(seconds=...) with"
+        f" parentheses (got {body.__qualname__!r} as cls, which must be a subclass of Loop)."
+    )
+
+    with pytest.raises(TypeError, match=f"^{re.escape(expected)}$"):
         tasks.loop(body)  # type: ignore[call-overload]
 
 
 def test_loop_unknown_keyword_without_cls_is_a_type_error_naming_it() -> None:
-    with pytest.raises(TypeError, match=r"^loop\(\) got an unexpected keyword argument 'secnds'"):
+    expected = (
+        f"loop() got an unexpected keyword argument 'secnds'; it takes {', '.join(LOOP_KEYWORDS)},"
+        " or cls= (a Loop subclass) and that class's own."
+    )
+
+    with pytest.raises(TypeError, match=f"^{re.escape(expected)}$"):
         tasks.loop(secnds=5)  # type: ignore[call-overload]
 
 
 def test_loop_given_an_event_loop_as_the_forks_take_it_says_start_uses_the_running_one() -> None:
-    with pytest.raises(
-        TypeError, match=r"^loop\(\) got an unexpected keyword argument 'loop' \(the"
-    ):
+    expected = (
+        "loop() got an unexpected keyword argument 'loop' (the forks' event loop: start() runs"
+        f" the loop on the running event loop); it takes {', '.join(LOOP_KEYWORDS)}, or cls= (a"
+        " Loop subclass) and that class's own."
+    )
+
+    with pytest.raises(TypeError, match=f"^{re.escape(expected)}$"):
         tasks.loop(seconds=5, loop=asyncio.new_event_loop)  # type: ignore[call-overload]
 
 
 def test_loop_signature_shows_cls_then_the_keywords_of_loop() -> None:
-    shown = inspect.signature(tasks.loop).parameters
-    keywords = list(inspect.signature(tasks.Loop).parameters)[1:]
-
-    assert list(shown) == ["cls", *keywords]
+    assert list(inspect.signature(tasks.loop).parameters) == ["cls", *LOOP_KEYWORDS]
 
 
 def test_loop_cls_given_twice_is_a_type_error() -> None:

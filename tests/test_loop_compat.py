@@ -541,7 +541,13 @@ def test_get_next_sleep_time_of_a_naive_now_is_a_value_error_naming_now() -> Non
     @tasks.loop(time=datetime.time(9))
     async def body() -> None: ...
 
-    with pytest.raises(ValueError, match=r"^now must be an aware datetime"):
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"^now must be an aware datetime \(with a tzinfo\), not a naive one"
+            r" \(got datetime\.datetime\(2024, 1, 1, 0, 0\)\)\.$"
+        ),
+    ):
         body._get_next_sleep_time(datetime.datetime(2024, 1, 1))
 
 
