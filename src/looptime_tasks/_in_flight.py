@@ -425,8 +425,9 @@ class InFlight:
                 unsure.append(ident)
         if unsure and not working:
             working = _woken_among(unsure, self._parked)
-        for ident in self._parked.keys() - frames.keys():
-            del self._parked[ident]  # ended (its ident may be reused)
+        if self._parked:
+            for ident in self._parked.keys() - frames.keys():
+                del self._parked[ident]  # ended (its ident may be reused)
         since = self._working_since
         budget = self.thread_budget_ns
         still = {ident for ident, _ in working}

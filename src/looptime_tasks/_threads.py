@@ -199,8 +199,12 @@ def may_hide_a_hand_off(frame: types.FrameType) -> bool:
     return False
 
 
-_FUTEX: Final = {"x86_64": b"202", "amd64": b"202", "aarch64": b"98", "arm64": b"98"}.get(
-    platform.machine().lower()
+_FUTEX: Final = (
+    {"x86_64": b"202", "amd64": b"202", "aarch64": b"98", "arm64": b"98"}.get(
+        platform.machine().lower()
+    )
+    if sys.platform.startswith("linux")
+    else None
 )
 """The number of the ``futex`` system call on this machine, where it is known (Linux)."""
 
@@ -216,7 +220,7 @@ def parked(native_id: int | None) -> bool | None:
     ``/proc/self/task/<id>/`` on Linux; None where that cannot be told (another system, no
     ``/proc``, another system call, a timed wait: its own ``get(timeout=...)`` or the GIL).
     """
-    if _FUTEX is None or native_id is None or not sys.platform.startswith("linux"):
+    if _FUTEX is None or native_id is None:
         return None
     task = f"/proc/self/task/{native_id}/"
     try:
