@@ -1,7 +1,10 @@
-"""asyncpg on a real, throwaway PostgreSQL server (the ``postgres`` fixture, tests/_postgres.py).
+"""asyncpg and psycopg on a real, throwaway PostgreSQL server (the ``postgres`` fixture,
+tests/_postgres.py).
 
 asyncpg arms its timeouts on the loop's clock (a 60 s connect timeout, ``timeout=`` per query)
 while the reply is on its way from another process: the virtual loop must not jump to them.
+psycopg 3 sends through libpq, in C, and waits with ``add_reader()`` and a 0.1 s timer that it
+re-arms: the loop sees no write, only the socket it is asked to watch.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import time
 from typing import Any
 
 import asyncpg
+import psycopg
 import pytest
 
 import looptime_tasks as tasks
@@ -124,3 +128,79 @@ def test_asyncpg_query_of_30_s_times_out_at_1_s(
     # never runs faster than real time: a hair under 1 s of loop time is right.
     assert elapsed == pytest.approx(TIMEOUT, abs=0.1)
     assert time.perf_counter() - began < 5
+
+
+async def _psycopg_sleep(conninfo: str, seconds: float, limit: float) -> tuple[str, float]:
+    """Run ``select pg_sleep(seconds)`` through psycopg under ``asyncio.timeout(limit)``.
+
+    Returns:
+        ``"done"`` or ``"timed out"``, and the loop seconds the query took.
+    """
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as connection:
+        began = loop_time()
+        try:
+            async with asyncio.timeout(limit):
+                # real-time: the server sleeps `seconds` (or the timeout fires after `limit`)
+                await connection.execute(f"select pg_sleep({seconds})")
+        except TimeoutError:
+            return "timed out", loop_time() - began
+        return "done", loop_time() - began
+
+
+@on_both_loops()
+def test_psycopg_query_of_0_3_s_completes_under_a_2_s_timeout(
+    event_loop_kind: str, postgres: PostgresServer
+) -> None:
+    outcome, elapsed = run_on(event_loop_kind, _psycopg_sleep(postgres.dsn, 0.3, limit=2))
+
+    assert outcome == "done"
+    assert elapsed == pytest.approx(0.3, abs=0.2)
+
+
+@on_both_loops()
+def test_psycopg_query_through_the_unix_socket_completes_under_a_2_s_timeout(
+    event_loop_kind: str, postgres: PostgresServer
+) -> None:
+    conninfo = f"host={postgres.socket_dir} port={postgres.port} user={postgres.user}"
+
+    outcome, elapsed = run_on(event_loop_kind, _psycopg_sleep(conninfo, 0.3, limit=2))
+
+    assert outcome == "done"
+    assert elapsed == pytest.approx(0.3, abs=0.2)
+
+
+@on_both_loops()
+def test_psycopg_query_of_30_s_times_out_at_1_s(
+    event_loop_kind: str, postgres: PostgresServer
+) -> None:
+    began = time.perf_counter()
+
+    outcome, elapsed = run_on(event_loop_kind, _psycopg_sleep(postgres.dsn, 30, limit=TIMEOUT))
+
+    assert outcome == "timed out"
+    assert elapsed == pytest.approx(TIMEOUT, abs=0.1)
+    assert time.perf_counter() - began < 5
+
+
+def test_psycopg_listening_connection_does_not_hold_time(postgres: PostgresServer) -> None:
+    """Virtual loop only: a connection waiting for notifications awaits no reply, so an hour
+    passes at once (psycopg's 0.1 s timer makes 36,000 loop passes of it)."""
+
+    async def main() -> list[str]:
+        async with await psycopg.AsyncConnection.connect(postgres.dsn, autocommit=True) as conn:
+            await conn.execute("LISTEN looptime")
+            payloads: list[str] = []
+
+            async def listen() -> None:
+                async for notification in conn.notifies():
+                    payloads.append(notification.payload)
+
+            listener = asyncio.create_task(listen())
+            await asyncio.sleep(3600)
+            listener.cancel()
+            return payloads
+
+    began = time.perf_counter()
+
+    assert tasks.run(main()) == []
+    assert time.perf_counter() - began < 4  # io_wait is 5 s: no hold, and no 0.1 s real ticks

@@ -22,7 +22,7 @@ import pytest
 import trustme
 
 import looptime_tasks as tasks
-from _loop_kinds import TIMED_OUT, loop_time, on_both_loops, run_on, timed
+from _loop_kinds import TIMED_OUT, VIRTUAL, loop_time, on_both_loops, run_on, timed
 from _servers import ChildServer
 
 TIMEOUT = 1.0
@@ -187,6 +187,105 @@ def test_idle_keep_alive_connection_keeps_a_simulated_day_fast(http_server: Chil
 
     assert tasks.run(main()) == ["done 0"] * 3
     assert time.perf_counter() - began < 2
+
+
+async def _ask_tcp_watched(server: ChildServer, seconds: float) -> bytes:
+    """Ask as psycopg does: send outside the loop, then wait with ``add_reader()``."""
+    event_loop = asyncio.get_running_loop()
+    with socket.create_connection((server.host, server.port)) as sock:
+        sock.setblocking(False)
+        sock.send(f"{seconds}\n".encode())  # real-time: the server answers `seconds` later
+        readable: asyncio.Future[None] = event_loop.create_future()
+        event_loop.add_reader(sock, readable.set_result, None)
+        try:
+            await readable
+        finally:
+            event_loop.remove_reader(sock)
+        return sock.recv(100)
+
+
+@on_both_loops()
+def test_tcp_reply_to_a_send_outside_the_loop_arrives_under_a_5_s_timeout(
+    event_loop_kind: str, tcp_server: ChildServer
+) -> None:
+    reply, elapsed = run_on(event_loop_kind, timed(_ask_tcp_watched(tcp_server, 0.3), 5))
+
+    assert reply == b"done 0.3\n"
+    assert elapsed == pytest.approx(0.3, abs=0.2)
+
+
+async def _watch_for(sock: socket.socket, seconds: float, *, writing: bool = False) -> float:
+    """Watch ``sock`` (for reading, or writing) through ``seconds`` of loop time; real seconds."""
+    event_loop = asyncio.get_running_loop()
+    add, remove = (
+        (event_loop.add_writer, event_loop.remove_writer)
+        if writing
+        else (event_loop.add_reader, event_loop.remove_reader)
+    )
+    add(sock, lambda: None)
+    began = time.perf_counter()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        remove(sock)
+    return time.perf_counter() - began
+
+
+def test_idle_socket_watched_with_add_reader_holds_no_time(tcp_server: ChildServer) -> None:
+    """Virtual loop only: a watched connection that sent nothing awaits no reply."""
+    with socket.create_connection((tcp_server.host, tcp_server.port)) as sock:
+        sock.setblocking(False)
+
+        real_seconds = tasks.run(_watch_for(sock, 24 * 3600))
+
+    assert real_seconds < 1
+
+
+def test_socketpair_watched_with_add_reader_holds_no_time() -> None:
+    """Virtual loop only: both ends are in this process; a thread writing would be counted."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.setblocking(False)
+
+        real_seconds = tasks.run(_watch_for(ours, 24 * 3600))
+
+    assert real_seconds < 1
+
+
+def test_socket_waiting_to_write_holds_time_for_io_wait() -> None:
+    """Virtual loop only: a full send buffer is the peer's to drain: real time, up to io_wait."""
+    with (
+        socket.create_server(("127.0.0.1", 0)) as listener,  # never accepts: nobody reads
+        socket.create_connection(listener.getsockname()) as sock,
+    ):
+        sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                sock.send(b"x" * 65536)
+
+        # real-time: the loop waits io_wait (0.3 s) for the socket to become writable
+        real_seconds = run_on(VIRTUAL, _watch_for(sock, 3600, writing=True), io_wait=0.3)
+
+    assert 0.3 <= real_seconds < 3
+
+
+def test_stall_error_lists_a_watched_socket_awaiting_its_reply(tcp_server: ChildServer) -> None:
+    async def ask_then_spin() -> None:
+        with socket.create_connection((tcp_server.host, tcp_server.port)) as sock:
+            sock.setblocking(False)
+            sock.send(b"30\n")  # real-time: no reply within this test
+            asyncio.get_running_loop().add_reader(sock, lambda: None)
+            while True:
+                await asyncio.sleep(0)
+
+    with pytest.raises(
+        tasks.StallError,
+        match=(
+            r"(?s)\nWork in flight:\n.*  - socket 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ "
+            r"\(watched by the program\) awaiting a reply for \d+\.\d{3} s\n"
+        ),
+    ):
+        tasks.run(ask_then_spin(), stall_limit=1000)
 
 
 @pytest.mark.virtual_time

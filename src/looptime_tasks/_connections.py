@@ -41,9 +41,12 @@ import sys
 import weakref
 from asyncio import selector_events, sslproto
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVarTuple
 
 from ._in_flight import InFlight, socket_ends
+
+if TYPE_CHECKING:
+    from _typeshed import FileDescriptorLike
 
 __all__ = (
     "ConnectionsLoop",
@@ -64,6 +67,8 @@ if sys.platform == "linux":
 
     _ioctl = fcntl.ioctl
 
+
+_Ts = TypeVarTuple("_Ts")
 
 _STANDARD_STREAMS: Final = 2
 """Highest descriptor of the process's standard streams (stdin, stdout, stderr)."""
@@ -130,6 +135,11 @@ class TrackedSocketTransport(_Base):  # type: ignore[misc]
                 protocol._sslobj = sslobj
         if spy.answered:
             self._in_flight.received(self._sock)
+
+
+def _fileno(fd: FileDescriptorLike) -> int:
+    """A descriptor, or the ``fileno()`` of an object that has one (what asyncio accepts)."""
+    return fd if isinstance(fd, int) else int(fd.fileno())
 
 
 def _established_tls(protocol: object) -> bool:
@@ -307,6 +317,35 @@ class ConnectionsLoop(asyncio.SelectorEventLoop):
         extra: dict[str, Any] | None = None,
     ) -> asyncio.WriteTransport:
         return TrackedWritePipeTransport(self._in_flight, self, pipe, protocol, waiter, extra)
+
+    # The public add/remove methods serve only the program: asyncio's own transports and sock_*
+    # methods register through the underscored ones.
+    def add_reader(
+        self, fd: FileDescriptorLike, callback: Callable[[*_Ts], object], *args: *_Ts
+    ) -> None:
+        """As asyncio's; a socket watched so is awaiting a reply while it has sent data and
+        received nothing since (see :mod:`._watched_sockets`)."""
+        super().add_reader(fd, callback, *args)
+        self._in_flight.watched.watch(_fileno(fd), reading=True)
+
+    def remove_reader(self, fd: FileDescriptorLike) -> bool:
+        """As asyncio's."""
+        removed = super().remove_reader(fd)  # first: it rejects what is not a descriptor
+        self._in_flight.watched.watch(_fileno(fd), reading=False)
+        return removed
+
+    def add_writer(
+        self, fd: FileDescriptorLike, callback: Callable[[*_Ts], object], *args: *_Ts
+    ) -> None:
+        """As asyncio's; a socket watched so is in flight until it is writable."""
+        super().add_writer(fd, callback, *args)
+        self._in_flight.watched.watch(_fileno(fd), writing=True)
+
+    def remove_writer(self, fd: FileDescriptorLike) -> bool:
+        """As asyncio's."""
+        removed = super().remove_writer(fd)  # first: it rejects what is not a descriptor
+        self._in_flight.watched.watch(_fileno(fd), writing=False)
+        return removed
 
     def _ensure_fd_free(self, sock: socket.socket) -> None:
         ensure: Callable[[socket.socket], None] | None = getattr(

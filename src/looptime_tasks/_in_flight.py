@@ -54,6 +54,7 @@ from typing import Any, Final, TypeAlias
 
 from ._threads import is_idle, may_hide_a_hand_off, parked, subinterpreter_running, where
 from ._virtual_options import ThreadFilter
+from ._watched_sockets import WatchedSockets
 
 __all__ = ("InFlight", "Request", "ThreadBudgetWarning", "socket_ends", "thread_count")
 
@@ -185,12 +186,16 @@ class Request:
             except OSError:
                 peer = "?"
         what = "connecting" if self.connecting else "awaiting a reply"
-        seconds = (now_ns - self.since_ns) / 1e9
-        text = f"connection {_address(local)} -> {_address(peer)} {what} for {seconds:.3f} s"
-        limit = self.limit_ns(io_wait_ns)
-        if limit is not None and now_ns - self.since_ns > limit:
-            text += f" (past its {limit / 1e9} s: no longer holds time back)"
-        return text
+        text = f"connection {_address(local)} -> {_address(peer)} {what}"
+        return _held(text, self.since_ns, now_ns, self.limit_ns(io_wait_ns))
+
+
+def _held(text: str, since_ns: int, now_ns: int, limit_ns: int | None) -> str:
+    """``text`` and for how long it has held time (real ns since ``since_ns``), up to a limit."""
+    text += f" for {(now_ns - since_ns) / 1e9:.3f} s"
+    if limit_ns is not None and now_ns - since_ns > limit_ns:
+        text += f" (past its {limit_ns / 1e9} s: no longer holds time back)"
+    return text
 
 
 def _address(address: Any) -> str:
@@ -206,16 +211,30 @@ def _closed(sock: socket.socket) -> bool:
     return not isinstance(fd, int) or fd < 0
 
 
+_CONNECTED_ENDS: weakref.WeakKeyDictionary[socket.socket, tuple[int, tuple[Any, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+"""The ends of connected sockets, by socket, with the descriptor they were read on: a
+connection's addresses never change, and asking the kernel for them twice a socket at every
+jump while a query is in flight cost a tenth of an asyncpg program's run."""
+
+
 def socket_ends(sock: socket.socket) -> tuple[Any, Any] | None:
     """(local, peer) addresses of ``sock``; the peer is None for an unconnected socket."""
+    fd = sock.fileno()
+    known = _CONNECTED_ENDS.get(sock)
+    if known is not None and known[0] == fd:
+        return known[1]
     try:
         local = sock.getsockname()
     except OSError:
         return None
     try:
-        return local, sock.getpeername()
+        ends = local, sock.getpeername()
     except OSError:
         return local, None
+    _CONNECTED_ENDS[sock] = fd, ends
+    return ends
 
 
 class InFlight:
@@ -250,6 +269,8 @@ class InFlight:
         # A request through the loop's pipes: since when (real ns), or None; the read pipes.
         self.pipe_request_ns: int | None = None
         self.pipe_readers: weakref.WeakSet[asyncio.ReadTransport] = weakref.WeakSet()
+        # Sockets the program watches itself (add_reader/add_writer): see _watched_sockets.
+        self.watched = WatchedSockets()
         # Terminals the loop reads (descriptor numbers), and a poll() object watching them.
         self.terminals: set[int] = set()
         self._terminal_poll: Any = None
@@ -329,6 +350,21 @@ class InFlight:
                         continue
                 elif request.peer is not None and ends.get((request.peer, None)):
                     continue  # a datagram to an unconnected socket of the loop
+            return True
+        return False
+
+    def _watched_outside(self, now_ns: int, own: OwnEnds) -> bool:
+        """Whether a socket the program watches awaits a reply from (or waits to write to) a
+        peer outside the loop, within ``io_wait``."""
+        ends: dict[tuple[Any, Any], set[int]] | None = None
+        for pending in self.watched.pending(now_ns):
+            if self.io_wait_ns is not None and now_ns - pending.since_ns > self.io_wait_ns:
+                continue
+            if pending.peer is not None:
+                if ends is None:
+                    ends = own()
+                if ends.get((pending.peer, pending.local), set()) - {pending.fd}:
+                    continue  # the other end is a socket of the loop: it answers when it runs
             return True
         return False
 
@@ -466,6 +502,8 @@ class InFlight:
             return True
         if self.pipe_request_ns is not None and self._pipe_request(now_ns):
             return True
+        if self.watched and self._watched_outside(now_ns, own):
+            return True
         if thread_count() == 0 and loop_thread == threading.main_thread().ident:
             self._working_since.clear()
             return False
@@ -493,6 +531,11 @@ class InFlight:
         if self.pipe_request_ns is not None:
             seconds = (now_ns - self.pipe_request_ns) / 1e9
             lines.append(f"a write to a pipe awaiting a reply on a read pipe for {seconds:.3f} s")
+        for pending in self.watched.pending(now_ns) if self.watched else ():
+            what = "waiting to write" if pending.writing else "awaiting a reply"
+            peer = "?" if pending.peer is None else _address(pending.peer)
+            text = f"socket {_address(pending.local)} -> {peer} (watched by the program) {what}"
+            lines.append(_held(text, pending.since_ns, now_ns, self.io_wait_ns))
         frames = {}
         if subinterpreter_running():
             lines.append("a thread running code in a subinterpreter (threads not listed meanwhile)")

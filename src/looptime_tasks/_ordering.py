@@ -449,7 +449,8 @@ class OrderedEventLoop(asyncio.SelectorEventLoop):
             self._check_callback(callback, "call_at")  # type: ignore[attr-defined]
         timer = StableTimerHandle(when, callback, args, self, context)
         timer._sequence = next(_SEQUENCE)
-        if timer._source_traceback:  # type: ignore[attr-defined]
+        # Handles keep a traceback only in debug mode: the check costs nothing outside it.
+        if self._debug and timer._source_traceback:  # type: ignore[attr-defined]
             del timer._source_traceback[-1]  # type: ignore[attr-defined]
         heapq.heappush(self._scheduled, timer)
         timer._scheduled = True  # type: ignore[attr-defined]

@@ -271,7 +271,11 @@ class _VirtualSelector(selectors.BaseSelector):
             ready = self._peek(0)
             if ready:
                 loop._stall_count = 0
-                return ready if self._peek_maps_keys else self._real.select(0)
+                if not self._peek_maps_keys:
+                    ready = self._real.select(0)
+                if loop._in_flight.watched:
+                    loop._in_flight.watched.readable(ready)
+                return ready
         if timeout == 0:
             if loop._has_latency and not loop._ready and not loop._stopping:
                 # Nothing is ready but a timer already due: on a real machine it would still
@@ -304,7 +308,10 @@ class _VirtualSelector(selectors.BaseSelector):
                         wall._destination_timestamp_ns += target - loop._now_ns
                     loop._now_ns = target
                     return ready
-        return loop._select_idle(timeout)
+        ready = loop._select_idle(timeout)
+        if ready and loop._in_flight.watched:
+            loop._in_flight.watched.readable(ready)
+        return ready
 
     def close(self) -> None:
         self._real.close()

@@ -704,7 +704,8 @@ class FakeBot:
         draw = _random(event_loop)
         low, high = self._latency
         if high:
-            delay = low if low == high else draw.uniform(low, high)
+            # random.uniform()'s own formula, and the same draw, without its call.
+            delay = low if low == high else low + (high - low) * draw.random()
             self.latency_calls += 1  # too many to record one by one: counted
             self.latency_seconds += delay
             # A VirtualEventLoop moves time at once when nothing else could run meanwhile: the
