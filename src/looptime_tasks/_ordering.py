@@ -283,13 +283,15 @@ class Shuffler:
         ready = self._ready
         if len(ready) + len(due_timers) == 1:
             # One callback (a lone timer after a jump, most passes of a simulation): nothing to
-            # choose, so skip building the graph; the outcome is what the general path gives.
+            # choose, so skip building the graph, and run it as it is: without a slot, what it
+            # appends is of unknown origin, one origin as the slot's would be, so the next
+            # batch is ordered exactly as after a slot.
             (handle,) = due_timers or ready
             if type(handle) is not _Slot and not handle._cancelled:
-                ready.clear()
-                ready.append(_Slot(handle, 0, self))
-                self._size = 1
-                self._marks = []
+                if due_timers:
+                    ready.append(handle)
+                if self._marks:
+                    self._marks = []
                 return
         entries = list(ready)
         batch: list[asyncio.Handle] = []
