@@ -231,6 +231,41 @@ async def _watch_for(sock: socket.socket, seconds: float, *, writing: bool = Fal
     return time.perf_counter() - began
 
 
+def test_watched_socket_to_a_server_of_the_same_loop_holds_no_time() -> None:
+    """Virtual loop only: the server answers when the loop runs it, here an hour later."""
+
+    async def answer_an_hour_later(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await reader.readline()
+        await asyncio.sleep(3600)
+        writer.write(b"late\n")
+        writer.close()
+
+    async def main() -> tuple[bytes, float]:
+        server = await asyncio.start_server(answer_an_hour_later, "127.0.0.1", 0)
+        async with server:
+            with socket.create_connection(server.sockets[0].getsockname()) as sock:
+                sock.setblocking(False)
+                sock.send(b"?\n")
+                event_loop = asyncio.get_running_loop()
+                readable: asyncio.Future[None] = event_loop.create_future()
+                event_loop.add_reader(sock, readable.set_result, None)
+                began = loop_time()
+                try:
+                    await readable
+                finally:
+                    event_loop.remove_reader(sock)
+                return sock.recv(100), loop_time() - began
+
+    began = time.perf_counter()
+
+    reply, elapsed = tasks.run(main())
+
+    assert (reply, elapsed) == (b"late\n", pytest.approx(3600, abs=1))
+    assert time.perf_counter() - began < 2  # io_wait is 5 s: the request did not hold time
+
+
 def test_idle_socket_watched_with_add_reader_holds_no_time(tcp_server: ChildServer) -> None:
     """Virtual loop only: a watched connection that sent nothing awaits no reply."""
     with socket.create_connection((tcp_server.host, tcp_server.port)) as sock:

@@ -35,6 +35,7 @@ Design decisions:
 from __future__ import annotations
 
 import os
+import selectors
 import socket
 import stat
 import sys
@@ -51,13 +52,27 @@ _TCP_INFO: Final[int | None] = (
 _TCP_INFO_SIZE: Final = 208
 """Bytes of ``struct tcp_info`` read: up to ``tcpi_bytes_sent`` (Linux 4.19 and later)."""
 
-_EVENT_READ: Final = 1  # selectors.EVENT_READ, without importing selectors for one constant
+# Where the fields read lie in struct tcp_info (include/uapi/linux/tcp.h): (offset, size).
+_LAST_DATA_SENT: Final = (44, 4)  # milliseconds ago
+_LAST_DATA_RECV: Final = (52, 4)  # milliseconds ago
+_BYTES_RECEIVED: Final = (128, 8)
+_NOTSENT_BYTES: Final = (144, 4)  # written but not sent yet
+_BYTES_SENT: Final = (200, 8)  # retransmissions included
+
+
+def _field(info: bytes, where: tuple[int, int]) -> int:
+    offset, size = where
+    return int.from_bytes(info[offset : offset + size], sys.byteorder)
 
 
 def _tcp_counters(fd: int) -> tuple[int, int, int, int] | None:
     """(bytes sent or queued, bytes received, ms since data was last sent, ms since data was
     last received) of the TCP socket ``fd``, or None where the kernel does not say."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, fileno=fd)
+    try:
+        # A descriptor closed behind asyncio's back fails here (EBADF, ENOTSOCK).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, fileno=fd)
+    except OSError:
+        return None
     try:
         info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO or -1, _TCP_INFO_SIZE)
     except OSError:
@@ -66,13 +81,12 @@ def _tcp_counters(fd: int) -> tuple[int, int, int, int] | None:
         sock.detach()  # the descriptor is the program's: never close it
     if len(info) < _TCP_INFO_SIZE:
         return None
-    little = sys.byteorder
-    last_sent = int.from_bytes(info[44:48], little)
-    last_received = int.from_bytes(info[52:56], little)
-    received = int.from_bytes(info[128:136], little)
-    unsent = int.from_bytes(info[144:148], little)
-    sent = int.from_bytes(info[200:208], little)
-    return sent + unsent, received, last_sent, last_received
+    return (
+        _field(info, _BYTES_SENT) + _field(info, _NOTSENT_BYTES),
+        _field(info, _BYTES_RECEIVED),
+        _field(info, _LAST_DATA_SENT),
+        _field(info, _LAST_DATA_RECV),
+    )
 
 
 class Pending(NamedTuple):
@@ -178,6 +192,17 @@ def _peer(sock: socket.socket) -> Any:
         return None
 
 
+def _peer_of(fd: int) -> Any:
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        return None
+    try:
+        return _peer(sock)
+    finally:
+        sock.detach()
+
+
 def _same_process(sock: socket.socket) -> bool:
     """Whether a Unix socket's peer is this process (SO_PEERCRED, Linux)."""
     credentials = getattr(socket, "SO_PEERCRED", None)
@@ -257,7 +282,7 @@ class WatchedSockets:
     def readable(self, events: Iterable[tuple[Any, int]]) -> None:
         """The poll's ``(key, events)`` pairs: a watched socket reported readable has an answer."""
         for key, mask in events:
-            if mask & _EVENT_READ and key.fd in self._active:
+            if mask & selectors.EVENT_READ and key.fd in self._active:
                 self._sockets[key.fd].note_answer()
 
     def pending(self, now_ns: int) -> list[Pending]:
@@ -267,6 +292,8 @@ class WatchedSockets:
             watched = self._sockets[fd]
             since = watched.awaiting(now_ns)
             if since is not None:
+                if watched.peer is None:  # first seen connecting: connected by now?
+                    watched.peer = _peer_of(fd)
                 writing = watched.writing_since_ns is not None
                 found.append(Pending(fd, watched.local, watched.peer, writing, since))
         return found
