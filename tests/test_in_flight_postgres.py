@@ -154,7 +154,7 @@ def test_psycopg_query_of_0_3_s_completes_under_a_2_s_timeout(
     outcome, elapsed = run_on(event_loop_kind, _psycopg_sleep(postgres.dsn, 0.3, limit=2))
 
     assert outcome == "done"
-    assert elapsed == pytest.approx(0.3, abs=0.2)
+    assert elapsed < 2
 
 
 @on_both_loops()
@@ -166,7 +166,7 @@ def test_psycopg_query_through_the_unix_socket_completes_under_a_2_s_timeout(
     outcome, elapsed = run_on(event_loop_kind, _psycopg_sleep(conninfo, 0.3, limit=2))
 
     assert outcome == "done"
-    assert elapsed == pytest.approx(0.3, abs=0.2)
+    assert elapsed < 2
 
 
 @on_both_loops()
