@@ -28,6 +28,11 @@ Design decisions:
   nothing and are not requests, or a program that logs through a pipe would hold time at every
   line. Children the loop starts itself are counted whole anyway (see :mod:`._in_flight`).
 
+* **Sockets the program watches itself.** The public ``add_reader``/``add_writer`` serve only
+  the program (asyncio registers its own transports through the underscored methods), so the
+  loop hands what they watch to :mod:`._watched_sockets`: a client that sends in C (psycopg 3)
+  is seen through the kernel's counters.
+
 * **Nothing on the hot path.** The marks are a dict insert and a dict pop; the decision (is the
   peer outside the loop? is the request older than ``io_wait``?) is taken only when the loop is
   about to jump.
@@ -318,8 +323,6 @@ class ConnectionsLoop(asyncio.SelectorEventLoop):
     ) -> asyncio.WriteTransport:
         return TrackedWritePipeTransport(self._in_flight, self, pipe, protocol, waiter, extra)
 
-    # The public add/remove methods serve only the program: asyncio's own transports and sock_*
-    # methods register through the underscored ones.
     def add_reader(
         self, fd: FileDescriptorLike, callback: Callable[[*_Ts], object], *args: *_Ts
     ) -> None:

@@ -43,7 +43,9 @@ Design decisions (``docs/virtual-time.md``, "Order of callbacks", is the user-fa
 * **How the origin is known without touching ``call_soon``.** The shuffled batch is put back into
   asyncio's ready queue wrapped in :class:`_Slot` objects. When a slot runs, it records the queue's
   length; the next pass reads from these marks which callback appended which entries. So the
-  shuffle costs nothing outside shuffled loops: ``call_soon`` and handles stay asyncio's own.
+  shuffle costs nothing outside shuffled loops: ``call_soon`` and handles stay asyncio's own. A
+  pass of one callback (most passes of a simulation) runs it unwrapped: what it appends is then
+  of unknown origin, one group, as it would be with a slot.
 """
 
 from __future__ import annotations
