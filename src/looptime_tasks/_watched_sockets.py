@@ -60,6 +60,14 @@ _NOTSENT_BYTES: Final = (144, 4)  # written but not sent yet
 _BYTES_SENT: Final = (200, 8)  # retransmissions included
 
 
+_REQUEST_FAMILIES: Final = frozenset(
+    family
+    for family in (getattr(socket, "AF_UNIX", None), socket.AF_INET, socket.AF_INET6)
+    if family is not None
+)
+"""Socket families whose connected sockets carry requests: Unix, IPv4 and IPv6."""
+
+
 def _field(info: bytes, where: tuple[int, int]) -> int:
     offset, size = where
     return int.from_bytes(info[offset : offset + size], sys.byteorder)
@@ -163,8 +171,8 @@ class _Watched:
 
 def _identify(fd: int, status: os.stat_result) -> tuple[int, bool, Any, Any] | None:
     """(inode, is TCP on Linux, local address, peer address) of the socket ``fd``; None for
-    anything else: not a socket, or (except TCP, whose counters tell) not connected, or
-    connected to this very process."""
+    anything else: not a socket, or (except TCP, whose counters tell) not a connected Unix or
+    IP socket, or connected to this very process."""
     if not stat.S_ISSOCK(status.st_mode):
         return None
     try:
@@ -175,6 +183,8 @@ def _identify(fd: int, status: os.stat_result) -> tuple[int, bool, Any, Any] | N
         tcp = sock.type == socket.SOCK_STREAM and sock.family in (socket.AF_INET, socket.AF_INET6)
         if tcp and _TCP_INFO is not None:
             return status.st_ino, True, sock.getsockname(), _peer(sock)
+        if sock.family not in _REQUEST_FAMILIES:
+            return None  # netlink, packet sockets...: event feeds, not requests
         peer = _peer(sock)
         if peer is None or _same_process(sock):
             return None
