@@ -214,7 +214,7 @@ def _closed(sock: socket.socket) -> bool:
 _CONNECTED_ENDS: weakref.WeakKeyDictionary[socket.socket, tuple[int, tuple[Any, Any]]] = (
     weakref.WeakKeyDictionary()
 )
-"""The ends of connected sockets, by socket, with the descriptor they were read on: a
+"""The ends of connected stream sockets, by socket, with the descriptor they were read on: a
 connection's addresses never change, and asking the kernel for them twice a socket at every
 jump while a query is in flight cost a tenth of an asyncpg program's run."""
 
@@ -233,7 +233,8 @@ def socket_ends(sock: socket.socket) -> tuple[Any, Any] | None:
         ends = local, sock.getpeername()
     except OSError:
         return local, None
-    _CONNECTED_ENDS[sock] = fd, ends
+    if sock.type == socket.SOCK_STREAM:  # a datagram socket may connect() elsewhere later
+        _CONNECTED_ENDS[sock] = fd, ends
     return ends
 
 
