@@ -24,15 +24,17 @@ Design decisions:
   own ``select`` before the worker has woken up. A waiter that has already been handed something
   is working: the receiver of the blocking call, when it is a local variable, is inspected (an
   unlocked lock has been released for the waiter; a non-empty ``SimpleQueue`` has work in it).
-  Python 3.13's ``SimpleQueue`` hands an item straight to a parked getter and stays empty, so
-  for a thread idle in ``SimpleQueue.get`` there (:func:`may_hide_a_hand_off`) the frame cannot
-  tell. On Linux the kernel can (:func:`parked`): a getter still parked sleeps in an untimed
-  semaphore wait (``futex`` with ``FUTEX_WAIT_BITSET``), one that was handed an item is runnable
-  (state R) from the moment ``put()`` returns, and one woken that found the GIL taken waits for
-  its mutex (a plain ``FUTEX_WAIT``) or its condition (a timed wait). Where
-  that cannot be read (another system, no ``/proc``, a timed wait), the loop pauses briefly, GIL
-  released, and looks again (see ``_in_flight``): a woken worker then runs up to its next
-  blocking call first.
+  Python 3.13's ``SimpleQueue`` hands an item straight to a parked getter and stays empty, and
+  from 3.14 a ``_thread.lock`` is a ``PyMutex`` that passes straight to a waiter parked for
+  over a millisecond and stays locked (so ``Condition.wait``, ``Event.wait``, ``Queue.get``
+  too): for a thread idle in such a ``get`` or ``acquire`` (:func:`may_hide_a_hand_off`) the
+  frame cannot tell. On Linux the kernel can (:func:`parked`): a waiter still parked sleeps in
+  an untimed semaphore wait (``futex`` with ``FUTEX_WAIT_BITSET``), one that was handed
+  something is runnable (state R) from the moment ``put()`` or ``release()`` returns, and one
+  woken that found the GIL taken waits for its mutex (a plain ``FUTEX_WAIT``) or its condition
+  (a timed wait). Where that cannot be read (another system, no ``/proc``, a timed wait), the
+  loop pauses briefly, GIL released, and looks again (see ``_in_flight``): a woken worker then
+  runs up to its next blocking call first.
 
 * **Never read frames while a subinterpreter runs.** ``sys._current_frames()`` while another
   thread runs code in an isolated subinterpreter (one with its own GIL: anyio's
@@ -178,6 +180,11 @@ def is_idle(frame: types.FrameType) -> bool:
 _HIDDEN_HAND_OFFS: Final = sys.version_info >= (3, 13)
 """From 3.13 a ``SimpleQueue`` hands an item straight to a parked getter and stays empty."""
 
+_HIDDEN_LOCK_HAND_OFFS: Final = sys.version_info >= (3, 14)
+"""From 3.14 a ``_thread.lock`` is a ``PyMutex``: released while a thread has waited for it
+more than a millisecond, it passes straight to that waiter and stays locked (so
+``Condition.wait``, ``Event.wait``, ``Queue.get``... hide the hand-off too)."""
+
 
 _EXECUTOR_WORKER: Final[types.CodeType | None] = getattr(
     getattr(concurrent.futures.thread, "_worker", None), "__code__", None
@@ -191,12 +198,21 @@ def may_hide_a_hand_off(frame: types.FrameType) -> bool:
     if not _HIDDEN_HAND_OFFS or frame.f_code is _EXECUTOR_WORKER:
         return False
     callee, receiver = _call_sites.get((frame.f_code, frame.f_lasti), _NO_CALL)
-    if callee == "get" and receiver is not None:
+    if receiver is None:
+        return False
+    if callee == "get":
         return isinstance(_variable(frame, receiver), queue.SimpleQueue)
-    if receiver is not None:  # Thread(target=queue.get)
-        method = _bound_builtin(frame, receiver, callee or "")
-        return method is not None and isinstance(method.__self__, queue.SimpleQueue)
-    return False
+    if callee == "acquire":
+        return _HIDDEN_LOCK_HAND_OFFS and isinstance(_variable(frame, receiver), _LOCK_TYPES)
+    method = _bound_builtin(frame, receiver, callee or "")  # Thread(target=queue.get)
+    return method is not None and _hides_a_hand_off(method)
+
+
+def _hides_a_hand_off(method: Any) -> bool:
+    """Whether a thread blocked in the C method *method* may have been handed work unseen."""
+    if isinstance(method.__self__, queue.SimpleQueue):
+        return True
+    return _HIDDEN_LOCK_HAND_OFFS and isinstance(method.__self__, _LOCK_TYPES)
 
 
 _FUTEX: Final = (
