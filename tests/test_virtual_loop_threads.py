@@ -164,27 +164,29 @@ def test_thread_whose_event_was_just_set_is_working() -> None:
     assert not idle
 
 
-def test_thread_waiting_on_an_event_may_hide_a_hand_off_from_3_14() -> None:
-    event = threading.Event()
-    with thread(event.wait) as worker:
+def _idle_and_may_hide(
+    wait: Callable[[], object], release: Callable[[], object]
+) -> tuple[bool, bool]:
+    """(is_idle, may_hide_a_hand_off) of a thread blocked in ``wait``, then ``release()``d."""
+    with thread(wait) as worker:
         settle()
         frame = frame_of(worker)
         seen = (is_idle(frame), may_hide_a_hand_off(frame))
-        event.set()
+        release()
+    return seen
 
-    assert seen == (True, sys.version_info >= (3, 14))
+
+def test_thread_waiting_on_an_event_may_hide_a_hand_off_from_3_14() -> None:
+    event = threading.Event()
+
+    assert _idle_and_may_hide(event.wait, event.set) == (True, sys.version_info >= (3, 14))
 
 
 def test_thread_whose_target_is_a_lock_acquire_may_hide_a_hand_off_from_3_14() -> None:
     lock = _thread.allocate_lock()
     lock.acquire()
-    with thread(lock.acquire) as worker:
-        settle()
-        frame = frame_of(worker)
-        seen = (is_idle(frame), may_hide_a_hand_off(frame))
-        lock.release()
 
-    assert seen == (True, sys.version_info >= (3, 14))
+    assert _idle_and_may_hide(lock.acquire, lock.release) == (True, sys.version_info >= (3, 14))
 
 
 def test_thread_waiting_on_a_queue_get_is_idle() -> None:
