@@ -310,6 +310,6 @@ def test_latency_gives_the_same_timeline_as_when_every_call_waits(
 
     skipping = timelines()
     # The loop's shortcut off: every call's latency really suspends the task.
-    monkeypatch.setattr(VirtualEventLoop, "_skip_ahead", lambda self, when: False)
+    monkeypatch.setattr(VirtualEventLoop, "_skip_ahead", lambda self, delay: False)
 
     assert timelines() == skipping

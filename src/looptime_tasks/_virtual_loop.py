@@ -46,13 +46,13 @@ loop, its selector wrapper and the jump decision.
   ``run_in_executor()`` until its asyncio future is done: a cancelled job whose thread keeps
   running no longer holds time back.
 
-* **A wait that changes nothing costs nothing.** ``_skip_ahead(when)`` lets a coroutine that is
+* **A wait that changes nothing costs nothing.** ``_skip_ahead(delay)`` lets a coroutine that is
   about to wait (the fake bot's HTTP latency) move time itself when the loop would, at the end
-  of this pass, jump straight to ``when`` and wake that task alone: same instant, same order of
-  everything, one pass (two with ``asyncio.sleep()``) saved. The conditions are those of the
-  plain jump in ``select()`` plus: nothing ready, no timer due by then, the loop not stopping,
-  and the loop itself stepping the task (an eager task's first step runs inside its creator's
-  call, which must not see time move).
+  of this pass, jump straight to the end of that wait and wake that task alone: same instant,
+  same order of everything, one pass (two with ``asyncio.sleep()``) saved. The conditions are
+  those of the plain jump in ``select()`` plus: nothing ready, no timer due by then, the loop
+  not stopping, and the loop itself stepping the task (an eager task's first step runs inside
+  its creator's call, which must not see time move).
 
 * **Deadlocks fail fast.** When nothing can ever wake the loop (no reachable timer, nothing in
   flight, no watched file descriptor besides the loop's own self-pipe) the selector waits 50 real
@@ -200,6 +200,11 @@ def _ns_at_or_after(when: float) -> int:
         step += step
     return ns
 
+
+_current_task: Final[Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None]] = getattr(
+    __import__("_asyncio"), "current_task", asyncio.current_task
+)
+"""``asyncio.current_task``, from C where it is there (3.12+; asyncio's is a Python wrapper)."""
 
 _HANDLE_RUN: Final = asyncio.Handle._run.__code__
 """What runs every callback of an asyncio event loop, task steps included."""
@@ -457,6 +462,8 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
         # The travel's clock (see _wall_clock.WallTravel.clock) for the hot path's forward jumps.
         self._wall: Any = None
         self._fast_jump = False
+        # The last task _skip_ahead found stepped by the loop: all its later steps are too.
+        self._skipping_task: asyncio.Task[Any] | None = None
         self._flow_slice = _FIRST_SLICE
         self._options = VirtualOptions()
         self._apply(options)
@@ -816,18 +823,19 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
             )
         )
 
-    def _skip_ahead(self, when: float) -> bool:
-        """Move virtual time to ``when`` now if waiting for it would change nothing but the cost.
+    def _skip_ahead(self, delay: float) -> bool:
+        """Move virtual time ``delay`` seconds on now if waiting would change nothing but the cost.
 
-        For the running task, about to wait until ``when`` (loop seconds), such as a fake
-        service's latency. True when the loop would, at the end of this pass, jump straight
-        there and run that task's wake-up alone: the loop is on its plain jump path (see select():
-        autojump, no wake-up latency, nothing in flight, no other thread, no real I/O possible),
-        nothing else is ready and the loop is not stopping, no timer is due by then (within the
-        clock resolution), and the loop itself is stepping the task (not so for an eager task's
-        first step, whose creator goes on when it suspends). Time has then moved and the task
-        goes on at once: one event-loop pass saved, and everything happens at the same virtual
-        time and in the same order as if it had waited. False: nothing changed, it must wait.
+        For the running task, about to wait ``delay`` seconds (``asyncio.sleep(delay)``), such as
+        a fake service's latency. True when the loop would, at the end of this pass, jump straight
+        to the deadline that sleep would set and run that task's wake-up alone: the loop is on its
+        plain jump path (see select(): autojump, no wake-up latency, nothing in flight, no other
+        thread, no real I/O possible), nothing else is ready and the loop is not stopping, no timer
+        is due by then (within the clock resolution), and the loop itself is stepping the task (not
+        so for an eager task's first step, whose creator goes on when it suspends). Time has then
+        moved and the task goes on at once: one event-loop pass saved, and everything happens at
+        the same virtual time and in the same order as if it had waited. False: nothing changed, it
+        must wait.
         """
         if (
             self._ready
@@ -835,23 +843,35 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
             or self._woken
             or not self._fast_jump
             or thread_count() != self._lone_count
-            or not when <= _HORIZON
         ):
             return False
-        target = _ns_at_or_after(when)
+        when = self._now_ns / 1e9 + delay  # as call_later() computes it: time() + delay
+        if not when <= _HORIZON:
+            return False
+        target = int(when * 1e9)
+        if target / 1e9 < when:  # as in select(): int() truncated, usually one nanosecond short
+            target += 1
+            if target / 1e9 < when:
+                target = _ns_at_or_after(when)
         scheduled = self._scheduled
         if target <= self._now_ns or (
             scheduled and scheduled[0]._when < target / 1e9 + self._clock_resolution
         ):
             return False
-        try:
-            # The task's coroutine was called by the loop's callback runner, so when the task
-            # suspends, control goes back to the loop (a task stepped by the loop).
-            caller = asyncio.current_task(self).get_coro().cr_frame.f_back  # type: ignore[union-attr]
-        except AttributeError:  # no task, or not a native coroutine
+        task = _current_task(self)
+        if task is None:
             return False
-        if caller is None or caller.f_code is not _HANDLE_RUN:
-            return False
+        if task is not self._skipping_task:
+            try:
+                # The task's coroutine was called by the loop's callback runner, so when the
+                # task suspends, control goes back to the loop (a task stepped by the loop).
+                caller = task.get_coro().cr_frame.f_back  # type: ignore[union-attr]
+            except AttributeError:  # not a native coroutine
+                return False
+            if caller is None or caller.f_code is not _HANDLE_RUN:
+                return False
+            # Only a task's first step may be eager: every later one is the loop's.
+            self._skipping_task = task
         self._move_to(target)
         return True
 

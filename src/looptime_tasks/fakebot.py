@@ -115,6 +115,11 @@ _fallback_random = random.Random(0)
 """Draws on an event loop without a ``random`` attribute (not a VirtualEventLoop)."""
 
 
+_Services: TypeAlias = tuple[
+    asyncio.AbstractEventLoop, random.Random, Callable[[float], bool] | None
+]
+
+
 def _random(event_loop: asyncio.AbstractEventLoop) -> random.Random:
     generator = getattr(event_loop, "random", None)
     return generator if isinstance(generator, random.Random) else _fallback_random
@@ -549,6 +554,8 @@ class FakeBot:
         self._on_incident = on_incident
         self.incidents: list[Incident] = []
         self.latency_calls = 0
+        # The event loop of the last call, its random and its _skip_ahead (see _request).
+        self._services: _Services | None = None
         self.latency_seconds = 0.0
         self._connected = True
         self._reconnected: asyncio.Event | None = None
@@ -701,7 +708,12 @@ class FakeBot:
         if faults is None or operation not in faults.operations:
             return
         event_loop = asyncio.get_running_loop()
-        draw = _random(event_loop)
+        services = self._services
+        if services is None or services[0] is not event_loop:
+            # Looked up once per event loop, not at each of a simulation's many calls.
+            services = (event_loop, _random(event_loop), getattr(event_loop, "_skip_ahead", None))
+            self._services = services
+        _, draw, skip_ahead = services
         low, high = self._latency
         if high:
             # random.uniform()'s own formula, and the same draw, without its call.
@@ -710,8 +722,7 @@ class FakeBot:
             self.latency_seconds += delay
             # A VirtualEventLoop moves time at once when nothing else could run meanwhile: the
             # same outcome as sleeping, without an event-loop pass per call.
-            skip_ahead = getattr(event_loop, "_skip_ahead", None)
-            if skip_ahead is None or not skip_ahead(event_loop.time() + delay):
+            if skip_ahead is None or not skip_ahead(delay):
                 await asyncio.sleep(delay)
         if faults.error_rate and draw.random() < faults.error_rate:
             status = draw.choice(faults.statuses)
