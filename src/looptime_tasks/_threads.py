@@ -24,17 +24,19 @@ Design decisions:
   own ``select`` before the worker has woken up. A waiter that has already been handed something
   is working: the receiver of the blocking call, when it is a local variable, is inspected (an
   unlocked lock has been released for the waiter; a non-empty ``SimpleQueue`` has work in it).
-  Python 3.13's ``SimpleQueue`` hands an item straight to a parked getter and stays empty, and
-  from 3.14 a ``_thread.lock`` is a ``PyMutex`` that passes straight to a waiter parked for
-  over a millisecond and stays locked (so ``Condition.wait``, ``Event.wait``, ``Queue.get``
-  too): for a thread idle in such a ``get`` or ``acquire`` (:func:`may_hide_a_hand_off`) the
-  frame cannot tell. On Linux the kernel can (:func:`parked`): a waiter still parked sleeps in
-  an untimed semaphore wait (``futex`` with ``FUTEX_WAIT_BITSET``), one that was handed
-  something is runnable (state R) from the moment ``put()`` or ``release()`` returns, and one
-  woken that found the GIL taken waits for its mutex (a plain ``FUTEX_WAIT``) or its condition
-  (a timed wait). Where that cannot be read (another system, no ``/proc``, a timed wait), the
-  loop pauses briefly, GIL released, and looks again (see ``_in_flight``): a woken worker then
-  runs up to its next blocking call first.
+  A lock's state can mislead: a thread woken in ``Condition.wait`` takes its waiter lock back
+  before it waits for the GIL, and from 3.14 a ``_thread.lock`` is a ``PyMutex`` that passes
+  straight to a waiter parked for over a millisecond, still locked. For ``Condition.wait``
+  (so ``Event.wait``, ``Queue.get``) the condition's waiter list tells: ``notify()`` takes the
+  waiter out as it releases it. Python 3.13's ``SimpleQueue`` hands an item straight to a
+  parked getter and stays empty, and a 3.14 thread in a plain ``acquire`` may hold a lock
+  handed over: for those (:func:`may_hide_a_hand_off`) the frame cannot tell. On Linux the kernel
+  can (:func:`parked`): a waiter still parked sleeps in an untimed semaphore wait (``futex`` with
+  ``FUTEX_WAIT_BITSET``), one that was handed something is runnable (state R) from the moment
+  ``put()`` or ``release()`` returns, and one woken that found the GIL taken waits for its mutex
+  (a plain ``FUTEX_WAIT``) or its condition (a timed wait). Where that cannot be read (another
+  system, no ``/proc``, a timed wait), the loop pauses briefly, GIL released, and looks again (see
+  ``_in_flight``): a woken worker then runs up to its next blocking call first.
 
 * **Never read frames while a subinterpreter runs.** ``sys._current_frames()`` while another
   thread runs code in an isolated subinterpreter (one with its own GIL: anyio's
@@ -53,6 +55,7 @@ import platform
 import queue
 import selectors
 import sys
+import threading
 import types
 from typing import Any, Final
 
@@ -151,6 +154,19 @@ def _bound_builtin(frame: types.FrameType, receiver: str, name: str) -> Any:
     return method if isinstance(method, types.BuiltinMethodType) else None
 
 
+_CONDITION_WAIT: Final = threading.Condition.wait.__code__
+
+
+def _notified(frame: types.FrameType) -> bool:
+    """Whether a thread in ``Condition.wait`` was notified: its waiter lock is no longer in the
+    condition's list (``notify()`` takes it out as it releases it). The lock's own state can
+    hide that: the woken thread may hold it already while it waits for the GIL, and from 3.14
+    the release passes it on still locked."""
+    waiters = getattr(_variable(frame, "self"), "_waiters", None)
+    waiter = _variable(frame, "waiter")
+    return waiters is not None and waiter is not None and waiter not in waiters
+
+
 def is_idle(frame: types.FrameType) -> bool:
     """Whether the thread whose innermost Python frame is ``frame`` waits for new work."""
     key = (frame.f_code, frame.f_lasti)
@@ -170,6 +186,8 @@ def is_idle(frame: types.FrameType) -> bool:
         return not _handed_work(method.__self__)
     if receiver is not None and _handed_work(_variable(frame, receiver)):
         return False
+    if frame.f_code is _CONDITION_WAIT and _notified(frame):
+        return False
     if callee in _SELECTOR_CALLS and isinstance(_variable(frame, "self"), selectors.BaseSelector):
         timeout = _variable(frame, "timeout")
         if isinstance(timeout, int | float) and timeout > 0:
@@ -182,8 +200,8 @@ _HIDDEN_HAND_OFFS: Final = sys.version_info >= (3, 13)
 
 _HIDDEN_LOCK_HAND_OFFS: Final = sys.version_info >= (3, 14)
 """From 3.14 a ``_thread.lock`` is a ``PyMutex``: released while a thread has waited for it
-more than a millisecond, it passes straight to that waiter and stays locked (so
-``Condition.wait``, ``Event.wait``, ``Queue.get``... hide the hand-off too)."""
+more than a millisecond, it passes straight to that waiter and stays locked (in
+``Condition.wait`` the waiter list tells instead, see ``_notified``)."""
 
 
 _EXECUTOR_WORKER: Final[types.CodeType | None] = getattr(
@@ -195,8 +213,8 @@ _EXECUTOR_WORKER: Final[types.CodeType | None] = getattr(
 
 def may_hide_a_hand_off(frame: types.FrameType) -> bool:
     """Whether an idle-looking thread may already have been handed work that left no trace."""
-    if not _HIDDEN_HAND_OFFS or frame.f_code is _EXECUTOR_WORKER:
-        return False
+    if not _HIDDEN_HAND_OFFS or frame.f_code in (_EXECUTOR_WORKER, _CONDITION_WAIT):
+        return False  # an executor's work is counted; a condition's waiter list tells
     callee, receiver = _call_sites.get((frame.f_code, frame.f_lasti), _NO_CALL)
     if receiver is None:
         return False
