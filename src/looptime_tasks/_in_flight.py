@@ -238,6 +238,15 @@ def socket_ends(sock: socket.socket) -> tuple[Any, Any] | None:
     return ends
 
 
+def _other_end_in_loop(
+    ends: dict[tuple[Any, Any], set[int]], local: Any, peer: Any, fd: int
+) -> bool:
+    """Whether the other end of the connection ``local`` -> ``peer`` is among the loop's own
+    ``ends``: a socket whose local address is our peer and whose peer is us (not descriptor
+    ``fd`` itself: unnamed Unix sockets read ('', ''))."""
+    return bool(ends.get((peer, local), set()) - {fd})
+
+
 class InFlight:
     """Everything a loop waits for outside itself (see the module docstring)."""
 
@@ -344,9 +353,7 @@ class InFlight:
                 if ends is None:
                     ends = own()
                 if pair is not None and pair[1] is not None:
-                    # The other end: a socket of the loop whose local address is our peer's and
-                    # whose peer is us (not ``sock`` itself: unnamed Unix sockets read ('', '')).
-                    if ends.get((pair[1], pair[0]), set()) - {sock.fileno()}:
+                    if _other_end_in_loop(ends, *pair, sock.fileno()):
                         self._internal.add(sock)
                         continue
                 elif request.peer is not None and ends.get((request.peer, None)):
@@ -364,8 +371,8 @@ class InFlight:
             if pending.peer is not None:
                 if ends is None:
                     ends = own()
-                if ends.get((pending.peer, pending.local), set()) - {pending.fd}:
-                    continue  # the other end is a socket of the loop: it answers when it runs
+                if _other_end_in_loop(ends, pending.local, pending.peer, pending.fd):
+                    continue  # it answers when the loop runs it
             return True
         return False
 

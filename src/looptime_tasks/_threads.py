@@ -248,11 +248,12 @@ _FUTEX_FLAGS: Final = 0x80 | 0x100  # FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME
 
 
 def parked(native_id: int | None) -> bool | None:
-    """Whether a thread idle-looking in ``SimpleQueue.get()``, *native_id* (``Thread.native_id``),
-    sleeps in an untimed semaphore wait (True: parked, only another thread can wake it) or is
-    running, runnable, being woken or waiting for a lock (False: it was woken), read from
-    ``/proc/self/task/<id>/`` on Linux; None where that cannot be told (another system, no
-    ``/proc``, another system call, a timed wait: its own ``get(timeout=...)`` or the GIL).
+    """Whether a thread idle-looking in a call that may hide a hand-off (see
+    :func:`may_hide_a_hand_off`), *native_id* (``Thread.native_id``), sleeps in an untimed wait
+    (True: parked, only another thread can wake it) or is running, runnable, being woken or
+    waiting for a lock (False: it was woken), read from ``/proc/self/task/<id>/`` on Linux; None
+    where that cannot be told (another system, no ``/proc``, another system call, a timed wait:
+    its own ``get(timeout=...)`` or the GIL).
     """
     if _FUTEX is None or native_id is None:
         return None

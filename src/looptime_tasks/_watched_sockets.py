@@ -40,10 +40,12 @@ import socket
 import stat
 import sys
 import time
-from collections.abc import Iterable
-from typing import Any, Final, NamedTuple
+from collections.abc import Callable, Iterable
+from typing import Any, Final, NamedTuple, TypeVar
 
 __all__ = ("Pending", "WatchedSockets")
+
+_T = TypeVar("_T")
 
 _TCP_INFO: Final[int | None] = (
     getattr(socket, "TCP_INFO", None) if sys.platform == "linux" else None
@@ -73,21 +75,33 @@ def _field(info: bytes, where: tuple[int, int]) -> int:
     return int.from_bytes(info[offset : offset + size], sys.byteorder)
 
 
-def _tcp_counters(fd: int) -> tuple[int, int, int, int] | None:
-    """(bytes sent or queued, bytes received, ms since data was last sent, ms since data was
-    last received) of the TCP socket ``fd``, or None where the kernel does not say."""
+def _borrow(
+    fd: int, use: Callable[[socket.socket], _T], family: int = -1, kind: int = -1, proto: int = -1
+) -> _T | None:
+    """``use(sock)``, ``sock`` the program's descriptor ``fd`` seen as a socket (of that family,
+    type and protocol; -1: asked of the kernel) and never closed; None if it fails (a
+    descriptor closed behind asyncio's back: EBADF, ENOTSOCK)."""
     try:
-        # A descriptor closed behind asyncio's back fails here (EBADF, ENOTSOCK).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, fileno=fd)
+        sock = socket.socket(family, kind, proto, fd)
     except OSError:
         return None
     try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO or -1, _TCP_INFO_SIZE)
+        return use(sock)
     except OSError:
         return None
     finally:
-        sock.detach()  # the descriptor is the program's: never close it
-    if len(info) < _TCP_INFO_SIZE:
+        sock.detach()  # the descriptor is the program's
+
+
+def _tcp_info(sock: socket.socket) -> bytes:
+    return sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO or -1, _TCP_INFO_SIZE)
+
+
+def _tcp_counters(fd: int) -> tuple[int, int, int, int] | None:
+    """(bytes sent or queued, bytes received, ms since data was last sent, ms since data was
+    last received) of the TCP socket ``fd``, or None where the kernel does not say."""
+    info = _borrow(fd, _tcp_info, socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    if info is None or len(info) < _TCP_INFO_SIZE:
         return None
     return (
         _field(info, _BYTES_SENT) + _field(info, _NOTSENT_BYTES),
@@ -175,11 +189,8 @@ def _identify(fd: int, status: os.stat_result) -> tuple[int, bool, Any, Any] | N
     IP socket, or connected to this very process."""
     if not stat.S_ISSOCK(status.st_mode):
         return None
-    try:
-        sock = socket.socket(fileno=fd)
-    except OSError:
-        return None
-    try:
+
+    def identity(sock: socket.socket) -> tuple[int, bool, Any, Any] | None:
         tcp = sock.type == socket.SOCK_STREAM and sock.family in (socket.AF_INET, socket.AF_INET6)
         if tcp and _TCP_INFO is not None:
             return status.st_ino, True, sock.getsockname(), _peer(sock)
@@ -189,10 +200,8 @@ def _identify(fd: int, status: os.stat_result) -> tuple[int, bool, Any, Any] | N
         if peer is None or _same_process(sock):
             return None
         return status.st_ino, False, sock.getsockname(), peer
-    except OSError:
-        return None
-    finally:
-        sock.detach()
+
+    return _borrow(fd, identity)
 
 
 def _peer(sock: socket.socket) -> Any:
@@ -200,17 +209,6 @@ def _peer(sock: socket.socket) -> Any:
         return sock.getpeername()
     except OSError:
         return None
-
-
-def _peer_of(fd: int) -> Any:
-    try:
-        sock = socket.socket(fileno=fd)
-    except OSError:
-        return None
-    try:
-        return _peer(sock)
-    finally:
-        sock.detach()
 
 
 def _same_process(sock: socket.socket) -> bool:
@@ -303,7 +301,7 @@ class WatchedSockets:
             since = watched.awaiting(now_ns)
             if since is not None:
                 if watched.peer is None:  # first seen connecting: connected by now?
-                    watched.peer = _peer_of(fd)
+                    watched.peer = _borrow(fd, _peer)
                 writing = watched.writing_since_ns is not None
                 found.append(Pending(fd, watched.local, watched.peer, writing, since))
         return found
