@@ -169,6 +169,25 @@ def test_simulate_prints_the_description_summary_and_check_result(
     assert out.endswith("check passed\n")
 
 
+def test_a_script_imports_the_modules_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the CLI adds the script's folder
+    (tmp_path / "beside_cog.py").write_text(
+        "import looptime_tasks as tasks\n\n"
+        "@tasks.loop(minutes=10)\nasync def ten() -> None:\n    pass\n",
+        encoding="utf-8",
+    )
+    body = SCRIPT.split("@tasks.loop")[0] + "from beside_cog import ten\n\n"
+    body += "async def setup" + SCRIPT.split("async def setup")[1]
+
+    try:
+        assert run("simulate", write(tmp_path, body)) == 0
+    finally:
+        sys.modules.pop("beside_cog", None)
+    assert "  ten      6  " in capsys.readouterr().out
+
+
 def test_a_failing_check_exits_1_naming_the_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -76,6 +76,36 @@ async def test_without_catch_up_a_missed_slot_is_skipped() -> None:
     assert await ledger(store, catch_up=None).first_slot(DAILY, SLOT + MINUTE) == SLOT + DAY
 
 
+async def test_a_record_later_than_now_is_logged_at_start(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = tasks.MemoryStore()
+    await store.claim_slot("daily", SLOT + DAY)
+
+    with caplog.at_level(logging.WARNING, "looptime_tasks"):
+        first = await ledger(store, exclusive=True).first_slot(DAILY, SLOT + MINUTE)
+
+    assert first == SLOT + DAY
+    assert caplog.messages == [
+        f"Loop 'daily': the store {store.name} records a run at 2023-11-16T09:00:00+00:00,"
+        " later than now (2023-11-15T09:01:00+00:00): the clock went back, or the store was"
+        " written under another clock (a test or simulation on a production store?). Slots up"
+        " to that one count as run and are skipped (at most once)."
+    ]
+
+
+async def test_a_record_of_another_schedule_between_due_and_now_counts_as_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = tasks.MemoryStore()
+    await store.claim_slot("daily", SLOT + 30 * MINUTE)  # the 09:30 of an earlier schedule
+
+    with caplog.at_level(logging.WARNING, "looptime_tasks"):
+        first = await ledger(store).first_slot(DAILY, SLOT + 40 * MINUTE)
+
+    assert (first, caplog.messages) == (SLOT + DAY, [])
+
+
 async def test_start_exactly_on_a_slot_runs_it() -> None:
     assert await ledger(tasks.MemoryStore()).first_slot(DAILY, SLOT) == SLOT
 

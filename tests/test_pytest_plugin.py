@@ -1417,6 +1417,12 @@ def test_docs_options_table_lists_every_marker_option() -> None:
     assert sorted(listed) == sorted(MARKER_OPTIONS.split(", "))
 
 
+def test_docs_unknown_option_error_lists_every_marker_option() -> None:
+    text = (ROOT / "docs" / "testing.md").read_text(encoding="utf-8")
+
+    assert f"valid options are: {MARKER_OPTIONS}\n" in text
+
+
 def test_readme_testing_example_passes_in_strict_mode(pytester: pytest.Pytester) -> None:
     pytester.makeini(INI.replace("asyncio_mode = auto", "asyncio_mode = strict"))
     pytester.makepyfile(test_vt_readme=readme_test_example())

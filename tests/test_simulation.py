@@ -21,7 +21,8 @@ import pytest
 
 import looptime_tasks as tasks
 from looptime_tasks._report import PLOT_HINT
-from looptime_tasks._script import parse_duration, parse_start, parse_zone
+from looptime_tasks._script import parse_duration, parse_start
+from looptime_tasks._zones import parse_zone
 from looptime_tasks.fakebot import Cog, FakeGuild
 from looptime_tasks.simulation import (
     ScriptError,
@@ -562,6 +563,30 @@ def test_runs_per_day_counts_local_dates_in_a_time_zone() -> None:
         date(2023, 12, 31): 1,
         date(2024, 1, 1): 3,
     }
+
+
+def test_runs_per_day_takes_a_zone_by_its_iana_name() -> None:
+    timeline = run_loops(every(6 * 3600), duration=86_400)
+
+    assert timeline.runs_per_day(tz="America/New_York") == timeline.runs_per_day(
+        tz=ZoneInfo("America/New_York")
+    )
+
+
+@pytest.mark.parametrize(
+    ("tz", "error", "message"),
+    [
+        (5, TypeError, r"^tz must be a datetime.tzinfo .* or an IANA zone name .* \(got 5\)\.$"),
+        ("Mars/Olympus", ValueError, r"^tz: unknown time zone 'Mars/Olympus'"),
+    ],
+)
+def test_a_bad_zone_for_a_timeline_query_is_an_error_naming_tz(
+    tz: object, error: type[Exception], message: str
+) -> None:
+    timeline = run_loops(every(6 * 3600), duration=86_400)
+
+    with pytest.raises(error, match=message):
+        timeline.summary(tz=tz)  # type: ignore[arg-type]
 
 
 def test_full_days_are_the_dates_wholly_inside_the_window() -> None:

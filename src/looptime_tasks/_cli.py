@@ -33,9 +33,9 @@ from looptime_tasks._script import (
     parse_duration,
     parse_latency,
     parse_start,
-    parse_zone,
     run_script,
 )
+from looptime_tasks._zones import parse_zone
 
 __all__ = ("PROG", "explore_main", "main", "simulate_main")
 

@@ -10,6 +10,9 @@ Design decisions (the user-facing version is docs/stores.md):
   its earlier slots (a first deploy at 09:10 of a daily 09:00 job), so nothing is caught up, as
   APScheduler and cron do not run a job's slots from before it existed. It also keeps at most
   once when a store is replaced by an empty one: what cannot be known to be missed is not run.
+* **A record from the future is reported.** A recorded slot later than "now" (the clock went
+  back, or a test runs on a production store) is logged as a WARNING at start, since an
+  exclusive loop skips every slot up to it (they count as run).
 * **A failing store never stops a loop.** Every `StoreError` is logged (ERROR, on the
   ``looptime_tasks`` logger; the message names the store) and the loop keeps its schedule:
   - reading the last slot at start fails: no catch-up (we cannot tell whether it ran);
@@ -114,6 +117,21 @@ class Ledger:
                 " keeps its schedule",
                 self.loop_name,
                 error,
+            )
+            return upcoming
+        if last is not None and last > now_ns:
+            # Never silent: an exclusive loop would skip every slot up to that record.
+            _logger.warning(
+                "Loop %r: the store %s records a run at %s, later than now (%s): the clock went"
+                " back, or the store was written under another clock (a test or simulation on"
+                " a production store?). %s",
+                self.loop_name,
+                self.store.name,
+                _iso(last),
+                _iso(now_ns),
+                "Slots up to that one count as run and are skipped (at most once)."
+                if self.exclusive
+                else "No catch-up on this start.",
             )
             return upcoming
         if last is None or last >= due:

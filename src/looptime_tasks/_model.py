@@ -30,7 +30,7 @@ from looptime_tasks._recording import (
     task_name,
 )
 from looptime_tasks._units import NS_PER_MICROSECOND, from_epoch_ns
-from looptime_tasks._zones import DstChange, midnight, offset_changes, zone_name
+from looptime_tasks._zones import DstChange, as_zone, midnight, offset_changes, zone_name
 from looptime_tasks.fakebot import Incident, SentMessage
 
 __all__ = (
@@ -220,6 +220,9 @@ class LoopHistory:
             outcome ``"completed"``, ``"stopped"``, ``"cancelled"`` or ``"failed"``.
         starts: When each of its runs (``start()`` to end) began, with the `Loop` that ran it
             (after a process restart, a new one): ``(when, loop)``.
+        starts_monotonic: The same instants on the event loop's clock, in seconds (unmoved by
+            wall-clock jumps).
+        endings_monotonic: The instants of ``endings`` on the event loop's clock, in seconds.
     """
 
     name: str
@@ -228,6 +231,8 @@ class LoopHistory:
     errors: tuple[Failure, ...]
     endings: tuple[tuple[datetime, str], ...]
     starts: tuple[tuple[datetime, Loop[Any]], ...] = ()
+    starts_monotonic: tuple[float, ...] = ()
+    endings_monotonic: tuple[float, ...] = ()
 
     @property
     def failures(self) -> tuple[Failure, ...]:
@@ -280,6 +285,8 @@ class _LoopBuilder:
         self.errors: list[Failure] = []
         self.endings: list[tuple[datetime, str]] = []
         self.starts: list[tuple[datetime, Loop[Any]]] = []
+        self.starts_monotonic: list[float] = []
+        self.endings_monotonic: list[float] = []
         self.open: dict[int, tuple[int, _OpenRun]] = {}
         self.session = -1
         self.request: tuple[float, datetime, int] | None = None  # stop/cancel: when, where
@@ -293,6 +300,8 @@ class _LoopBuilder:
             tuple(self.errors),
             tuple(self.endings),
             tuple(self.starts),
+            tuple(self.starts_monotonic),
+            tuple(self.endings_monotonic),
         )
 
 
@@ -431,6 +440,7 @@ class TimelineModel:
             elif kind is _STARTED:
                 builder.session += 1
                 builder.starts.append((wall(index), loops[index]))
+                builder.starts_monotonic.append(monotonic[index])
                 builder.open = {}
                 builder.request = None
             elif kind is _STOP_REQUESTED or kind is _CANCEL_REQUESTED:
@@ -440,6 +450,7 @@ class TimelineModel:
             elif kind is _ENDED:
                 outcome = extras[index][2] or "failed"
                 builder.endings.append((wall(index), outcome))
+                builder.endings_monotonic.append(monotonic[index])
                 end_monotonic, ended, end_index = builder.request or (
                     monotonic[index],
                     wall(index),
@@ -590,14 +601,17 @@ class TimelineModel:
             for earlier, later in itertools.pairwise(runs)
         ]
 
-    def days(self, tz: tzinfo = UTC) -> list[date]:
-        """Every local date (in *tz*) the window touches, in order."""
+    def days(self, tz: tzinfo | str = UTC) -> list[date]:
+        """Every local date (in *tz*, a zone or its IANA name) the window touches, in order."""
+        tz = as_zone(tz)
         first = self.start.astimezone(tz).date()
         last = (self.end - ONE_MICROSECOND).astimezone(tz).date()
         return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
 
-    def full_days(self, tz: tzinfo = UTC) -> list[date]:
-        """The local dates (in *tz*) whose whole day lies inside the window."""
+    def full_days(self, tz: tzinfo | str = UTC) -> list[date]:
+        """The local dates (in *tz*, a zone or its IANA name) whose whole day lies inside the
+        window."""
+        tz = as_zone(tz)
         start_utc = self.start.astimezone(UTC)
         return [
             day
@@ -605,13 +619,14 @@ class TimelineModel:
             if midnight(day, tz) >= start_utc and midnight(day + timedelta(days=1), tz) <= self.end
         ]
 
-    def runs_per_day(self, loop: LoopSelector = None, *, tz: tzinfo = UTC) -> dict[date, int]:
+    def runs_per_day(self, loop: LoopSelector = None, *, tz: tzinfo | str = UTC) -> dict[date, int]:
         """How many iterations started on each local date of the window (zero included).
 
         Args:
             loop: A loop name, a `Loop`, or None for every loop.
-            tz: The zone whose dates count (default UTC).
+            tz: The zone whose dates count, or its IANA name (default UTC).
         """
+        tz = as_zone(tz)
         counts = dict.fromkeys(self.days(tz), 0)
         for run in self.runs(loop):
             day = run.started.astimezone(tz).date()
@@ -731,14 +746,14 @@ class TimelineModel:
                     found[id(run)] = inside
         return found
 
-    def dst_changes(self, tz: tzinfo | None = None) -> tuple[DstChange, ...]:
+    def dst_changes(self, tz: tzinfo | str | None = None) -> tuple[DstChange, ...]:
         """The UTC-offset changes inside the window of every zone the loops' times use.
 
         Args:
-            tz: A further zone to include (the display zone, say).
+            tz: A further zone to include (the display zone, say), or its IANA name.
         """
         zones: dict[str, tzinfo] = {}
-        candidates: list[tzinfo | None] = [tz]
+        candidates: list[tzinfo | None] = [None if tz is None else as_zone(tz)]
         for history in self.loops:
             candidates.extend(t.tzinfo for t in history.loop.time or ())
         for zone in candidates:

@@ -20,7 +20,12 @@ Design decisions:
 - **A run matches the planned slot it ran for** (its ``scheduled`` instant, to the
   millisecond), once: a second run of one slot, or a run of an unplanned slot, is extra. It is
   *caught up* when its slot is older than the start that ran it (the store's catch-up), *late*
-  when it started more than the loop's ``jitter`` after its slot, else *on time*.
+  when it started more than the loop's ``jitter`` plus 0.1 s after its slot, else *on time*.
+  The grace: real work a run waits for (a store's claim, a real database) takes real
+  milliseconds, which virtual time follows; a bot's run is not late for that.
+- **After a wall-clock jump** (`Simulation.jump_wall`) a loop counted from its start keeps its
+  grid on the event loop's clock, so its later slots move with the jump; wall schedules do not
+  move, and the window ends at the wall clock's last instant.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ PlanMark: TypeAlias = Literal["on_time", "late", "caught_up", "extra"]
 """How a run compares with the plan."""
 
 _MATCH: Final = timedelta(milliseconds=1)
+_GRACE: Final = timedelta(milliseconds=100)
 _CHUNK: Final = 1024
 _ONE_MICROSECOND: Final = timedelta(microseconds=1)
 
@@ -51,12 +57,13 @@ class Plan:
         loop: The name of the loop (see `LoopHistory.name`).
         planned: The slots its schedule planned while it was meant to run (aware, UTC), in
             order.
-        on_time: The runs that started on their planned slot (within the loop's ``jitter``).
+        on_time: The runs that started on their planned slot (within ``tolerance``).
         late: The runs that started later than that, in the same start of the loop.
         caught_up: The runs of a slot due before the start that ran them (``catch_up``).
         extra: The runs of no planned slot, or of a slot that had run already.
         missed: The planned slots no run ran for.
-        tolerance: How late a run may start and still be on time: the loop's ``jitter``.
+        tolerance: How late a run may start and still be on time: the loop's ``jitter`` plus
+            0.1 s (real work a run waits for, such as a store's claim, takes real time).
     """
 
     loop: str
@@ -115,9 +122,14 @@ def compare(timeline: TimelineModel, history: LoopHistory) -> Plan | None:
         first_runs.setdefault(run.session, run)
     if any(_anchored(loop) and _interval(loop) <= 0 for _, loop in starts):
         return None
+    steps = _wall_steps(timeline)
     planned: list[datetime] = []
     for session, (started, loop) in enumerate(starts):
-        until = starts[session + 1][0] if session + 1 < len(starts) else timeline.end
+        if session + 1 < len(starts):
+            until, until_monotonic = starts[session + 1][0], history.starts_monotonic[session + 1]
+        else:  # the wall clock at the end of the window, moved by its jumps
+            until = timeline.end + timedelta(seconds=steps[-1][1] if steps else 0)
+            until_monotonic = timeline.duration.total_seconds()
         if session < len(history.endings):
             ended, outcome = history.endings[session]
             on_purpose = outcome in ("completed", "stopped") or (
@@ -125,18 +137,27 @@ def compare(timeline: TimelineModel, history: LoopHistory) -> Plan | None:
             )
             if on_purpose:
                 until = min(until, ended)
+                until_monotonic = min(until_monotonic, history.endings_monotonic[session])
+        if not _anchored(loop):
+            planned.extend(_slots(loop, started, until))
+            continue
         first = first_runs.get(session)
-        anchor = started
-        if first is not None and _anchored(loop):
+        anchor, anchor_monotonic = started, history.starts_monotonic[session]
+        if first is not None:
             anchor = first.scheduled or first.started
-        planned.extend(_slots(loop, anchor, until))
+            anchor_monotonic = first.start_monotonic - (first.started - anchor).total_seconds()
+        if steps:
+            planned.extend(_moved_slots(loop, anchor, anchor_monotonic, until_monotonic, steps))
+        else:
+            planned.extend(_slots(loop, anchor, until))
+    planned.sort()  # a wall-clock jump back plans later slots at earlier instants
     jitter = history.loop.jitter
-    tolerance = timedelta(seconds=jitter or 0)
+    tolerance = timedelta(seconds=jitter or 0) + _GRACE
     matched = [False] * len(planned)
     groups: dict[PlanMark, list[Run]] = {"on_time": [], "late": [], "caught_up": [], "extra": []}
     for run in history.runs:
-        index = _nearest(planned, run.scheduled)
-        if index is None or matched[index]:
+        index = _nearest(planned, matched, run.scheduled)
+        if index is None:
             groups["extra"].append(run)
             continue
         matched[index] = True
@@ -175,6 +196,45 @@ def _slots(loop: Loop[Any], after: datetime, until: datetime) -> list[datetime]:
         after = found[-1] + _ONE_MICROSECOND
 
 
+def _moved_slots(
+    loop: Loop[Any],
+    anchor: datetime,
+    anchor_monotonic: float,
+    until_monotonic: float,
+    steps: list[tuple[float, float]],
+) -> list[datetime]:
+    """The slots of a loop counted from its start, where the wall clock jumped: its grid is on
+    the event loop's clock (anchored at *anchor*, *anchor_monotonic* seconds), so each slot
+    moves by the jumps between the anchor and itself."""
+    instants = [instant for instant, _ in steps]
+
+    def moved(monotonic: float) -> float:
+        index = bisect.bisect_left(instants, monotonic)
+        return steps[index - 1][1] if index else 0.0
+
+    before = moved(anchor_monotonic)
+    until = anchor + timedelta(seconds=until_monotonic - anchor_monotonic)
+    found = []
+    for slot in _slots(loop, anchor, until):
+        monotonic = anchor_monotonic + (slot - anchor).total_seconds()
+        found.append(slot + timedelta(seconds=moved(monotonic) - before))
+    return found
+
+
+def _wall_steps(timeline: TimelineModel) -> list[tuple[float, float]]:
+    """The simulation's wall-clock jumps (`Simulation.jump_wall`), in order: when each happened
+    on the event loop's clock and the sum of the steps up to it, both in seconds."""
+    steps: list[tuple[float, float]] = []
+    total = 0.0
+    for incident in timeline.incidents:
+        if incident.kind == "wall_jump" and incident.seconds:
+            # Its wall instant is start + monotonic + the earlier steps.
+            instant = (incident.at - timeline.start).total_seconds() - total
+            total += incident.seconds
+            steps.append((instant, total))
+    return steps
+
+
 def _anchored(loop: Loop[Any]) -> bool:
     """Whether the loop's slots count from its start: a relative loop without a store."""
     return loop.time is None and loop.cron is None and loop.store is None
@@ -185,11 +245,12 @@ def _interval(loop: Loop[Any]) -> float:
     return (loop.hours or 0) * 3600 + (loop.minutes or 0) * 60 + (loop.seconds or 0)
 
 
-def _nearest(planned: list[datetime], slot: datetime | None) -> int | None:
-    """The index of the planned slot within a millisecond of *slot*, if any."""
-    if slot is None or not planned:
+def _nearest(planned: list[datetime], matched: list[bool], slot: datetime | None) -> int | None:
+    """The index of the nearest planned slot not yet matched within a millisecond of *slot*, if
+    any (after a wall-clock jump back, two planned slots can share an instant)."""
+    if slot is None:
         return None
-    index = bisect.bisect_left(planned, slot)
-    candidates = [i for i in (index - 1, index) if 0 <= i < len(planned)]
-    best = min(candidates, key=lambda i: abs(planned[i] - slot))
-    return best if abs(planned[best] - slot) <= _MATCH else None
+    low = bisect.bisect_left(planned, slot - _MATCH)
+    high = bisect.bisect_right(planned, slot + _MATCH)
+    free = [index for index in range(low, high) if not matched[index]]
+    return min(free, key=lambda index: abs(planned[index] - slot), default=None)

@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Final, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from looptime_tasks._simulation import (
     DEFAULT_DURATION,
@@ -31,6 +30,7 @@ from looptime_tasks._simulation import (
     simulate,
 )
 from looptime_tasks._timeline import Timeline
+from looptime_tasks._zones import parse_zone
 from looptime_tasks.fakebot import HttpFaults
 
 __all__ = (
@@ -43,7 +43,6 @@ __all__ = (
     "parse_duration",
     "parse_latency",
     "parse_start",
-    "parse_zone",
     "run_script",
 )
 
@@ -146,6 +145,10 @@ def _execute(path: Path) -> ModuleType:
         raise ScriptError(f"cannot load {str(path)!r} as a Python module (is it a .py file?)")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses and typing look modules up while they execute
+    # As `python script.py` does: the script imports the bot's modules that sit beside it.
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
@@ -357,19 +360,3 @@ def parse_start(text: str) -> datetime:
             f"(got {text!r})"
         ) from None
     return moment if moment.utcoffset() is not None else moment.replace(tzinfo=UTC)
-
-
-def parse_zone(name: str) -> tzinfo:
-    """The zone of that IANA name (``UTC``, ``Europe/London``…).
-
-    Raises:
-        ValueError: If no such zone exists.
-    """
-    if name.upper() in ("UTC", "Z"):
-        return UTC
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone {name!r}; use an IANA name such as Europe/London"
-        ) from None

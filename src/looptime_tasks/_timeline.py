@@ -23,6 +23,7 @@ from looptime_tasks._export import CSV_COLUMNS, timeline_dict, write_csv
 from looptime_tasks._model import LoopSelector, TimelineModel
 from looptime_tasks._plan import Plan, compare
 from looptime_tasks._report import render_listing, render_plot, render_summary
+from looptime_tasks._zones import as_zone
 
 __all__ = ("Timeline",)
 
@@ -81,21 +82,21 @@ class Timeline(TimelineModel):
 
     # Text --------------------------------------------------------------------------------------
 
-    def summary(self, *, tz: tzinfo = UTC, show: int = 10, per_day: int = 14) -> str:
+    def summary(self, *, tz: tzinfo | str = UTC, show: int = 10, per_day: int = 14) -> str:
         """A readable report: the window, a table per loop, planned against actual runs, runs
         per day, DST changes, the first and last runs in order, messages and errors.
 
         Args:
-            tz: The zone to show times and dates in.
+            tz: The zone to show times and dates in, or its IANA name.
             show: How many runs to list from the start and from the end of the window.
             per_day: Show the runs-per-day table when the window has at most this many days.
         """
-        return render_summary(self, self.plans(), tz=tz, show=show, per_day=per_day)
+        return render_summary(self, self.plans(), tz=as_zone(tz), show=show, per_day=per_day)
 
     def listing(
         self,
         *,
-        tz: tzinfo = UTC,
+        tz: tzinfo | str = UTC,
         first: int = 10,
         last: int = 10,
         since: datetime | None = None,
@@ -109,7 +110,7 @@ class Timeline(TimelineModel):
         ``last``-th last run are shown, with a line saying what was left out.
 
         Args:
-            tz: The zone to show times and dates in.
+            tz: The zone to show times and dates in, or its IANA name.
             first: How many runs to show from the start.
             last: How many runs to show from the end.
             since: Show only entries at or after this instant (aware).
@@ -118,11 +119,11 @@ class Timeline(TimelineModel):
                 `Loop`); None shows everything.
         """
         return render_listing(
-            self, tz=tz, first=first, last=last, since=since, until=until, loop=loop
+            self, tz=as_zone(tz), first=first, last=last, since=since, until=until, loop=loop
         )
 
     def plot(
-        self, path: str | os.PathLike[str], *, tz: tzinfo = UTC, title: str | None = None
+        self, path: str | os.PathLike[str], *, tz: tzinfo | str = UTC, title: str | None = None
     ) -> Path:
         """Draw the timeline as a PNG: one lane per loop, a mark per run.
 
@@ -133,7 +134,7 @@ class Timeline(TimelineModel):
 
         Args:
             path: Where to write the PNG.
-            tz: The zone of the time axis.
+            tz: The zone of the time axis, or its IANA name.
             title: The figure title; a description of the window by default.
 
         Returns:
@@ -142,7 +143,7 @@ class Timeline(TimelineModel):
         Raises:
             ImportError: If matplotlib is not installed (the message says how to install it).
         """
-        return render_plot(self, self.plans(), Path(path), tz=tz, title=title)
+        return render_plot(self, self.plans(), Path(path), tz=as_zone(tz), title=title)
 
     # Export ------------------------------------------------------------------------------------
 

@@ -9,8 +9,53 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ("DstChange", "format_offset", "midnight", "offset_changes", "zone_name")
+__all__ = (
+    "DstChange",
+    "as_zone",
+    "format_offset",
+    "midnight",
+    "offset_changes",
+    "parse_zone",
+    "zone_name",
+)
+
+
+def parse_zone(name: str) -> tzinfo:
+    """The zone of that IANA name (``UTC``, ``Europe/London``…).
+
+    Raises:
+        ValueError: If no such zone exists.
+    """
+    if name.upper() in ("UTC", "Z"):
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r}; use an IANA name such as Europe/London"
+        ) from None
+
+
+def as_zone(tz: object) -> tzinfo:
+    """A timeline method's ``tz``: a ``tzinfo``, or an IANA name as ``loop(tz=...)`` takes.
+
+    Raises:
+        TypeError: If *tz* is neither.
+        ValueError: If *tz* names no zone.
+    """
+    if isinstance(tz, tzinfo):
+        return tz
+    if isinstance(tz, str):
+        try:
+            return parse_zone(tz)
+        except ValueError as exc:
+            raise ValueError(f"tz: {exc}") from None
+    raise TypeError(
+        "tz must be a datetime.tzinfo (such as a zoneinfo.ZoneInfo) or an IANA zone name such"
+        f" as 'Europe/London' (got {tz!r})."
+    )
 
 
 def zone_name(zone: tzinfo) -> str:
