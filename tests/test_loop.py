@@ -178,6 +178,28 @@ async def test_start_passes_arguments_to_the_body() -> None:
     assert seen == [(7, "seven")]
 
 
+async def test_start_with_arguments_the_body_does_not_take_raises_at_once() -> None:
+    @tasks.loop(seconds=1)
+    async def body(number: int) -> None: ...
+
+    with pytest.raises(
+        TypeError,
+        match=r"^start\(\) arguments do not fit .*body\(number\): missing a"
+        r" required argument: 'number'$",
+    ):
+        body.start()  # type: ignore[call-arg]
+    assert not body.is_running()
+
+
+async def test_start_on_the_class_of_a_cog_says_to_start_it_on_an_instance() -> None:
+    class Cog:
+        @tasks.loop(seconds=1)
+        async def body(self) -> None: ...
+
+    with pytest.raises(TypeError, match=r"starts on an instance: instance\.loop\.start\(\)$"):
+        Cog.body.start()  # type: ignore[call-arg]
+
+
 async def test_call_runs_the_body_once_without_touching_state() -> None:
     @tasks.loop(seconds=1)
     async def body(value: int) -> int:

@@ -678,6 +678,7 @@ class Loop(Generic[LF]):
         Raises:
             RuntimeError: If no event loop is running, or the loop's task is not finished, or
                 another running loop has this loop's name and store.
+            TypeError: If the body does not take these arguments.
         """
         try:
             event_loop = asyncio.get_running_loop()
@@ -688,6 +689,7 @@ class Loop(Generic[LF]):
             ) from None
         if self._task is not None and not self._task.done():
             raise RuntimeError("Task is already launched and is not completed.")
+        self._check_arguments(args, kwargs)
         ledger = None
         if self._store is not None:
             ledger = Ledger(
@@ -703,6 +705,25 @@ class Loop(Generic[LF]):
         self._task = event_loop.create_task(self._main(run, args, kwargs), name=self._name)
         self._task.add_done_callback(self._task_done)
         return self._task
+
+    def _check_arguments(self, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
+        """Refuse at ``start()`` what the body cannot take, rather than in its first run."""
+        try:
+            signature = inspect.signature(self.coro)
+        except (TypeError, ValueError):
+            return  # a callable without a signature to check against
+        try:
+            signature.bind(*self._instance, *args, **kwargs)
+        except TypeError as exc:
+            hint = ""
+            if not self._instance and next(iter(signature.parameters), None) == "self":
+                hint = "; a loop defined in a class starts on an instance: instance.loop.start()"
+            name = getattr(self.coro, "__qualname__", repr(self.coro))
+            bare = signature.replace(  # the parameters alone: annotations may be strings
+                parameters=[p.replace(annotation=p.empty) for p in signature.parameters.values()],
+                return_annotation=signature.empty,
+            )
+            raise TypeError(f"start() arguments do not fit {name}{bare}: {exc}{hint}") from None
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled():
