@@ -187,9 +187,9 @@ def test_advance_to_reaches_the_wall_clock_instant() -> None:
 @pytest.mark.parametrize(
     ("seconds", "message"),
     [
-        (-1, r"^seconds must be a finite number of seconds >= 0 \(got -1\)$"),
-        (math.nan, r"^seconds must be a finite number of seconds >= 0 \(got nan\)$"),
-        (math.inf, r"^seconds must be a finite number of seconds >= 0 \(got inf\)$"),
+        (-1, r"^seconds must be a finite number of seconds >= 0 \(got -1\)\.$"),
+        (math.nan, r"^seconds must be a finite number of seconds >= 0 \(got nan\)\.$"),
+        (math.inf, r"^seconds must be a finite number of seconds >= 0 \(got inf\)\.$"),
         (timedelta(seconds=-1), r"^seconds must be >= 0 \(got datetime\.timedelta\(days=-1, "),
     ],
 )
@@ -209,7 +209,7 @@ def test_advance_rejects_a_non_number() -> None:
 
     with pytest.raises(
         TypeError,
-        match=r"^seconds must be a number of seconds or a timedelta \(got '5' of type str\)$",
+        match=r"^seconds must be a number of seconds or a timedelta \(got '5' of type str\)\.$",
     ):
         run(main())
 

@@ -90,8 +90,22 @@ def test_hook_decorator_rejects_a_plain_function() -> None:
 def test_name_must_be_a_string() -> None:
     async def body() -> None: ...
 
-    with pytest.raises(TypeError, match=r"^name must be a str or None \(got 5\)$"):
+    with pytest.raises(TypeError, match=r"^name must be a str or None \(got 5\)\.$"):
         tasks.loop(seconds=1, name=5)(body)  # type: ignore[call-overload]
+
+
+def test_name_must_not_be_empty() -> None:
+    async def body() -> None: ...
+
+    with pytest.raises(ValueError, match=r"^name must be a non-empty str or None \(got ''\)\.$"):
+        tasks.loop(seconds=1, name="")(body)
+
+
+def test_reconnect_must_be_a_bool() -> None:
+    async def body() -> None: ...
+
+    with pytest.raises(TypeError, match=r"^reconnect must be a bool \(got 'yes'\)\.$"):
+        tasks.loop(seconds=1, reconnect="yes")(body)  # type: ignore[call-overload]
 
 
 def test_invalid_change_interval_changes_nothing() -> None:

@@ -159,7 +159,7 @@ async def test_retry_of_a_time_loop_reports_next_iteration_in_the_slot_zone() ->
         (
             {"seconds": 5, "jitter": -1},
             ValueError,
-            r"^jitter must be a finite number of seconds >= 0 \(got -1\)$",
+            r"^jitter must be a finite number of seconds >= 0 \(got -1\)\.$",
         ),
         (
             {"seconds": 5, "store": tasks.MemoryStore()},
@@ -192,7 +192,18 @@ async def test_retry_of_a_time_loop_reports_next_iteration_in_the_slot_zone() ->
         (
             {"seconds": 5, "store": tasks.MemoryStore(), "name": "job", "lease": 0},
             ValueError,
-            r"^lease must be > 0 seconds \(got 0\)\.$",
+            r"^lease must be a finite number of seconds > 0 \(got 0\)\.$",
+        ),
+        (
+            {"seconds": 5, "store": tasks.MemoryStore(), "name": "job", "lease": -5},
+            ValueError,
+            r"^lease must be a finite number of seconds > 0 \(got -5\)\.$",
+        ),
+        (
+            {"seconds": 5, "store": tasks.MemoryStore(), "name": "job", "lease": 30},
+            TypeError,
+            r"^lease= is the lease of an exclusive loop: it needs exclusive=True and a store="
+            r" \(got lease=30\)\.$",
         ),
     ],
 )

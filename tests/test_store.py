@@ -341,6 +341,23 @@ def test_a_path_is_an_sqlite_store(tmp_path: Path) -> None:
     assert store.name == f"sqlite:{tmp_path / 'state.sqlite3'}"
 
 
+def test_an_empty_store_path_is_a_value_error_naming_store() -> None:
+    with pytest.raises(
+        ValueError, match=r"^store must name an SQLite file \(got an empty path\)\.$"
+    ):
+        as_store("")
+
+
+def test_a_folder_as_store_path_is_a_value_error_naming_store(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"^store must name an SQLite file, not a folder \(got "):
+        as_store(tmp_path)
+
+
+def test_a_folder_as_sqlite_store_path_is_a_value_error_naming_path(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"^path must name an SQLite file, not a folder"):
+        tasks.SQLiteStore(tmp_path)
+
+
 def test_sqlite_busy_timeout_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match=r"^busy_timeout must be >= 0 seconds \(got -1\)\.$"):
         tasks.SQLiteStore("x.sqlite3", busy_timeout=-1)

@@ -90,6 +90,8 @@ _S = TypeVar("_S")
 _HookT = TypeVar("_HookT", bound=_CoroutineFunction)
 _LoopT = TypeVar("_LoopT", bound="Loop[Any]")
 
+_DEFAULT_LEASE_NS: Final = 60 * NS_PER_SECOND
+
 # asyncio fires a timer up to its clock resolution (VirtualEventLoop: 1 us) before the deadline.
 # A slot that close counts as due: re-arming the same deadline would only fire early again, and
 # on virtual time, where nothing moves the clock while callbacks are ready, forever.
@@ -534,13 +536,22 @@ class Loop(Generic[LF]):
             )
         self._overlap = validate_overlap(overlap)
         if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a str or None (got {name!r})")
+            raise TypeError(f"name must be a str or None (got {name!r}).")
+        if name == "":
+            raise ValueError("name must be a non-empty str or None (got '').")
+        if not isinstance(reconnect, bool):
+            raise TypeError(f"reconnect must be a bool (got {reconnect!r}).")
         self._jitter = None if jitter is None else seconds_to_ns(jitter, "jitter") / NS_PER_SECOND
         self._store: Store | None = None
         self._owns_store = False  # whether the loop made the store (from a path) and closes it
         self._catch_up_ns: int | None = None
         self._exclusive = False
-        self._lease_ns = seconds_to_ns(lease, "lease")
+        try:
+            self._lease_ns = seconds_to_ns(lease, "lease")
+        except ValueError:
+            self._lease_ns = 0  # negative: refused below with 0, in the same words
+        if self._lease_ns <= 0:
+            raise ValueError(f"lease must be a finite number of seconds > 0 (got {lease!r}).")
         if store is not None:
             if name is None:
                 raise TypeError(
@@ -560,8 +571,11 @@ class Loop(Generic[LF]):
             raise TypeError(f"exclusive must be a bool (got {exclusive!r}).")
         if exclusive and store is None:
             raise TypeError("exclusive=True needs a store= to hold the lease (got store=None).")
-        if self._lease_ns <= 0:
-            raise ValueError(f"lease must be > 0 seconds (got {lease!r}).")
+        if not exclusive and self._lease_ns != _DEFAULT_LEASE_NS:
+            raise TypeError(
+                f"lease= is the lease of an exclusive loop: it needs exclusive=True and a store="
+                f" (got lease={lease!r})."
+            )
         self._exclusive = exclusive
         self.coro: LF = coro
         self.reconnect = reconnect

@@ -129,7 +129,7 @@ def as_store(store: object) -> Store:
         TypeError: ``store`` is neither.
     """
     if isinstance(store, str | os.PathLike):
-        return SQLiteStore(store)
+        return SQLiteStore(_sqlite_file(store, "store"))
     if isinstance(store, Store):
         return store
     raise TypeError(
@@ -215,6 +215,15 @@ _LEASE = (
 )
 
 
+def _sqlite_file(path: str | os.PathLike[str], parameter: str) -> str | os.PathLike[str]:
+    """Refuse a path that can never be an SQLite file: empty, or an existing folder."""
+    if not os.fspath(path):
+        raise ValueError(f"{parameter} must name an SQLite file (got an empty path).")
+    if Path(path).is_dir():
+        raise ValueError(f"{parameter} must name an SQLite file, not a folder (got {path!r}).")
+    return path
+
+
 class SQLiteStore(_Closing):
     """A store in an SQLite file, shared safely by the processes of one host.
 
@@ -230,6 +239,7 @@ class SQLiteStore(_Closing):
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
         if not isinstance(path, str | os.PathLike):
             raise TypeError(f"path must be a str or os.PathLike (got {path!r}).")
+        path = _sqlite_file(path, "path")
         if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, int | float):
             raise TypeError(f"busy_timeout must be a number of seconds (got {busy_timeout!r}).")
         if not busy_timeout >= 0:

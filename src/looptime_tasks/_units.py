@@ -83,15 +83,15 @@ def seconds_to_ns(seconds: float | timedelta, name: str) -> int:
     if isinstance(seconds, timedelta):
         ns = timedelta_to_ns(seconds)  # exact: timedelta has integer fields
         if ns < 0:
-            raise ValueError(f"{name} must be >= 0 (got {seconds!r})")
+            raise ValueError(f"{name} must be >= 0 (got {seconds!r}).")
         return ns
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         raise TypeError(
             f"{name} must be a number of seconds or a timedelta "
-            f"(got {seconds!r} of type {type(seconds).__name__})"
+            f"(got {seconds!r} of type {type(seconds).__name__})."
         )
     if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"{name} must be a finite number of seconds >= 0 (got {seconds!r})")
+        raise ValueError(f"{name} must be a finite number of seconds >= 0 (got {seconds!r}).")
     if isinstance(seconds, int):
         return seconds * NS_PER_SECOND
     # round(), not int(): 0.1 s must be 100_000_000 ns, not 99_999_999 because 0.1 * 1e9 is
