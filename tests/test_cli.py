@@ -114,6 +114,15 @@ def test_simulate_without_a_path_exits_2(capsys: pytest.CaptureFixture[str]) -> 
         (["--seed", "1.5"], "argument --seed: invalid int value: '1.5'"),
         (["--tz", "Mars/Base"], "argument --tz: unknown time zone 'Mars/Base'"),
         (["--days", "1", "--hours", "2"], "argument --hours: not allowed with argument --days"),
+        (["--days", "1e9"], "argument --days: must be under 2**33 seconds (about 272 years)"),
+        (["--days", "150000"], "argument --days: must be under 2**33 seconds (about 272 years)"),
+        (["--duration", "P200000D"], "argument --duration: must be under 2**33 seconds"),
+        (["--show", "-1"], "argument --show: must be a whole number >= 0 (got '-1')"),
+        (["--csv", "."], "argument --csv: is a folder, not a file (got '.')"),
+        (
+            ["--json", "/no-such-folder/t.json"],
+            "argument --json: no such folder: '/no-such-folder'",
+        ),
     ],
 )
 def test_bad_options_exit_2_with_a_message(

@@ -449,6 +449,13 @@ def test_duration_rejects_other_types() -> None:
         simulate(setup, duration="1d")  # type: ignore[arg-type]
 
 
+def test_duration_must_end_before_the_virtual_clocks_horizon() -> None:
+    async def setup(sim: Simulation) -> None: ...
+
+    with pytest.raises(ValueError, match=r"^duration must be under 2\*\*33 seconds \(about 272"):
+        simulate(setup, duration=timedelta(days=150_000))
+
+
 def test_autojump_cannot_be_turned_off() -> None:
     async def setup(sim: Simulation) -> None: ...
 

@@ -3,6 +3,7 @@ byte, and a Dask cluster as the executor."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -143,6 +144,15 @@ def test_explore_runs_a_setup_function_with_its_check() -> None:
     assert found.passed
     assert found.replay_commands == {}
     assert all(error.startswith("check failed (") for error in found.errors.values())
+
+
+def test_explore_without_a_check_says_that_seeds_fail_only_by_raising() -> None:
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        found = explore(setup_ticks, 1, executor=pool, duration=timedelta(minutes=5))
+
+    assert found.summary().endswith(
+        "\nNo check(timeline): a seed failed only if its simulation raised."
+    )
 
 
 def test_explore_spreads_seeds_over_a_dask_cluster(script: Path, exploration: Exploration) -> None:

@@ -35,6 +35,7 @@ from looptime_tasks._script import (
     parse_start,
     run_script,
 )
+from looptime_tasks._units import HORIZON_SECONDS
 from looptime_tasks._zones import parse_zone
 
 __all__ = ("PROG", "explore_main", "main", "simulate_main")
@@ -97,6 +98,62 @@ def _positive_number(text: str) -> float:
     return value
 
 
+def _length(unit: str) -> Callable[[str], timedelta]:
+    """``--days`` and ``--hours``: a number > 0 of *unit*, as a timedelta."""
+
+    def convert(text: str) -> timedelta:
+        try:
+            return _within_horizon(timedelta(**{unit: _positive_number(text)}), text)
+        except OverflowError:  # beyond timedelta's own range
+            raise argparse.ArgumentTypeError(_TOO_LONG.format(text)) from None
+
+    return convert
+
+
+def _duration(text: str) -> timedelta:
+    """``--duration``: an ISO-8601 duration (`parse_duration`)."""
+    try:
+        length = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    except OverflowError:
+        raise argparse.ArgumentTypeError(_TOO_LONG.format(text)) from None
+    return _within_horizon(length, text)
+
+
+_TOO_LONG: Final = (
+    "must be under 2**33 seconds (about 272 years), the virtual clock's horizon (got {!r})"
+)
+
+
+def _within_horizon(length: timedelta, text: str) -> timedelta:
+    if length.total_seconds() >= HORIZON_SECONDS:
+        raise argparse.ArgumentTypeError(_TOO_LONG.format(text))
+    return length
+
+
+def _count(text: str) -> int:
+    """``--show``: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0 (got {text!r})")
+    return value
+
+
+def _output_file(text: str) -> Path:
+    """An output file's path, checked before the simulation runs rather than after it."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"is a folder, not a file (got {text!r})")
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"no such folder: {str(folder)!r} (got {text!r})")
+    return path
+
+
 def _argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         try:
@@ -131,15 +188,20 @@ def _make_parser(prog: str | None, *, with_path: bool) -> argparse.ArgumentParse
     parser.add_argument(
         "--show",
         metavar="N",
-        type=int,
+        type=_count,
         default=10,
         help="list the first N and last N runs (default: 10)",
     )
-    parser.add_argument("--json", metavar="FILE", help="write the timeline as JSON")
-    parser.add_argument("--csv", metavar="FILE", help="write one CSV row per run")
+    parser.add_argument(
+        "--json", metavar="FILE", type=_output_file, help="write the timeline as JSON"
+    )
+    parser.add_argument(
+        "--csv", metavar="FILE", type=_output_file, help="write one CSV row per run"
+    )
     parser.add_argument(
         "--plot",
         metavar="FILE",
+        type=_output_file,
         help="draw the timeline as a PNG (needs: pip install 'looptime-tasks[plot]')",
     )
     return parser
@@ -154,23 +216,19 @@ def _add_window_arguments(parser: argparse.ArgumentParser) -> None:
         "overrides START",
     )
     length = parser.add_mutually_exclusive_group()
-    length.add_argument("--days", metavar="N", type=_positive_number, help="simulate N days")
-    length.add_argument("--hours", metavar="N", type=_positive_number, help="simulate N hours")
+    length.add_argument("--days", metavar="N", type=_length("days"), help="simulate N days")
+    length.add_argument("--hours", metavar="N", type=_length("hours"), help="simulate N hours")
     length.add_argument(
         "--duration",
         metavar="ISO8601",
-        type=_argument_type(parse_duration),
+        type=_duration,
         help="simulate this long, e.g. P7D, PT36H, P1DT12H; overrides DURATION",
     )
 
 
 def _window_duration(args: argparse.Namespace) -> timedelta | None:
     """The duration ``--days``, ``--hours`` or ``--duration`` asks for, or None."""
-    if args.days is not None:
-        return timedelta(days=args.days)
-    if args.hours is not None:
-        return timedelta(hours=args.hours)
-    duration: timedelta | None = args.duration
+    duration: timedelta | None = args.days or args.hours or args.duration
     return duration
 
 
@@ -297,7 +355,7 @@ def _run_command(
         bar.close()
     if script.description:
         print(script.description, end="\n\n")
-    print(timeline.summary(tz=tz, show=max(args.show, 0)))
+    print(timeline.summary(tz=tz, show=args.show))
     try:
         if script.report is not None:
             extra = script.report(timeline)
@@ -395,7 +453,9 @@ def _explore_parser(prog: str | None) -> argparse.ArgumentParser:
         help="worker processes (default: the number of CPUs)",
     )
     parser.add_argument("--stop-first", action="store_true", help="stop at the first failing seed")
-    parser.add_argument("--json", metavar="FILE", help="write every seed's result as JSON")
+    parser.add_argument(
+        "--json", metavar="FILE", type=_output_file, help="write every seed's result as JSON"
+    )
     _add_window_arguments(parser)
     _add_world_arguments(parser)
     return parser

@@ -102,16 +102,29 @@ def make_cron_schedule(cron: object, tz: object = None) -> CronSchedule:
     try:
         sim = CronSim(expression, datetime.datetime(2000, 1, 1))
     except CronSimError as error:
-        # cronsim names the field ("Bad day-of-month"); 31 in February-only is day-of-month.
+        # cronsim names the field ("Bad day-of-month"), also for a day no month given has (31 2).
         name = next((field for field in _FIELDS if str(error) == f"Bad {field}"), None)
         if name is None:  # not a message of cronsim 2.x
             raise ValueError(f"cron is invalid: {error} (got {cron!r}).") from None
         part = parts[_FIELDS.index(name)]
+        if name == "day-of-month" and _valid(" ".join([*parts[:3], "*", parts[4]])):
+            raise ValueError(
+                f"cron matches no date: day-of-month {part!r} never falls in month"
+                f" {parts[3]!r} (got {cron!r})."
+            ) from None
         raise ValueError(
             f"cron has an invalid {name} field {part!r} (accepted: {_ACCEPTED[name]}, and"
             f" lists, ranges and steps of them; got {cron!r})."
         ) from None
     return CronSchedule(cron, zone, sim)
+
+
+def _valid(expression: str) -> bool:
+    try:
+        CronSim(expression, datetime.datetime(2000, 1, 1))
+    except CronSimError:
+        return False
+    return True
 
 
 class CronSchedule:

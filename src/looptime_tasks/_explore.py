@@ -83,12 +83,15 @@ class Exploration:
         stopped_early: Whether ``stop_first`` stopped the sweep at the first failure.
         seconds: Real seconds the whole sweep took.
         jobs: How many workers ran it (None when an executor was given).
+        checked: Whether a check decided each seed; without one, a seed fails only when its
+            simulation raises.
     """
 
     results: tuple[SeedResult, ...]
     stopped_early: bool = False
     seconds: float = 0.0
     jobs: int | None = None
+    checked: bool = True
 
     @property
     def passed(self) -> list[int]:
@@ -128,6 +131,8 @@ class Exploration:
                 lines.append(f"seed {result.seed}: {result.error}")
                 if result.replay is not None:
                     lines.append(f"  replay: {result.replay}")
+        if not self.checked:
+            lines.append("No check(timeline): a seed failed only if its simulation raised.")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -218,11 +223,13 @@ def explore(
     target: str | SetupFunction
     if isinstance(script_or_setup, Script):
         target = str(script_or_setup.path)
+        checked = script_or_setup.check is not None
     elif isinstance(script_or_setup, str | os.PathLike):
         target = os.fspath(script_or_setup)
-        load_script(target)  # fail now, once, rather than in every worker
+        checked = load_script(target).check is not None  # fail now, not in every worker
     elif callable(script_or_setup):
         target = script_or_setup
+        checked = check is not None
     else:
         raise TypeError(
             f"script_or_setup must be a script path, a Script or a setup function "
@@ -263,7 +270,7 @@ def explore(
         if owned:
             pool.shutdown(wait=True, cancel_futures=True)
     results.sort(key=lambda result: result.seed)
-    return Exploration(tuple(results), stopped, time.perf_counter() - began, workers)
+    return Exploration(tuple(results), stopped, time.perf_counter() - began, workers, checked)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

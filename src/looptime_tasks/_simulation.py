@@ -49,7 +49,7 @@ from looptime_tasks._recording import (
     Recorder,
 )
 from looptime_tasks._timeline import Timeline
-from looptime_tasks._units import timedelta_to_ns
+from looptime_tasks._units import HORIZON_SECONDS, timedelta_to_ns
 from looptime_tasks.fakebot import FakeBot, HttpFaults, Incident, IncidentKind, SentMessage
 
 __all__ = (
@@ -672,4 +672,9 @@ def _check_duration(duration: object, label: str = "duration") -> timedelta:
         value = timedelta(seconds=value)
     if value <= timedelta(0):
         raise ValueError(f"{label} must be a timedelta or seconds > 0 (got {duration!r})")
+    if value.total_seconds() >= HORIZON_SECONDS:
+        raise ValueError(
+            f"{label} must be under 2**33 seconds (about 272 years), the virtual clock's horizon"
+            f" (got {duration!r})"
+        )
     return value

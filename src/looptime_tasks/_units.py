@@ -20,6 +20,7 @@ from typing import Final, Protocol, TypeVar
 
 __all__ = (
     "EPOCH",
+    "HORIZON_SECONDS",
     "NS_PER_DAY",
     "NS_PER_MICROSECOND",
     "NS_PER_SECOND",
@@ -37,6 +38,9 @@ NS_PER_MICROSECOND: Final = 1_000
 NS_PER_SECOND: Final = 1_000_000_000
 NS_PER_DAY: Final = 86_400 * NS_PER_SECOND
 _MICROSECOND: Final = timedelta(microseconds=1)
+#: Virtual loop time (seconds, about 272 years) beyond which timers never fire: up to it, the
+#: spacing of floats stays under the loop's 1 us clock resolution (see `_virtual_loop`).
+HORIZON_SECONDS: Final = 2**33
 
 _T_contra = TypeVar("_T_contra", contravariant=True)
 

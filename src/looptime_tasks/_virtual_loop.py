@@ -106,7 +106,7 @@ from ._diagnostics import (
 )
 from ._in_flight import InFlight, ThreadBudgetWarning, thread_count
 from ._ordering import Chooser, OrderedEventLoop
-from ._units import NS_PER_SECOND, resolve
+from ._units import HORIZON_SECONDS, NS_PER_SECOND, resolve
 from ._virtual_options import (
     DEFAULT_IO_WAIT,
     DEFAULT_STALL_LIMIT,
@@ -167,7 +167,7 @@ _SETTLE_PASSES: Final = 100
 
 _EPOLL: Any = getattr(select, "epoll", None)  # Linux only
 
-_HORIZON: Final = float(2**33)
+_HORIZON: Final = float(HORIZON_SECONDS)
 """Loop time (seconds, about 272 years) beyond which timers never fire: no jump goes past it.
 
 Up to here ``time() + _clock_resolution > time()`` is guaranteed (see ``_clock_resolution``) and
