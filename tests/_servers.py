@@ -4,7 +4,8 @@ Each server runs in a child process started by the test session, on the **stock*
 so its delays are real seconds whatever loop the test runs on. Loopback only.
 
 * ``tcp``: a raw TCP line server. Send ``b"<seconds>\\n"``; after that many real seconds it
-  replies ``b"done <seconds>\\n"``. Each line gets its reply; connections are independent.
+  replies ``b"done <seconds>\\n"``. Each line gets its reply, counted from its own arrival (a
+  quick reply overtakes a slow one on the same connection); connections are independent.
 * ``udp``: a UDP server. A datagram ``b"<seconds>"`` gets the datagram ``b"done <seconds>"``
   back after that many real seconds.
 * ``http``: an aiohttp server. ``GET /sleep?seconds=<seconds>`` replies ``done <seconds>``
@@ -62,16 +63,23 @@ class ChildServer:
 # --- in the child --------------------------------------------------------------------------
 
 
+async def _reply_later(writer: asyncio.StreamWriter, seconds: float) -> None:
+    await asyncio.sleep(seconds)
+    writer.write(f"done {seconds:g}\n".encode())
+
+
 async def _reply_to_lines(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    replies: set[asyncio.Task[None]] = set()
     try:
         while line := await reader.readline():
-            seconds = float(line)
-            await asyncio.sleep(seconds)
-            writer.write(f"done {seconds:g}\n".encode())
-            await writer.drain()
+            reply = asyncio.create_task(_reply_later(writer, float(line)))
+            replies.add(reply)  # each line its own task: a quick reply overtakes a slow one
+            reply.add_done_callback(replies.discard)
     except (ConnectionError, ValueError):
         pass
     finally:
+        for reply in replies:
+            reply.cancel()
         writer.close()
 
 

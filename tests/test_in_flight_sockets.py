@@ -116,6 +116,68 @@ def test_reply_through_sock_methods_arrives_under_a_5_s_timeout(
     assert elapsed < 5
 
 
+@on_both_loops()
+def test_request_after_a_send_left_unanswered_past_io_wait_gets_its_reply(
+    event_loop_kind: str, tcp_server: ChildServer
+) -> None:
+    """A send nobody answers (a websocket's fire-and-forget message) stops holding time after
+    ``io_wait``; a request sent on the same connection after that holds time again."""
+
+    async def main() -> bytes:
+        reader, writer = await asyncio.open_connection(tcp_server.host, tcp_server.port)
+        try:
+            writer.write(b"30\n")  # real-time: no reply within this test
+            await asyncio.sleep(1)  # real-time: io_wait (0.3 s) on the virtual loop
+            writer.write(b"0.2\n")  # real-time: answered 0.2 s later
+            return await reader.readline()
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    reply, elapsed = run_on(event_loop_kind, timed(main(), 5), io_wait=0.3)
+
+    assert reply == b"done 0.2\n"
+    assert elapsed < 5
+
+
+async def _ask_line_twice_at_once(server: ChildServer, first: float, second: float) -> list[str]:
+    """Two tasks ask on one connection at the same instant (a websocket's keepalive ping beside
+    a request); a reader task hands each reply to its asker."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    waiting: dict[str, asyncio.Future[str]] = {}
+
+    async def read() -> None:
+        while line := await reader.readline():
+            waiting.pop(line.decode().strip()).set_result(line.decode().strip())
+
+    async def ask(seconds: float) -> str:
+        reply: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        waiting[f"done {seconds:g}"] = reply
+        writer.write(f"{seconds}\n".encode())  # real-time: the server answers `seconds` later
+        return await reply
+
+    reading = asyncio.create_task(read())
+    try:
+        return list(await asyncio.gather(ask(first), ask(second)))
+    finally:
+        reading.cancel()
+        writer.close()
+        await writer.wait_closed()
+
+
+@on_both_loops()
+def test_second_reply_on_a_connection_arrives_after_the_first_answered(
+    event_loop_kind: str, tcp_server: ChildServer
+) -> None:
+    """The quick reply to one task's request does not end the other task's request."""
+    replies, elapsed = run_on(
+        event_loop_kind, timed(_ask_line_twice_at_once(tcp_server, 0.3, 0), 5)
+    )
+
+    assert replies == ["done 0.3", "done 0"]
+    assert elapsed < 5
+
+
 class _OneReply(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()

@@ -150,9 +150,27 @@ class ThreadBudgetWarning(RuntimeWarning):
 
 
 class Request:
-    """A request in flight on a socket of the loop: since when (real ns) and to whom."""
+    """A request in flight on a socket of the loop: since when (real ns) and to whom.
 
-    __slots__ = ("connecting", "peer", "served", "since_ns", "sock")
+    Several tasks may ask on one connection at once (a websocket's keepalive ping beside an
+    application's request): ``askers`` counts the tasks that wrote since something last came
+    back, plus those still unanswered before; each arrival answers one of them. A task writing
+    several times (headers, then a body) asks once. Which asker an arrival answered is unknown
+    (two replies may also come in one read), so after the first one the others hold time only
+    while their tasks stay blocked where they were when it came (``waiting``): a task that
+    moved on has its answer, or was not waiting for one.
+    """
+
+    __slots__ = (
+        "askers",
+        "connecting",
+        "peer",
+        "served",
+        "since_ns",
+        "sock",
+        "waiting",
+        "writers",
+    )
 
     def __init__(
         self,
@@ -161,18 +179,56 @@ class Request:
         *,
         connecting: bool = False,
         served: bool = False,
+        writer: object = None,
     ) -> None:
         self.sock = sock
         self.since_ns = time.perf_counter_ns()
         self.peer = peer
         self.connecting = connecting
         self.served = served
+        self.askers = 1
+        # The tasks (None: a callback) that wrote since something last came back.
+        self.writers: set[object] = {writer}
+        # After a partial answer: each task that asked before it -> the future it was blocked
+        # on then (None: not blocked yet, noted at the next look). None: no partial answer.
+        self.waiting: dict[asyncio.Task[Any], object] | None = None
+
+    def answered_one(self) -> bool:
+        """Something came back: one asker is answered. Whether all of them are."""
+        if self.askers <= 1:
+            return True
+        self.askers -= 1
+        waiting = self.waiting if self.waiting is not None else {}
+        for writer in self.writers:
+            if isinstance(writer, asyncio.Task):
+                waiting[writer] = writer._fut_waiter  # type: ignore[attr-defined]
+        self.writers.clear()
+        self.waiting = waiting
+        return False
+
+    def still_asking(self) -> bool:
+        """Whether an asker may still await its reply (always, before a partial answer)."""
+        waiting = self.waiting
+        if waiting is None or self.writers:
+            return True
+        for task, blocked_on in list(waiting.items()):
+            now_on = task._fut_waiter  # type: ignore[attr-defined]
+            if task.done() or (blocked_on is not None and now_on is not blocked_on):
+                del waiting[task]  # moved on: answered, or it was not waiting for a reply
+            elif blocked_on is None:
+                waiting[task] = now_on  # it was running when the answer came
+        return bool(waiting)
 
     def limit_ns(self, io_wait_ns: int | None) -> int | None:
         """Real nanoseconds this request may hold time: ``io_wait``, or a server's grace."""
         if self.served:
             return _SERVER_GRACE_NS if io_wait_ns is None else min(io_wait_ns, _SERVER_GRACE_NS)
         return io_wait_ns
+
+    def expired(self, now_ns: int, io_wait_ns: int | None) -> bool:
+        """Whether it has held time for as long as it may."""
+        limit = self.limit_ns(io_wait_ns)
+        return limit is not None and now_ns - self.since_ns > limit
 
     def describe(self, now_ns: int, io_wait_ns: int | None) -> str:
         try:
@@ -196,6 +252,14 @@ def _held(text: str, since_ns: int, now_ns: int, limit_ns: int | None) -> str:
     if limit_ns is not None and now_ns - since_ns > limit_ns:
         text += f" (past its {limit_ns / 1e9} s: no longer holds time back)"
     return text
+
+
+def _current_task() -> object:
+    """The task running now, or None (a callback, or no loop running)."""
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None
 
 
 def _address(address: Any) -> str:
@@ -322,9 +386,20 @@ class InFlight:
         """Data went out on ``sock`` (to ``peer``, for an unconnected datagram socket): a
         request is in flight until something comes back. ``served``: the write of a server on
         an accepted connection, which holds time only for a short grace."""
-        if sock not in self.requests:
-            self.requests[sock] = Request(sock, peer, served=served)
+        writer = _current_task()
+        request = self.requests.get(sock)
+        if (
+            request is None
+            # After the last send went unanswered for its whole io_wait (a websocket's
+            # fire-and-forget message), or once every asker has moved on: a new request.
+            or request.expired(time.perf_counter_ns(), self.io_wait_ns)
+            or (request.waiting is not None and not request.still_asking())
+        ):
+            self.requests[sock] = Request(sock, peer, served=served, writer=writer)
             self._on_request()
+        elif writer not in request.writers:
+            request.writers.add(writer)
+            request.askers += 1
 
     def connecting(self, sock: socket.socket, address: Any) -> None:
         """A connect to ``address`` is in progress on ``sock``."""
@@ -332,8 +407,10 @@ class InFlight:
         self._on_request()
 
     def received(self, sock: socket.socket) -> None:
-        """Something came back on ``sock`` (data, EOF or an error): no request in flight."""
-        self.requests.pop(sock, None)
+        """Something came back on ``sock`` (data, EOF or an error): it answers one asker."""
+        request = self.requests.get(sock)
+        if request is not None and request.answered_one():
+            del self.requests[sock]
 
     def _outside_requests(self, now_ns: int, own: OwnEnds) -> bool:
         """Whether a request to a peer outside the loop is in flight and within ``io_wait``."""
@@ -343,8 +420,10 @@ class InFlight:
             if _closed(sock):
                 del self.requests[sock]
                 continue
-            limit = request.limit_ns(io_wait_ns)
-            if limit is not None and now_ns - request.since_ns > limit:
+            if request.expired(now_ns, io_wait_ns):
+                continue
+            if not request.still_asking():
+                del self.requests[sock]
                 continue
             if sock in self._internal:
                 continue
