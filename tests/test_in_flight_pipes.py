@@ -112,6 +112,46 @@ def test_helper_process_that_never_answers_holds_time_only_for_io_wait(
     assert elapsed == 30
 
 
+# A helper that leaves its first line unanswered and answers the second after 0.3 s.
+SECOND_ONLY = """
+import sys, time
+sys.stdin.readline()
+sys.stdin.readline()
+time.sleep(0.3)  # real-time: the helper's own thinking, in its own process
+sys.stdout.write("pong\\n")
+sys.stdout.flush()
+"""
+
+
+def test_write_after_one_left_unanswered_past_io_wait_gets_its_reply() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", SECOND_ONLY], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert process.stdout is not None
+    assert process.stdin is not None
+
+    async def main() -> tuple[object, float]:
+        reader, reading = await read_pipe(process.stdout.fileno())  # type: ignore[union-attr]
+        writing = await write_pipe(process.stdin.fileno())  # type: ignore[union-attr]
+        try:
+            writing.write(b"no answer\n")
+            await asyncio.sleep(60)  # holds time for io_wait, then jumps
+            writing.write(b"ping\n")
+            return await timed(reader.readline(), 5)
+        finally:
+            writing.close()
+            reading.close()
+
+    try:
+        reply, elapsed = run_on(VIRTUAL, main(), io_wait=0.5)  # real-time: io_wait + 0.3 s
+    finally:
+        process.kill()
+        process.communicate()
+
+    assert reply == b"pong\n"
+    assert 0.3 <= elapsed < 5
+
+
 @on_both_loops()
 def test_write_on_a_closed_write_pipe_is_ignored(event_loop_kind: str) -> None:
     async def main() -> None:

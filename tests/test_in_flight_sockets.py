@@ -282,6 +282,26 @@ def test_tcp_reply_to_a_send_outside_the_loop_arrives_under_a_5_s_timeout(
 
 
 @on_both_loops()
+def test_watched_tcp_request_after_a_send_left_unanswered_past_io_wait_gets_its_reply(
+    event_loop_kind: str, tcp_server: ChildServer
+) -> None:
+    async def main() -> bytes:
+        event_loop = asyncio.get_running_loop()
+        with socket.create_connection((tcp_server.host, tcp_server.port)) as sock:
+            sock.setblocking(False)
+            sock.send(b"30\n")  # real-time: no reply within this test
+            event_loop.add_reader(sock, lambda: None)
+            await asyncio.sleep(1)  # real-time: io_wait (0.3 s) on the virtual loop
+            event_loop.remove_reader(sock)
+            return await _ask_watched(sock, b"0.2\n")  # real-time: answered 0.2 s later
+
+    reply, elapsed = run_on(event_loop_kind, timed(main(), 5), io_wait=0.3)
+
+    assert reply == b"done 0.2\n"
+    assert elapsed < 5
+
+
+@on_both_loops()
 def test_udp_reply_to_a_send_outside_the_loop_arrives_under_a_5_s_timeout(
     event_loop_kind: str, udp_server: ChildServer
 ) -> None:

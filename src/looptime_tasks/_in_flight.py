@@ -444,7 +444,7 @@ class InFlight:
         """Whether a socket the program watches awaits a reply from (or waits to write to) a
         peer outside the loop, within ``io_wait``."""
         ends: dict[tuple[Any, Any], set[int]] | None = None
-        for pending in self.watched.pending(now_ns):
+        for pending in self.watched.pending(now_ns, self.io_wait_ns):
             if self.io_wait_ns is not None and now_ns - pending.since_ns > self.io_wait_ns:
                 continue
             if pending.peer is not None:
@@ -459,18 +459,24 @@ class InFlight:
 
     def pipe_sent(self) -> None:
         """A write pipe of the loop wrote: a request until a read pipe of the loop reads."""
-        if self.pipe_request_ns is None:
-            self.pipe_request_ns = time.perf_counter_ns()
+        now_ns = time.perf_counter_ns()
+        # A write after the last one went unanswered for its whole io_wait is a new request.
+        if not self._pipe_asking(now_ns):
+            self.pipe_request_ns = now_ns
             self._on_request()
 
     def pipe_received(self) -> None:
         """A read pipe of the loop has something (data or EOF): the pipe request is answered."""
         self.pipe_request_ns = None
 
+    def _pipe_asking(self, now_ns: int) -> bool:
+        """Whether a pipe request is in flight within ``io_wait``."""
+        since = self.pipe_request_ns
+        return since is not None and (self.io_wait_ns is None or now_ns - since <= self.io_wait_ns)
+
     def _pipe_request(self, now_ns: int) -> bool:
         """Whether a pipe request is in flight within ``io_wait`` and a read pipe can answer it."""
-        since = self.pipe_request_ns
-        if since is None or (self.io_wait_ns is not None and now_ns - since > self.io_wait_ns):
+        if not self._pipe_asking(now_ns):
             return False
         return any(not reader.is_closing() for reader in list(self.pipe_readers))
 
@@ -618,7 +624,7 @@ class InFlight:
         if self.pipe_request_ns is not None:
             seconds = (now_ns - self.pipe_request_ns) / 1e9
             lines.append(f"a write to a pipe awaiting a reply on a read pipe for {seconds:.3f} s")
-        for pending in self.watched.pending(now_ns) if self.watched else ():
+        for pending in self.watched.pending(now_ns, self.io_wait_ns) if self.watched else ():
             what = "waiting to write" if pending.writing else "awaiting a reply"
             peer = "?" if pending.peer is None else _address(pending.peer)
             text = f"socket {_address(pending.local)} -> {peer} (watched by the program) {what}"

@@ -126,6 +126,7 @@ class _Watched:
 
     __slots__ = (
         "answered",
+        "asked",
         "fd",
         "fresh",
         "inode",
@@ -151,6 +152,8 @@ class _Watched:
         self.received = 0
         # Real ns since when it has been awaiting a reply; None: not awaiting.
         self.since_ns: int | None = None
+        # TCP: bytes sent (and queued) when it began awaiting.
+        self.asked = 0
         # Other sockets: nothing registered for reading since something last came back.
         self.fresh = True
 
@@ -163,7 +166,7 @@ class _Watched:
             if counters is not None:
                 self.answered, self.received = counters[0], counters[1]
 
-    def awaiting(self, now_ns: int) -> int | None:
+    def awaiting(self, now_ns: int, io_wait_ns: int | None) -> int | None:
         """Real ns since when this socket holds time (a reply or a write pending), or None."""
         if self.writing_since_ns is not None:
             return self.writing_since_ns
@@ -178,8 +181,11 @@ class _Watched:
                 # Nothing sent since the last answer, or data came in after the last send.
                 self.answered, self.received, self.since_ns = sent, received, None
                 return None
-            if self.since_ns is None:
-                self.since_ns = now_ns
+            if self.since_ns is None or (
+                # A send after the last one went unanswered for its whole io_wait: a new request.
+                sent > self.asked and io_wait_ns is not None and now_ns - self.since_ns > io_wait_ns
+            ):
+                self.since_ns, self.asked = now_ns, sent
         return self.since_ns
 
 
@@ -293,12 +299,13 @@ class WatchedSockets:
             if mask & selectors.EVENT_READ and key.fd in self._active:
                 self._sockets[key.fd].note_answer()
 
-    def pending(self, now_ns: int) -> list[Pending]:
-        """The watched sockets that await a reply or wait to write."""
+    def pending(self, now_ns: int, io_wait_ns: int | None) -> list[Pending]:
+        """The watched sockets that await a reply or wait to write (``io_wait_ns``: how long a
+        request may hold time, in real ns)."""
         found = []
         for fd in sorted(self._active):
             watched = self._sockets[fd]
-            since = watched.awaiting(now_ns)
+            since = watched.awaiting(now_ns, io_wait_ns)
             if since is not None:
                 if watched.peer is None:  # first seen connecting: connected by now?
                     watched.peer = _borrow(fd, _peer)
