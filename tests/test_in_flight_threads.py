@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import subprocess
 import sys
 import threading
 import time
@@ -56,6 +57,40 @@ def test_aiosqlite_slow_query_completes_before_the_next_heartbeat(event_loop_kin
     assert rows == [(0.3,)]
     assert elapsed < 5
     assert beats == 1
+
+
+# Twenty aiosqlite connections, each closed while the loop scans its threads.
+CLOSING_CONNECTIONS = """
+import aiosqlite
+import looptime_tasks as tasks
+
+async def main():
+    @tasks.loop(minutes=1, count=60)
+    async def tick():
+        pass
+
+    async with aiosqlite.connect(":memory:") as db:
+        await db.execute("select 1")
+        await tick.start()
+
+for _ in range(20):
+    tasks.run(main())
+"""
+
+
+def test_aiosqlite_connections_closed_on_virtual_time_leave_the_process_running() -> None:
+    # Up to 3.12 reading a thread's locals could free a value whose finalizer gave the GIL to
+    # the ending thread mid-read: a segmentation fault. In a child process, so that a crash
+    # fails this test rather than ends the test run.
+    child = subprocess.run(
+        [sys.executable, "-c", CLOSING_CONNECTIONS],
+        capture_output=True,
+        text=True,
+        timeout=60,  # real-time: the child's twenty simulated hours take well under a second
+        check=False,
+    )
+
+    assert (child.returncode, child.stderr) == (0, "")
 
 
 def test_aiosqlite_open_connection_keeps_a_simulated_week_fast() -> None:

@@ -52,7 +52,14 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Final, TypeAlias
 
-from ._threads import is_idle, may_hide_a_hand_off, parked, subinterpreter_running, where
+from ._threads import (
+    is_idle,
+    may_hide_a_hand_off,
+    other_frames,
+    parked,
+    subinterpreter_running,
+    where,
+)
 from ._virtual_options import ThreadFilter
 from ._watched_sockets import WatchedSockets
 
@@ -118,7 +125,7 @@ def _woken_among(
     pauses = iter(_HAND_OFF_PAUSES)
     while True:
         states = {ident: parked(native_ids.get(ident)) for ident in unsure}
-        frames = sys._current_frames()
+        frames = other_frames()
         woken = []
         for ident, state in states.items():
             frame = frames.get(ident)
@@ -370,7 +377,7 @@ class InFlight:
             or subinterpreter_running()
         ):
             return False
-        frames = sys._current_frames()
+        frames = other_frames()
         return all(is_idle(frames[ident]) for ident in list(self.job_threads) if ident in frames)
 
     def add_subprocess(self, transport: asyncio.SubprocessTransport) -> bool:
@@ -530,8 +537,8 @@ class InFlight:
         self, loop_thread: int | None, now_ns: int
     ) -> list[tuple[int, types.FrameType]]:
         """The plain threads working now (ident, innermost frame), budget and ignores applied."""
-        frames = sys._current_frames()
-        if len(frames) <= 1:
+        frames = other_frames()
+        if not frames:
             self._working_since.clear()
             return []
         threads: dict[int, threading.Thread] | None = None
@@ -633,7 +640,7 @@ class InFlight:
         if subinterpreter_running():
             lines.append("a thread running code in a subinterpreter (threads not listed meanwhile)")
         else:
-            frames = sys._current_frames()
+            frames = other_frames()
         names = {t.ident: t.name for t in threading.enumerate()}
         for ident, frame in frames.items():
             if ident == loop_thread or ident in self.job_threads:

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import concurrent.futures.thread
 import dis
+import gc
 import os
 import platform
 import queue
@@ -59,7 +60,14 @@ import threading
 import types
 from typing import Any, Final
 
-__all__ = ("is_idle", "may_hide_a_hand_off", "parked", "subinterpreter_running", "where")
+__all__ = (
+    "is_idle",
+    "may_hide_a_hand_off",
+    "other_frames",
+    "parked",
+    "subinterpreter_running",
+    "where",
+)
 
 _IDLE_CALLS: Final = frozenset({"acquire", "get", "join", "accept", "select", "poll", "control"})
 """Names of blocking calls that wait for new work (see the module docstring)."""
@@ -91,11 +99,37 @@ _call_sites: dict[tuple[types.CodeType, int], tuple[str | None, str | None]] = {
 """(code, offset) -> (callee name, variable holding the receiver), computed once each."""
 
 
+_SNAPSHOT_LOCALS: Final = sys.version_info < (3, 13)
+"""Up to 3.12 ``frame.f_locals`` refreshes a dictionary snapshot of the frame's locals (from
+3.13 it is a view, PEP 667); see `_variable`."""
+
+_kept: dict[int, tuple[types.FrameType, list[Any]]] = {}
+"""id(frame) -> (frame, the values of its locals snapshot at our last read), up to 3.12."""
+
+
 def _variable(frame: types.FrameType, name: str) -> Any:
     """The value of a local, free or (``_GLOBAL`` prefix) global variable of ``frame``."""
     if name.startswith(_GLOBAL):
         return frame.f_globals.get(name[len(_GLOBAL) :])
-    return frame.f_locals.get(name)
+    if not _SNAPSHOT_LOCALS:
+        return frame.f_locals.get(name)
+    # Up to 3.12 the refresh replaces the snapshot's values, and a value it frees can run Python
+    # code (a finalizer, a weakref callback) that gives the GIL away mid-refresh; if the thread
+    # then ends, the refresh goes on reading its freed frame: a segmentation fault (an idle
+    # aiosqlite connection closed during a scan, every few simulated weeks). So the values of
+    # our last read are held across the refresh, the collector is off during it, and whatever
+    # the refresh replaced is let go afterwards, here.
+    held = _kept.get(id(frame))
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        snapshot = frame.f_locals
+    finally:
+        if collecting:
+            gc.enable()
+    _kept[id(frame)] = (frame, list(snapshot.values()))
+    del held
+    return snapshot.get(name)
 
 
 def _call_site(code: types.CodeType, offset: int) -> tuple[str | None, str | None]:
@@ -195,15 +229,6 @@ def is_idle(frame: types.FrameType) -> bool:
     return True
 
 
-_HIDDEN_HAND_OFFS: Final = sys.version_info >= (3, 13)
-"""From 3.13 a ``SimpleQueue`` hands an item straight to a parked getter and stays empty."""
-
-_HIDDEN_LOCK_HAND_OFFS: Final = sys.version_info >= (3, 14)
-"""From 3.14 a ``_thread.lock`` is a ``PyMutex``: released while a thread has waited for it
-more than a millisecond, it passes straight to that waiter and stays locked (in
-``Condition.wait`` the waiter list tells instead, see ``_notified``)."""
-
-
 _EXECUTOR_WORKER: Final[types.CodeType | None] = getattr(
     getattr(concurrent.futures.thread, "_worker", None), "__code__", None
 )
@@ -212,8 +237,15 @@ _EXECUTOR_WORKER: Final[types.CodeType | None] = getattr(
 
 
 def may_hide_a_hand_off(frame: types.FrameType) -> bool:
-    """Whether an idle-looking thread may already have been handed work that left no trace."""
-    if not _HIDDEN_HAND_OFFS or frame.f_code in (_EXECUTOR_WORKER, _CONDITION_WAIT):
+    """Whether an idle-looking thread may already have been handed work that left no trace: one
+    in ``SimpleQueue.get`` or a plain lock ``acquire``. From 3.13 a ``SimpleQueue`` hands an item
+    straight to a parked getter and stays empty, and from 3.14 a ``_thread.lock`` is a
+    ``PyMutex`` that passes, still locked, to a thread that has waited for it more than a
+    millisecond. And on every version a thread just back from the call still shows it until its
+    next instruction: if it gives the GIL up right there (another thread asked for it), its
+    queue is empty again, or its lock locked again, by itself.
+    """
+    if frame.f_code in (_EXECUTOR_WORKER, _CONDITION_WAIT):
         return False  # an executor's work is counted; a condition's waiter list tells
     callee, receiver = _call_sites.get((frame.f_code, frame.f_lasti), _NO_CALL)
     if receiver is None:
@@ -221,16 +253,9 @@ def may_hide_a_hand_off(frame: types.FrameType) -> bool:
     if callee == "get":
         return isinstance(_variable(frame, receiver), queue.SimpleQueue)
     if callee == "acquire":
-        return _HIDDEN_LOCK_HAND_OFFS and isinstance(_variable(frame, receiver), _LOCK_TYPES)
+        return isinstance(_variable(frame, receiver), _LOCK_TYPES)
     method = _bound_builtin(frame, receiver, callee or "")  # Thread(target=queue.get)
-    return method is not None and _hides_a_hand_off(method)
-
-
-def _hides_a_hand_off(method: Any) -> bool:
-    """Whether a thread blocked in the C method *method* may have been handed work unseen."""
-    if isinstance(method.__self__, queue.SimpleQueue):
-        return True
-    return _HIDDEN_LOCK_HAND_OFFS and isinstance(method.__self__, _LOCK_TYPES)
+    return method is not None and isinstance(method.__self__, (queue.SimpleQueue, *_LOCK_TYPES))
 
 
 _FUTEX: Final = (
@@ -289,6 +314,24 @@ def _read(path: str) -> bytes:
         return os.read(fd, 512)
     finally:
         os.close(fd)
+
+
+def other_frames() -> dict[int, types.FrameType]:
+    """``sys._current_frames()`` without the caller's own frame.
+
+    Kept, that frame would hold the dictionary (a local of the caller) that holds it: a cycle
+    that keeps every scanned frame of every thread alive until the garbage collector runs. On
+    3.11 reading ``f_locals`` of another thread's frame while such cycles pile up crashed the
+    process (a simulated week with an idle aiosqlite connection: a segmentation fault in
+    ``_PyFrame_FastToLocalsWithError`` within a few runs).
+    """
+    frames = sys._current_frames()
+    del frames[threading.get_ident()]
+    if _kept:
+        current = {id(frame) for frame in frames.values()}
+        for key in _kept.keys() - current:
+            del _kept[key]  # that frame is done: its thread moved on, or ended
+    return frames
 
 
 def where(frame: types.FrameType) -> str:
