@@ -149,7 +149,7 @@ def test_write_after_one_left_unanswered_past_io_wait_gets_its_reply() -> None:
         process.communicate()
 
     assert reply == b"pong\n"
-    assert 0.3 <= elapsed < 5
+    assert elapsed < 5  # the helper's 0.3 s may begin before the timed read does
 
 
 @on_both_loops()

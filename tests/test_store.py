@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -339,6 +340,30 @@ def test_a_path_is_an_sqlite_store(tmp_path: Path) -> None:
 
     assert isinstance(store, tasks.SQLiteStore)
     assert store.name == f"sqlite:{tmp_path / 'state.sqlite3'}"
+
+
+def test_connections_setting_up_one_new_sqlite_file_at_once_all_open(tmp_path: Path) -> None:
+    # SQLite refuses one of several connections upgrading their locks at once, without waiting
+    # busy_timeout (a deadlock otherwise): switching a new file to WAL is such an upgrade.
+    failures: list[BaseException] = []
+    for round_ in range(100):
+        stores = [tasks.SQLiteStore(tmp_path / f"new-{round_}.sqlite3") for _ in range(6)]
+        start = threading.Barrier(len(stores))
+
+        def set_up(store: tasks.SQLiteStore, start: threading.Barrier = start) -> None:
+            start.wait()
+            try:
+                store._connect().close()
+            except BaseException as error:
+                failures.append(error)
+
+        workers = [threading.Thread(target=set_up, args=(store,)) for store in stores]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(10)  # real-time: six connections set up one file, milliseconds
+
+    assert failures == []
 
 
 def test_an_empty_store_path_is_a_value_error_naming_store() -> None:

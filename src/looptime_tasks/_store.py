@@ -35,6 +35,7 @@ import asyncio
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -329,15 +330,30 @@ class SQLiteStore(_Closing):
         db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         try:
             db.execute(f"PRAGMA busy_timeout = {round(self.busy_timeout * 1000)}")
-            db.execute("PRAGMA journal_mode = WAL")
-            # In WAL mode NORMAL never corrupts the file; a power cut may lose the last writes.
-            db.execute("PRAGMA synchronous = NORMAL")
-            for statement in _SQLITE_SCHEMA:
-                db.execute(statement)
+            deadline = time.monotonic() + self.busy_timeout
+            while True:
+                try:
+                    self._set_up(db)
+                    break
+                except sqlite3.OperationalError as error:
+                    # Processes setting up one new file at once: SQLite refuses one of them at
+                    # once, without busy_timeout, where waiting could deadlock. It can retry.
+                    if "locked" not in str(error) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.005)
         except BaseException:
             db.close()
             raise
         return db
+
+    @staticmethod
+    def _set_up(db: sqlite3.Connection) -> None:
+        """WAL journaling and the tables (each statement does nothing the second time)."""
+        db.execute("PRAGMA journal_mode = WAL")
+        # In WAL mode NORMAL never corrupts the file; a power cut may lose the last writes.
+        db.execute("PRAGMA synchronous = NORMAL")
+        for statement in _SQLITE_SCHEMA:
+            db.execute(statement)
 
     def _disconnect(self) -> None:
         connection, self._connection = self._connection, None
