@@ -211,6 +211,30 @@ def test_thread_whose_target_is_a_lock_acquire_may_hide_a_hand_off() -> None:
     assert _idle_and_may_hide(lock.acquire, lock.release) == (True, True)
 
 
+def test_thread_taking_a_mutex_in_passing_may_hide_a_hand_off() -> None:
+    # logging's module lock (an RLock, reached as an attribute or a global): a thread handed work
+    # takes it on its way and, caught just back from acquire(), looks idle there.
+    class Holder:
+        lock = threading.RLock()
+
+    def take() -> None:
+        Holder.lock.acquire()
+        Holder.lock.release()
+
+    Holder.lock.acquire()
+    try:
+        with thread(take) as worker:
+            settle()
+            frame = frame_of(worker)
+            seen = (is_idle(frame), may_hide_a_hand_off(frame))
+            Holder.lock.release()
+    finally:
+        if Holder.lock._is_owned():  # type: ignore[attr-defined]
+            Holder.lock.release()
+
+    assert seen == (True, True)
+
+
 def test_thread_whose_target_is_a_simple_queue_get_may_hide_a_hand_off() -> None:
     jobs: queue.SimpleQueue[None] = queue.SimpleQueue()
 

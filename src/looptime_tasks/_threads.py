@@ -248,12 +248,13 @@ def may_hide_a_hand_off(frame: types.FrameType) -> bool:
     if frame.f_code in (_EXECUTOR_WORKER, _CONDITION_WAIT):
         return False  # an executor's work is counted; a condition's waiter list tells
     callee, receiver = _call_sites.get((frame.f_code, frame.f_lasti), _NO_CALL)
+    if callee == "acquire":
+        # Any lock: a mutex taken in passing (logging's module lock, an RLock) looks the same.
+        return True
     if receiver is None:
         return False
     if callee == "get":
         return isinstance(_variable(frame, receiver), queue.SimpleQueue)
-    if callee == "acquire":
-        return isinstance(_variable(frame, receiver), _LOCK_TYPES)
     method = _bound_builtin(frame, receiver, callee or "")  # Thread(target=queue.get)
     return method is not None and isinstance(method.__self__, (queue.SimpleQueue, *_LOCK_TYPES))
 
