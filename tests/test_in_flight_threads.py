@@ -43,13 +43,14 @@ def test_aiosqlite_slow_query_completes_before_the_next_heartbeat(event_loop_kin
         async def heartbeat() -> None:
             beats.append(loop_time())
 
-        heartbeat.start()
         async with aiosqlite.connect(":memory:") as db:
             await db.create_function("sleep_then_return", 1, _sleep_then_return)
+            heartbeat.start()
+            await asyncio.sleep(0)  # its first run, at once
             began = loop_time()
             rows = await asyncio.wait_for(db.execute_fetchall("select sleep_then_return(0.3)"), 5)
             elapsed = loop_time() - began
-        heartbeat.cancel()
+            heartbeat.cancel()
         return list(rows), elapsed, len(beats)
 
     rows, elapsed, beats = run_on(event_loop_kind, main())
