@@ -234,8 +234,7 @@ class Request:
 
     def expired(self, now_ns: int, io_wait_ns: int | None) -> bool:
         """Whether it has held time for as long as it may."""
-        limit = self.limit_ns(io_wait_ns)
-        return limit is not None and now_ns - self.since_ns > limit
+        return _past(self.since_ns, now_ns, self.limit_ns(io_wait_ns))
 
     def describe(self, now_ns: int, io_wait_ns: int | None) -> str:
         try:
@@ -251,6 +250,12 @@ class Request:
         what = "connecting" if self.connecting else "awaiting a reply"
         text = f"connection {_address(local)} -> {_address(peer)} {what}"
         return _held(text, self.since_ns, now_ns, self.limit_ns(io_wait_ns))
+
+
+def _past(since_ns: int, now_ns: int, limit_ns: int | None) -> bool:
+    """Whether what has held time since ``since_ns`` (real ns) is past ``limit_ns`` (None: no
+    limit)."""
+    return limit_ns is not None and now_ns - since_ns > limit_ns
 
 
 def _held(text: str, since_ns: int, now_ns: int, limit_ns: int | None) -> str:
@@ -400,7 +405,7 @@ class InFlight:
             # After the last send went unanswered for its whole io_wait (a websocket's
             # fire-and-forget message), or once every asker has moved on: a new request.
             or request.expired(time.perf_counter_ns(), self.io_wait_ns)
-            or (request.waiting is not None and not request.still_asking())
+            or not request.still_asking()
         ):
             self.requests[sock] = Request(sock, peer, served=served, writer=writer)
             self._on_request()
@@ -452,7 +457,7 @@ class InFlight:
         peer outside the loop, within ``io_wait``."""
         ends: dict[tuple[Any, Any], set[int]] | None = None
         for pending in self.watched.pending(now_ns, self.io_wait_ns):
-            if self.io_wait_ns is not None and now_ns - pending.since_ns > self.io_wait_ns:
+            if _past(pending.since_ns, now_ns, self.io_wait_ns):
                 continue
             if pending.peer is not None:
                 if ends is None:
@@ -479,7 +484,7 @@ class InFlight:
     def _pipe_asking(self, now_ns: int) -> bool:
         """Whether a pipe request is in flight within ``io_wait``."""
         since = self.pipe_request_ns
-        return since is not None and (self.io_wait_ns is None or now_ns - since <= self.io_wait_ns)
+        return since is not None and not _past(since, now_ns, self.io_wait_ns)
 
     def _pipe_request(self, now_ns: int) -> bool:
         """Whether a pipe request is in flight within ``io_wait`` and a read pipe can answer it."""

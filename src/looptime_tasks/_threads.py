@@ -29,14 +29,16 @@ Design decisions:
   straight to a waiter parked for over a millisecond, still locked. For ``Condition.wait``
   (so ``Event.wait``, ``Queue.get``) the condition's waiter list tells: ``notify()`` takes the
   waiter out as it releases it. Python 3.13's ``SimpleQueue`` hands an item straight to a
-  parked getter and stays empty, and a 3.14 thread in a plain ``acquire`` may hold a lock
-  handed over: for those (:func:`may_hide_a_hand_off`) the frame cannot tell. On Linux the kernel
-  can (:func:`parked`): a waiter still parked sleeps in an untimed semaphore wait (``futex`` with
-  ``FUTEX_WAIT_BITSET``), one that was handed something is runnable (state R) from the moment
-  ``put()`` or ``release()`` returns, and one woken that found the GIL taken waits for its mutex
-  (a plain ``FUTEX_WAIT``) or its condition (a timed wait). Where that cannot be read (another
-  system, no ``/proc``, a timed wait), the loop pauses briefly, GIL released, and looks again (see
-  ``_in_flight``): a woken worker then runs up to its next blocking call first.
+  parked getter and stays empty, a 3.14 thread in a plain ``acquire`` may hold a lock handed
+  over, and on every version a thread just back from either call, or taking a lock in passing,
+  still shows the call: for those (:func:`may_hide_a_hand_off`) the frame cannot tell. On
+  Linux the kernel can (:func:`parked`): a waiter still parked sleeps in an untimed semaphore
+  wait (``futex`` with ``FUTEX_WAIT_BITSET``), one that was handed something is runnable
+  (state R) from the moment ``put()`` or ``release()`` returns, and one woken that found the
+  GIL taken waits for its mutex (a plain ``FUTEX_WAIT``) or its condition (a timed wait). Where
+  that cannot be read (another system, no ``/proc``, a timed wait), the loop pauses briefly, GIL
+  released, and looks again (see ``_in_flight``): a woken worker then runs up to its next
+  blocking call first.
 
 * **Never read frames while a subinterpreter runs.** ``sys._current_frames()`` while another
   thread runs code in an isolated subinterpreter (one with its own GIL: anyio's
@@ -115,8 +117,8 @@ def _variable(frame: types.FrameType, name: str) -> Any:
         return frame.f_locals.get(name)
     # Up to 3.12 the refresh replaces the snapshot's values, and a value it frees can run Python
     # code (a finalizer, a weakref callback) that gives the GIL away mid-refresh; if the thread
-    # then ends, the refresh goes on reading its freed frame: a segmentation fault (an idle
-    # aiosqlite connection closed during a scan, every few simulated weeks). So the values of
+    # then ends, the refresh goes on reading its freed frame: a segmentation fault (aiosqlite
+    # connections closed during scans: 20 in one process crashed every run). So the values of
     # our last read are held across the refresh, the collector is off during it, and whatever
     # the refresh replaced is let go afterwards, here.
     held = _kept.get(id(frame))
@@ -321,10 +323,8 @@ def other_frames() -> dict[int, types.FrameType]:
     """``sys._current_frames()`` without the caller's own frame.
 
     Kept, that frame would hold the dictionary (a local of the caller) that holds it: a cycle
-    that keeps every scanned frame of every thread alive until the garbage collector runs. On
-    3.11 reading ``f_locals`` of another thread's frame while such cycles pile up crashed the
-    process (a simulated week with an idle aiosqlite connection: a segmentation fault in
-    ``_PyFrame_FastToLocalsWithError`` within a few runs).
+    that keeps every scanned frame of every thread alive until the garbage collector runs.
+    Drops the locals kept for frames no longer current (see `_variable`).
     """
     frames = sys._current_frames()
     del frames[threading.get_ident()]
