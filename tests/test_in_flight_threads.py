@@ -182,6 +182,43 @@ def test_plain_thread_result_handed_back_with_call_soon_threadsafe(event_loop_ki
     assert elapsed < 5
 
 
+def _compute(seconds: float) -> None:
+    """Keep the loop's thread busy for ``seconds`` of real time, as a callback's own work."""
+    ends = time.perf_counter() + seconds  # real-time: a callback computing, 5 ms at a time
+    while time.perf_counter() < ends:
+        pass
+
+
+@on_both_loops()
+def test_loop_clock_counts_the_time_callbacks_take_while_a_thread_works(
+    event_loop_kind: str,
+) -> None:
+    async def main() -> tuple[float, float]:
+        event_loop = asyncio.get_running_loop()
+        finished: asyncio.Future[None] = event_loop.create_future()
+
+        def work() -> None:
+            for _ in range(20):
+                time.sleep(0.01)  # real-time: the thread's own work, 20 pieces of 10 ms
+                event_loop.call_soon_threadsafe(_compute, 0.005)
+            event_loop.call_soon_threadsafe(finished.set_result, None)
+
+        thread = threading.Thread(target=work)
+        began_real = time.perf_counter()  # the real span encloses the loop's
+        began = loop_time()
+        thread.start()
+        try:
+            await asyncio.wait_for(finished, 5)
+            elapsed = loop_time() - began
+            return elapsed, time.perf_counter() - began_real
+        finally:
+            thread.join(5)  # real-time: the thread has handed its last callback in
+
+    elapsed, real = run_on(event_loop_kind, main())
+
+    assert 0.9 * real <= elapsed <= real
+
+
 @on_both_loops()
 def test_run_forever_in_a_thread_serves_run_coroutine_threadsafe(event_loop_kind: str) -> None:
     event_loop = asyncio.new_event_loop() if event_loop_kind == STOCK else tasks.VirtualEventLoop()

@@ -465,6 +465,9 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
         # The last task _skip_ahead found stepped by the loop: all its later steps are too.
         self._skipping_task: asyncio.Task[Any] | None = None
         self._flow_slice = _FIRST_SLICE
+        # (real ns, virtual ns) where the last real-speed wait left the clock; a stretch of flow
+        # goes on from there while time has not moved otherwise (see _flow_real_time).
+        self._flow_since: tuple[int, int] | None = None
         self._options = VirtualOptions()
         self._apply(options)
         virtual_selector = _VirtualSelector(self)
@@ -797,6 +800,7 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
                 self._flow_slice = _REAL_SLICE
             if self._autojump or reachable:
                 return self._flow_real_time(next_when if reachable else math.inf)
+            self._flow_since = None  # manual mode, no advance() pending: time stands still
             return self._poll(_REAL_SLICE)
         self._flow_slice = _FIRST_SLICE
         if reachable:
@@ -891,13 +895,22 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
         if deadline != math.inf:
             wait = min(wait, max(deadline - self.time(), 0.0))
         began = time.perf_counter_ns()
+        since = self._flow_since
+        # Within a stretch, the real time between two waits (callbacks run, threads scanned)
+        # passed with work in flight too: the clock counts from where the last wait left it.
+        since_ns = since[0] if since is not None and since[1] == self._now_ns else began
         events = self._poll_briefly(wait) if wait < _EPOLL_GRAIN else self._poll(wait)
         if events:
             self._flow_slice = _FIRST_SLICE
-        target = self._now_ns + (time.perf_counter_ns() - began)
+        ended = time.perf_counter_ns()
+        target = self._now_ns + (ended - since_ns)
         if deadline != math.inf:
-            target = min(target, _ns_at_or_after(deadline))
+            limit = max(_ns_at_or_after(deadline), self._now_ns)
+            if target > limit:
+                ended -= target - limit  # when the clock reached the deadline: the rest counts next
+                target = limit
         self._move_to(target)
+        self._flow_since = (ended, self._now_ns)
         return events
 
     def _poll_briefly(self, wait: float) -> list[tuple[selectors.SelectorKey, int]]:
