@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from typing import Any
 
 import aiosqlite
@@ -23,7 +24,7 @@ import anyio.to_thread
 import pytest
 
 import looptime_tasks as tasks
-from _loop_kinds import STOCK, loop_time, on_both_loops, run_on
+from _loop_kinds import STOCK, loop_time, on_both_loops, run_on, timed
 
 WEEK = 7 * 24 * 3600.0
 
@@ -115,6 +116,32 @@ def test_aiosqlite_open_connection_keeps_a_simulated_week_fast() -> None:
 
     assert tasks.run(main()) == 7 * 24
     assert time.perf_counter() - began < 2
+
+
+@on_both_loops()
+def test_aiosqlite_queries_back_to_back_past_the_thread_budget_still_hold_time(
+    event_loop_kind: str,
+) -> None:
+    """The connection thread serves queries without a break for longer than ``thread_budget``:
+    each one handed over is a pause, so it is never over budget and a slow query after them
+    still holds time (a bot's bulk job, an ORM's many small statements)."""
+
+    async def main() -> tuple[object, float]:
+        async with aiosqlite.connect(":memory:") as db:
+            await db.create_function("sleep_then_return", 1, _sleep_then_return)
+            began = time.perf_counter()
+            while time.perf_counter() - began < 1:  # real-time: quick queries for 1 s
+                await db.execute_fetchall("select 1")
+            rows, elapsed = await timed(db.execute_fetchall("select sleep_then_return(0.3)"), 5)
+            return rows if isinstance(rows, str) else list(rows), elapsed
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows, elapsed = run_on(event_loop_kind, main(), thread_budget=0.5)
+
+    assert [str(warning.message) for warning in caught] == []
+    assert rows == [(0.3,)]
+    assert elapsed < 5
 
 
 @on_both_loops()

@@ -53,6 +53,7 @@ from collections.abc import Callable
 from typing import Any, Final, TypeAlias
 
 from ._threads import (
+    in_wait_for_work,
     is_idle,
     may_hide_a_hand_off,
     other_frames,
@@ -577,6 +578,11 @@ class InFlight:
                 del since[ident]
         counted: list[tuple[int, types.FrameType]] = []
         for ident, frame in working:
+            if in_wait_for_work(frame):
+                # Handed its next piece of work while the loop looked: it paused between two,
+                # so its budget starts again (a connection thread serving back-to-back queries
+                # is never seen idle, only handed work).
+                since[ident] = now_ns
             began = since.setdefault(ident, now_ns)
             if budget is not None and now_ns - began > budget:
                 self._over(ident, frame)

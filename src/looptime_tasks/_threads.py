@@ -63,6 +63,7 @@ import types
 from typing import Any, Final
 
 __all__ = (
+    "in_wait_for_work",
     "is_idle",
     "may_hide_a_hand_off",
     "other_frames",
@@ -229,6 +230,31 @@ def is_idle(frame: types.FrameType) -> bool:
         if isinstance(timeout, int | float) and timeout > 0:
             return False  # an event loop waiting for its own timer
     return True
+
+
+def in_wait_for_work(frame: types.FrameType) -> bool:
+    """Whether the thread whose innermost Python frame is ``frame`` is in a call that waits to be
+    given work (a queue's ``get``, ``Condition.wait``, ``accept``, ``join``), whether or not it
+    has been handed some already: it has paused between two pieces of work. A plain lock
+    ``acquire`` is not such a pause (a thread takes locks in passing while it works: logging's),
+    nor is a selector's poll (an event loop waiting for its own timer works)."""
+    if frame.f_code is _CONDITION_WAIT:
+        return True
+    key = (frame.f_code, frame.f_lasti)
+    site = _call_sites.get(key)
+    if site is None:
+        site = _call_sites[key] = _call_site(*key)
+    callee, receiver = site
+    if callee in _WORK_WAITS:
+        return True
+    if callee is None or callee in _IDLE_CALLS or receiver is None:
+        return False
+    method = _bound_builtin(frame, receiver, callee)  # Thread(target=queue.get)
+    return method is not None and method.__name__ in _WORK_WAITS
+
+
+_WORK_WAITS: Final = frozenset({"get", "accept", "join"})
+"""The calls of _IDLE_CALLS that only a thread between two pieces of work makes."""
 
 
 _EXECUTOR_WORKER: Final[types.CodeType | None] = getattr(
