@@ -178,6 +178,91 @@ def test_second_reply_on_a_connection_arrives_after_the_first_answered(
     assert elapsed < 5
 
 
+async def _pipeline_lines(server: ChildServer, *, write_in_tasks: bool) -> list[bytes]:
+    """Write two lines, each in a write of its own, then read both replies: ``0`` answered at
+    once, ``0.3`` 0.3 s later (redis-py pipelines ``CLIENT SETINFO`` twice so at connect).
+    ``write_in_tasks``: each write in a task of its own that ends once it has written, as
+    Python 3.11's ``wait_for()`` runs redis-py's send."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+
+    async def send(line: bytes) -> None:
+        writer.write(line)
+        await writer.drain()
+
+    lines = (b"0\n", b"0.3\n")  # real-time: the second answered 0.3 s later
+    try:
+        if write_in_tasks:
+            await asyncio.gather(*(asyncio.create_task(send(line)) for line in lines))
+        else:
+            for line in lines:
+                await send(line)
+        return [await reader.readline(), await reader.readline()]
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+@on_both_loops()
+def test_second_reply_to_a_pipeline_of_one_task_arrives_after_the_first(
+    event_loop_kind: str, tcp_server: ChildServer
+) -> None:
+    pipeline = _pipeline_lines(tcp_server, write_in_tasks=False)
+
+    replies, elapsed = run_on(event_loop_kind, timed(pipeline, 5))
+
+    assert replies == [b"done 0\n", b"done 0.3\n"]
+    assert elapsed < 5
+
+
+@on_both_loops()
+def test_second_reply_to_a_pipeline_written_by_finished_tasks_arrives_after_the_first(
+    event_loop_kind: str, tcp_server: ChildServer
+) -> None:
+    pipeline = _pipeline_lines(tcp_server, write_in_tasks=True)
+
+    replies, elapsed = run_on(event_loop_kind, timed(pipeline, 5))
+
+    assert replies == [b"done 0\n", b"done 0.3\n"]
+    assert elapsed < 5
+
+
+def test_answered_requests_of_two_tasks_hold_no_time_while_a_reader_task_reads_on(
+    tcp_server: ChildServer,
+) -> None:
+    """Virtual loop only: once both askers have their replies, the reader task that handed them
+    over and reads on (a websocket's) awaits nothing; an hour passes at once."""
+
+    async def main() -> tuple[list[str], float]:
+        reader, writer = await asyncio.open_connection(tcp_server.host, tcp_server.port)
+        waiting: dict[str, asyncio.Future[str]] = {}
+
+        async def read() -> None:
+            while line := await reader.readline():
+                waiting.pop(line.decode().strip()).set_result(line.decode().strip())
+
+        async def ask(seconds: float) -> str:
+            reply: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            waiting[f"done {seconds:g}"] = reply
+            writer.write(f"{seconds}\n".encode())  # real-time: answered `seconds` later
+            return await reply
+
+        reading = asyncio.create_task(read())
+        try:
+            replies = list(await asyncio.gather(ask(0), ask(0.1)))
+            began = time.perf_counter()
+            await asyncio.sleep(3600)
+            return replies, time.perf_counter() - began
+        finally:
+            reading.cancel()
+            writer.close()
+            await writer.wait_closed()
+
+    replies, real_seconds = tasks.run(main())
+
+    assert replies == ["done 0", "done 0.1"]
+    assert real_seconds < 1  # io_wait is 5 s
+
+
 class _OneReply(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()

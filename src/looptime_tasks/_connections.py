@@ -107,7 +107,14 @@ class TrackedSocketTransport(_Base):  # type: ignore[misc]
         # TLS records the TLS layer writes while it reads (its Finished, key-update answers) are
         # not requests; a handshake in progress and everything the application writes are.
         if not self._tls_reading:
-            self._in_flight.sent(self._sock, served=self._served)
+            reading = self._stream_waiter if _stream_reader(self._protocol) else None
+            self._in_flight.sent(self._sock, served=self._served, reading=reading)
+
+    def _stream_waiter(self) -> asyncio.Future[Any] | None:
+        """The future a task awaits to read more from this connection's asyncio stream."""
+        reader = _stream_reader(self._protocol)
+        waiter: asyncio.Future[Any] | None = getattr(reader, "_waiter", None)
+        return waiter
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if data:
@@ -145,6 +152,16 @@ class TrackedSocketTransport(_Base):  # type: ignore[misc]
 def _fileno(fd: FileDescriptorLike) -> int:
     """A descriptor, or the ``fileno()`` of an object that has one (what asyncio accepts)."""
     return fd if isinstance(fd, int) else int(fd.fileno())
+
+
+def _stream_reader(protocol: object) -> asyncio.StreamReader | None:
+    """The ``StreamReader`` an asyncio stream protocol feeds (under TLS too), or None."""
+    if isinstance(protocol, sslproto.SSLProtocol):
+        protocol = getattr(protocol, "_app_protocol", None)
+    if not isinstance(protocol, asyncio.StreamReaderProtocol):
+        return None
+    reader: asyncio.StreamReader | None = getattr(protocol, "_stream_reader", None)
+    return reader
 
 
 def _established_tls(protocol: object) -> bool:

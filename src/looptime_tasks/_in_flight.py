@@ -157,6 +157,11 @@ class ThreadBudgetWarning(RuntimeWarning):
     """
 
 
+Reading: TypeAlias = Callable[[], "asyncio.Future[Any] | None"]
+"""Gives the future a task awaits to read more from a stream connection (``StreamReader``'s
+waiter), or None while no task waits for data on it."""
+
+
 class Request:
     """A request in flight on a socket of the loop: since when (real ns) and to whom.
 
@@ -167,17 +172,27 @@ class Request:
     (two replies may also come in one read), so after the first one the others hold time only
     while their tasks stay blocked where they were when it came (``waiting``): a task that
     moved on has its answer, or was not waiting for one.
+
+    A request written in several writes on an asyncio stream connection (``reading``: redis-py
+    pipelines ``CLIENT SETINFO`` twice at connect) may be several requests whose replies come
+    one by one; after an arrival it stays in flight while a task that wrote it waits for more on
+    that stream (or any task, once every writer has finished: Python 3.11's ``wait_for()``
+    writes in a task of its own and the caller reads). See :meth:`reading_the_rest`.
     """
 
     __slots__ = (
         "askers",
         "connecting",
+        "handed_off",
         "peer",
+        "reading",
         "served",
         "since_ns",
         "sock",
         "waiting",
         "writers",
+        "writes",
+        "wrote",
     )
 
     def __init__(
@@ -188,6 +203,7 @@ class Request:
         connecting: bool = False,
         served: bool = False,
         writer: object = None,
+        reading: Reading | None = None,
     ) -> None:
         self.sock = sock
         self.since_ns = time.perf_counter_ns()
@@ -197,15 +213,37 @@ class Request:
         self.askers = 1
         # The tasks (None: a callback) that wrote since something last came back.
         self.writers: set[object] = {writer}
+        # Every writer of the request, and its writes; the stream it reads from (if asyncio's).
+        self.wrote: set[object] = {writer}
+        self.writes = 1
+        self.reading = reading
+        # Whether every writer had finished when the first reply came (None: none came yet):
+        # tasks of their own that only wrote, for a caller that reads.
+        self.handed_off: bool | None = None
         # After a partial answer: each task that asked before it -> the future it was blocked
         # on then (None: not blocked yet, noted at the next look). None: no partial answer.
         self.waiting: dict[asyncio.Task[Any], object] | None = None
 
+    def wrote_again(self, writer: object, reading: Reading | None) -> None:
+        """Another write of this request, by ``writer`` (a task, or None: a callback)."""
+        self.writes += 1
+        self.wrote.add(writer)
+        if reading is not None:
+            self.reading = reading
+        if writer not in self.writers:
+            self.writers.add(writer)
+            self.askers += 1
+
     def answered_one(self) -> bool:
         """Something came back: one asker is answered. Whether all of them are."""
-        if self.askers <= 1:
+        if self.handed_off is None:
+            self.handed_off = all(
+                isinstance(writer, asyncio.Task) and writer.done() for writer in self.wrote
+            )
+        if self.askers > 1:
+            self.askers -= 1
+        elif self.writes < 2 or self.reading is None:
             return True
-        self.askers -= 1
         waiting = self.waiting if self.waiting is not None else {}
         for writer in self.writers:
             if isinstance(writer, asyncio.Task):
@@ -225,7 +263,26 @@ class Request:
                 del waiting[task]  # moved on: answered, or it was not waiting for a reply
             elif blocked_on is None:
                 waiting[task] = now_on  # it was running when the answer came
-        return bool(waiting)
+        return bool(waiting) or self.reading_the_rest()
+
+    def reading_the_rest(self) -> bool:
+        """Whether a task waits for more of the replies to a request written in several writes
+        on an asyncio stream: one of the tasks that wrote it, or any task if they had all
+        finished before the first reply came (they only wrote, for a caller that reads). A task
+        that reads right after a reply to what it pipelined expects the next one; one that moved
+        on, or awaits something else (a reader task hands it its reply), does not."""
+        reading = self.reading
+        if reading is None or self.writes < 2:
+            return False
+        waiter = reading()
+        if waiter is None or waiter.done():
+            return False
+        if self.handed_off:
+            return True
+        return any(
+            isinstance(writer, asyncio.Task) and writer._fut_waiter is waiter  # type: ignore[attr-defined]
+            for writer in self.wrote
+        )
 
     def limit_ns(self, io_wait_ns: int | None) -> int | None:
         """Real nanoseconds this request may hold time: ``io_wait``, or a server's grace."""
@@ -395,10 +452,19 @@ class InFlight:
 
     # --- requests on the loop's own connections -------------------------------------------------
 
-    def sent(self, sock: socket.socket, peer: Any = None, *, served: bool = False) -> None:
+    def sent(
+        self,
+        sock: socket.socket,
+        peer: Any = None,
+        *,
+        served: bool = False,
+        reading: Reading | None = None,
+    ) -> None:
         """Data went out on ``sock`` (to ``peer``, for an unconnected datagram socket): a
         request is in flight until something comes back. ``served``: the write of a server on
-        an accepted connection, which holds time only for a short grace."""
+        an accepted connection, which holds time only for a short grace. ``reading``: the
+        connection's asyncio stream, for a request written in several writes (see
+        :class:`Request`)."""
         writer = _current_task()
         request = self.requests.get(sock)
         if (
@@ -408,11 +474,10 @@ class InFlight:
             or request.expired(time.perf_counter_ns(), self.io_wait_ns)
             or not request.still_asking()
         ):
-            self.requests[sock] = Request(sock, peer, served=served, writer=writer)
+            self.requests[sock] = Request(sock, peer, served=served, writer=writer, reading=reading)
             self._on_request()
-        elif writer not in request.writers:
-            request.writers.add(writer)
-            request.askers += 1
+        else:
+            request.wrote_again(writer, reading)
 
     def connecting(self, sock: socket.socket, address: Any) -> None:
         """A connect to ``address`` is in progress on ``sock``."""
