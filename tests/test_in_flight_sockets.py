@@ -226,6 +226,36 @@ def test_second_reply_to_a_pipeline_written_by_finished_tasks_arrives_after_the_
     assert elapsed < 5
 
 
+def test_request_written_with_writelines_holds_no_time_once_answered(
+    tcp_server: ChildServer,
+) -> None:
+    """Virtual loop only: ``writelines()`` is one write (Python 3.11's calls ``write()``), so a
+    task reading on after the reply (a pub/sub listener) awaits nothing; an hour passes at
+    once. Written by a task of its own, as redis-py's commands are on Python 3.11."""
+
+    async def main() -> tuple[bytes, object, float]:
+        reader, writer = await asyncio.open_connection(tcp_server.host, tcp_server.port)
+
+        async def send() -> None:
+            writer.writelines([b"0", b"\n"])  # real-time: answered at once
+            await writer.drain()
+
+        try:
+            await asyncio.create_task(send())
+            reply = await reader.readline()
+            began = time.perf_counter()
+            more, _ = await timed(reader.readline(), 3600)
+            return reply, more, time.perf_counter() - began
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    reply, more, real_seconds = tasks.run(main())
+
+    assert (reply, more) == (b"done 0\n", TIMED_OUT)
+    assert real_seconds < 1  # io_wait is 5 s
+
+
 def test_answered_requests_of_two_tasks_hold_no_time_while_a_reader_task_reads_on(
     tcp_server: ChildServer,
 ) -> None:

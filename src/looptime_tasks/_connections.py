@@ -101,6 +101,7 @@ class TrackedSocketTransport(_Base):  # type: ignore[misc]
         self._in_flight = in_flight
         self._served = server is not None
         self._tls_reading = False  # inside _read_ready of an established TLS connection
+        self._writing_lines = False  # inside writelines(): 3.11's calls write(), one write
         super().__init__(event_loop, sock, protocol, waiter, extra, server)
 
     def _mark_sent(self) -> None:
@@ -117,14 +118,19 @@ class TrackedSocketTransport(_Base):  # type: ignore[misc]
         return waiter
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if data:
+        if data and not self._writing_lines:
             self._mark_sent()
         super().write(data)
 
     def writelines(self, list_of_data: Any) -> None:
-        # Python 3.12+ sends from writelines() without going through write().
+        # Python 3.12+ sends from writelines() without going through write(); 3.11 joins the
+        # lines and calls write(), which must not count a second write (see Request.writes).
         self._mark_sent()
-        super().writelines(list_of_data)
+        self._writing_lines = True
+        try:
+            super().writelines(list_of_data)
+        finally:
+            self._writing_lines = False
 
     def _read_ready(self) -> None:
         protocol: Any = self._protocol
