@@ -236,14 +236,14 @@ class Request:
 
     def answered_one(self) -> bool:
         """Something came back: one asker is answered. Whether all of them are."""
+        if self.askers <= 1 and (self.writes < 2 or self.reading is None):
+            return True
         if self.handed_off is None:
             self.handed_off = all(
                 isinstance(writer, asyncio.Task) and writer.done() for writer in self.wrote
             )
         if self.askers > 1:
             self.askers -= 1
-        elif self.writes < 2 or self.reading is None:
-            return True
         waiting = self.waiting if self.waiting is not None else {}
         for writer in self.writers:
             if isinstance(writer, asyncio.Task):
