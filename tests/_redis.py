@@ -99,6 +99,7 @@ def start_redis() -> tuple[subprocess.Popen[bytes], RedisServer]:
         port = _free_port()
         command = [BINARY, "--port", str(port), "--bind", "127.0.0.1"]
         command += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
+        command += ["--loglevel", "warning"]  # its log goes to a pipe nobody reads until exit
         child = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
