@@ -442,6 +442,54 @@ def test_result_handed_back_by_a_working_thread_arrives_before_a_longer_timeout(
     assert 0.1 < elapsed < 1.0
 
 
+def _compute_with(call: Callable[[], object], seconds: float) -> None:
+    """Compute for ``seconds`` of real time, making ``call`` over and over: a thread holding the
+    GIL gives it up where the loop asks, often just back from such a call."""
+    ends = time.perf_counter() + seconds  # real-time: the thread's own computing, 0.3 s
+    while time.perf_counter() < ends:
+        call()
+
+
+def _computing_thread_s_result(call: Callable[[], object]) -> str:
+    """The outcome of waiting, under a 5 s timeout, for a plain thread computing 0.3 s."""
+
+    async def main() -> str:
+        event_loop = asyncio.get_running_loop()
+        done: asyncio.Future[str] = event_loop.create_future()
+
+        def work() -> None:
+            _compute_with(call, 0.3)
+            event_loop.call_soon_threadsafe(done.set_result, "done")
+
+        with thread(work):
+            try:
+                return await asyncio.wait_for(done, 5)
+            except TimeoutError:
+                return "timed out"
+
+    return run(main())
+
+
+def test_thread_computing_with_a_dictionary_s_get_is_not_jumped_past() -> None:
+    table = {"key": 1}
+
+    assert _computing_thread_s_result(lambda: table.get("key")) == "done"
+
+
+def test_thread_computing_with_a_string_s_join_is_not_jumped_past() -> None:
+    assert _computing_thread_s_result(lambda: "".join(("a", "b"))) == "done"
+
+
+def test_thread_computing_with_an_attribute_s_get_is_not_jumped_past() -> None:
+    class Cache:
+        def __init__(self) -> None:
+            self.entries = {"key": 1}
+
+    cache = Cache()
+
+    assert _computing_thread_s_result(lambda: cache.entries.get("key")) == "done"
+
+
 def test_work_handed_to_an_idle_worker_through_a_queue_holds_time_until_its_reply() -> None:
     # aiosqlite's pattern: a long-lived worker idle in SimpleQueue.get(), fed by the loop.
     jobs: queue.SimpleQueue[tuple[asyncio.Future[str], float] | None] = queue.SimpleQueue()

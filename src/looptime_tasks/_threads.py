@@ -8,7 +8,12 @@ Design decisions:
   versions, so the line number says nothing. The instruction at ``f_lasti`` does: it is the call
   being made, and the instructions that share its source position name the callee
   (``tx.get``, ``waiter.acquire``, ``self._selector.poll``). The decision depends only on the code
-  object and the instruction offset, so it is computed once and cached.
+  object and the instruction offset, so it is computed once and cached. The name alone is not
+  enough: a thread computing gives the GIL up where the loop asks, often just back from a call,
+  and ``table.get(key)`` or ``", ".join(parts)`` is no wait. Where the instructions show what
+  the call is made on (a constant, a variable, attributes read from either), that object is
+  looked up without running code, and only the C types that can block count (locks,
+  ``SimpleQueue``, thread handles, sockets, selectors); where they do not, the name decides.
 
 * **Idle means blocked waiting to be given something**: a lock ``acquire`` (which covers
   ``Condition.wait`` and so ``Event.wait``, ``Queue.get``, ``Semaphore``, ``Future.result`` and
@@ -50,17 +55,21 @@ Design decisions:
 
 from __future__ import annotations
 
+import _thread
 import concurrent.futures.thread
 import dis
 import gc
+import importlib
 import os
 import platform
 import queue
+import select
 import selectors
+import socket
 import sys
 import threading
 import types
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 __all__ = (
     "in_wait_for_work",
@@ -80,9 +89,9 @@ _INTERPRETER_MODULES: Final = ("_interpreters", "_xxsubinterpreters")
 
 _SELECTOR_CALLS: Final = frozenset({"select", "poll", "control"})
 
-_LOCK_TYPES: Final = (type(__import__("_thread").allocate_lock()),)
+_LOCK_TYPES: Final = (_thread.LockType,)
 
-_NO_CALL: Final = (None, None)
+_NO_CALL: Final = (None, None, None)
 
 _NAME_LOADS: Final = (
     "LOAD_ATTR",
@@ -98,8 +107,49 @@ _NAME_LOADS: Final = (
 _GLOBAL: Final = "global "
 """Prefix of a receiver read from the frame's globals (a local name never has a space)."""
 
-_call_sites: dict[tuple[types.CodeType, int], tuple[str | None, str | None]] = {}
-"""(code, offset) -> (callee name, variable holding the receiver), computed once each."""
+CallSite: TypeAlias = tuple[str | None, str | None, tuple[Any, ...] | None]
+"""A call: the callee's name, the variable holding its receiver, and how to reach the receiver
+(see `_receiver_path`)."""
+
+_call_sites: dict[tuple[types.CodeType, int], CallSite] = {}
+"""(code, offset) -> its call site, computed once each."""
+
+_UNKNOWN: Final = object()
+"""A receiver the frame cannot tell without running code."""
+
+_MODULE_CALLS: Final = {"select": select}
+"""Blocking calls made on a module: ``select.select()``."""
+
+
+try:
+    _SEM_LOCK: object = importlib.import_module("_multiprocessing").SemLock
+except (ImportError, AttributeError):  # a build without it (no sem_open)
+    _SEM_LOCK = None
+
+
+def _types(*candidates: object) -> tuple[type, ...]:
+    """The candidates that are types (this platform or version may lack some: None)."""
+    return tuple(candidate for candidate in candidates if isinstance(candidate, type))
+
+
+_BLOCKING_TYPES: Final[dict[str, tuple[type, ...]]] = {
+    "acquire": _types(
+        _thread.LockType,
+        _thread.RLock,
+        _SEM_LOCK,  # multiprocessing's locks
+    ),
+    "get": (queue.SimpleQueue,),
+    "join": _types(getattr(_thread, "_ThreadHandle", None)),  # 3.13+'s Thread.join waits in it
+    "accept": (socket.socket,),
+    "poll": _types(
+        getattr(select, "epoll", None),
+        getattr(select, "devpoll", None),
+        type(select.poll()) if hasattr(select, "poll") else None,
+    ),
+    "control": _types(getattr(select, "kqueue", None)),
+}
+"""The C types whose method of each blocking name may wait for new work (``Thread.join`` and
+``Queue.get`` are Python code: a thread blocked in them shows their own frame)."""
 
 
 _SNAPSHOT_LOCALS: Final = sys.version_info < (3, 13)
@@ -110,12 +160,12 @@ _kept: dict[int, tuple[types.FrameType, list[Any]]] = {}
 """id(frame) -> (frame, the values of its locals snapshot at our last read), up to 3.12."""
 
 
-def _variable(frame: types.FrameType, name: str) -> Any:
+def _variable(frame: types.FrameType, name: str, default: Any = None) -> Any:
     """The value of a local, free or (``_GLOBAL`` prefix) global variable of ``frame``."""
     if name.startswith(_GLOBAL):
-        return frame.f_globals.get(name[len(_GLOBAL) :])
+        return frame.f_globals.get(name[len(_GLOBAL) :], default)
     if not _SNAPSHOT_LOCALS:
-        return frame.f_locals.get(name)
+        return frame.f_locals.get(name, default)
     # Up to 3.12 the refresh replaces the snapshot's values, and a value it frees can run Python
     # code (a finalizer, a weakref callback) that gives the GIL away mid-refresh; if the thread
     # then ends, the refresh goes on reading its freed frame: a segmentation fault (aiosqlite
@@ -132,11 +182,12 @@ def _variable(frame: types.FrameType, name: str) -> Any:
             gc.enable()
     _kept[id(frame)] = (frame, list(snapshot.values()))
     del held
-    return snapshot.get(name)
+    return snapshot.get(name, default)
 
 
-def _call_site(code: types.CodeType, offset: int) -> tuple[str | None, str | None]:
-    """Name the function called at ``offset`` in ``code`` and the local it is called on, if any."""
+def _call_site(code: types.CodeType, offset: int) -> CallSite:
+    """Name the function called at ``offset`` in ``code``, the local it is called on (if any),
+    and the path to its receiver (if the frame can tell it)."""
     instructions = list(dis.get_instructions(code))
     index = next((i for i, ins in enumerate(instructions) if ins.offset == offset), None)
     # (3.11 runs specialised calls of C functions inside PRECALL, so f_lasti may point there.)
@@ -171,7 +222,77 @@ def _call_site(code: types.CodeType, offset: int) -> tuple[str | None, str | Non
                 receiver = before.argval
             elif before.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
                 receiver = _GLOBAL + before.argval
-    return callee.argval, receiver
+    return callee.argval, receiver, _receiver_path(instructions, best)
+
+
+def _receiver_path(instructions: list[dis.Instruction], callee: int) -> tuple[Any, ...] | None:
+    """How to reach the object whose method ``instructions[callee]`` loads: ``(base, *names)``,
+    the base a constant (``"".join``) or a variable (``_GLOBAL`` prefix for a global) and then
+    the attributes read from it (``self._handle.join``); None for anything else."""
+    if instructions[callee].opname not in ("LOAD_ATTR", "LOAD_METHOD"):
+        return None
+    names: list[str] = []
+    index = callee - 1
+    while index >= 0 and instructions[index].opname == "LOAD_ATTR":
+        names.insert(0, instructions[index].argval)
+        index -= 1
+    if index < 0:
+        return None
+    base = instructions[index]
+    if base.opname.startswith("LOAD_FAST") or base.opname == "LOAD_DEREF":
+        # 3.13 fuses two loads of locals into one instruction: the receiver is the second.
+        name = base.argval[-1] if isinstance(base.argval, tuple) else base.argval
+        return (name, *names) if isinstance(name, str) else None
+    if base.opname in ("LOAD_GLOBAL", "LOAD_NAME") and isinstance(base.argval, str):
+        return (_GLOBAL + base.argval, *names)
+    if base.opname in ("LOAD_CONST", "LOAD_SMALL_INT"):
+        return (_Constant(base.argval), *names)
+    return None
+
+
+class _Constant:
+    """A constant receiver in a receiver path (``""`` in ``"".join``)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+
+def _attributes(value: object) -> dict[str, Any] | None:
+    """``value``'s own attribute dictionary, read without running its code (no properties, no
+    ``__getattr__``), or None."""
+    try:
+        attributes = object.__getattribute__(value, "__dict__")
+    except (AttributeError, TypeError):
+        return None
+    return attributes if isinstance(attributes, dict) else None
+
+
+def _blocking_target(frame: types.FrameType, callee: str, path: tuple[Any, ...] | None) -> Any:
+    """What a call named like a blocking one (``callee``, in ``_IDLE_CALLS``) would wait on:
+    the lock, queue, thread handle, socket or selector; None when its receiver is known and the
+    call cannot block (a dictionary's ``get``, a string's ``join``: a thread caught just back
+    from it, as it gives the GIL up there, is working); ``_UNKNOWN`` when the frame cannot tell.
+    """
+    if path is None:
+        return _UNKNOWN
+    base, *names = path
+    target = base.value if isinstance(base, _Constant) else _variable(frame, base, _UNKNOWN)
+    for name in names:
+        attributes = _attributes(target) if target is not _UNKNOWN else None
+        if attributes is None or name not in attributes:
+            return _UNKNOWN
+        target = attributes[name]
+    if target is _UNKNOWN:
+        return _UNKNOWN
+    attributes = _attributes(target)
+    method = attributes.get(callee) if attributes is not None else None
+    if isinstance(method, types.BuiltinMethodType) and method.__self__ is not None:
+        target = method.__self__  # a C method kept on the object: Condition.acquire is its lock's
+    if _MODULE_CALLS.get(callee) is target:
+        return target
+    return target if isinstance(target, _BLOCKING_TYPES.get(callee, ())) else None
 
 
 def _handed_work(value: object) -> bool:
@@ -210,7 +331,7 @@ def is_idle(frame: types.FrameType) -> bool:
     site = _call_sites.get(key)
     if site is None:
         site = _call_sites[key] = _call_site(*key)
-    callee, receiver = site
+    callee, receiver, path = site
     if callee is None:
         return False
     if callee not in _IDLE_CALLS:
@@ -221,7 +342,8 @@ def is_idle(frame: types.FrameType) -> bool:
         if method is None or method.__name__ not in _IDLE_CALLS:
             return False
         return not _handed_work(method.__self__)
-    if receiver is not None and _handed_work(_variable(frame, receiver)):
+    target = _blocking_target(frame, callee, path)
+    if target is None or _handed_work(target):
         return False
     if frame.f_code is _CONDITION_WAIT and _notified(frame):
         return False
@@ -244,9 +366,9 @@ def in_wait_for_work(frame: types.FrameType) -> bool:
     site = _call_sites.get(key)
     if site is None:
         site = _call_sites[key] = _call_site(*key)
-    callee, receiver = site
+    callee, receiver, path = site
     if callee in _WORK_WAITS:
-        return True
+        return _blocking_target(frame, callee, path) is not None
     if callee is None or callee in _IDLE_CALLS or receiver is None:
         return False
     method = _bound_builtin(frame, receiver, callee)  # Thread(target=queue.get)
@@ -275,7 +397,7 @@ def may_hide_a_hand_off(frame: types.FrameType) -> bool:
     """
     if frame.f_code in (_EXECUTOR_WORKER, _CONDITION_WAIT):
         return False  # an executor's work is counted; a condition's waiter list tells
-    callee, receiver = _call_sites.get((frame.f_code, frame.f_lasti), _NO_CALL)
+    callee, receiver, _ = _call_sites.get((frame.f_code, frame.f_lasti), _NO_CALL)
     if callee == "acquire":
         # Any lock: a mutex taken in passing (logging's module lock, an RLock) looks the same.
         return True
