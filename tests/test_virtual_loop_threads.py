@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -488,6 +488,15 @@ def test_thread_computing_with_an_attribute_s_get_is_not_jumped_past() -> None:
     cache = Cache()
 
     assert _computing_thread_s_result(lambda: cache.entries.get("key")) == "done"
+
+
+def test_thread_computing_with_a_class_attribute_s_get_is_not_jumped_past() -> None:
+    class Settings:
+        defaults: ClassVar[dict[str, int]] = {"key": 1}
+
+    settings = Settings()
+
+    assert _computing_thread_s_result(lambda: settings.defaults.get("key")) == "done"
 
 
 def test_work_handed_to_an_idle_worker_through_a_queue_holds_time_until_its_reply() -> None:

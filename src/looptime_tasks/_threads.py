@@ -269,6 +269,31 @@ def _attributes(value: object) -> dict[str, Any] | None:
     return attributes if isinstance(attributes, dict) else None
 
 
+def _static_attribute(value: object, name: str) -> Any:
+    """``value.name`` as Python finds it, looked up without running code: a slot, the object's
+    own attribute, or a plain value of its class (``self.table`` where ``table`` is a class
+    attribute); ``_UNKNOWN`` where it is missing or reading it would run code (a property)."""
+    on_class: Any = _UNKNOWN
+    for klass in type(value).__mro__:
+        namespace = object.__getattribute__(klass, "__dict__")  # past a metaclass's lookup
+        if name in namespace:
+            on_class = namespace[name]
+            break
+    if isinstance(on_class, types.MemberDescriptorType):  # a slot: C code reads it
+        try:
+            return on_class.__get__(value, type(value))
+        except AttributeError:
+            return _UNKNOWN
+    if on_class is not _UNKNOWN and hasattr(type(on_class), "__set__"):
+        return _UNKNOWN  # a property (a data descriptor) comes first, and would run code
+    attributes = _attributes(value)
+    if attributes is not None and name in attributes:
+        return attributes[name]
+    if hasattr(type(on_class), "__get__"):
+        return _UNKNOWN  # a method or another descriptor: binding it is not a plain read
+    return on_class
+
+
 def _blocking_target(frame: types.FrameType, callee: str, path: tuple[Any, ...] | None) -> Any:
     """What a call named like a blocking one (``callee``, in ``_IDLE_CALLS``) would wait on:
     the lock, queue, thread handle, socket or selector; None when its receiver is known and the
@@ -280,10 +305,9 @@ def _blocking_target(frame: types.FrameType, callee: str, path: tuple[Any, ...] 
     base, *names = path
     target = base.value if isinstance(base, _Constant) else _variable(frame, base, _UNKNOWN)
     for name in names:
-        attributes = _attributes(target) if target is not _UNKNOWN else None
-        if attributes is None or name not in attributes:
-            return _UNKNOWN
-        target = attributes[name]
+        if target is _UNKNOWN:
+            break
+        target = _static_attribute(target, name)
     if target is _UNKNOWN:
         return _UNKNOWN
     attributes = _attributes(target)
