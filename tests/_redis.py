@@ -15,23 +15,24 @@ Design decisions:
 * **In a child process of the test session**, on a free loopback TCP port, with no
   persistence (``--save ''``, ``--appendonly no``): nothing is written to disk. Ready when it
   answers ``PING``, within :data:`START_TIMEOUT` real seconds.
-* **Never outlives the session.** On Linux the child asks the kernel to end it when its parent
-  dies (``PR_SET_PDEATHSIG``), so a test process killed hard leaves no server behind; it is
-  killed at the end of the session otherwise.
+* **Never outlives the session.** On Linux the server starts under util-linux's ``setpriv
+  --pdeathsig KILL``, which asks the kernel to end it when the test process dies, so a test
+  process killed hard leaves no server behind; it is killed at the end of the session
+  otherwise. Not with a ``preexec_fn``: Python code run in the child of a process with threads
+  (earlier tests leave some) can abort it (Python 3.13: "PyThreadState_Get: the function must
+  be called with the GIL held").
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -41,8 +42,6 @@ BINARY: Final = "redis-server"
 
 START_TIMEOUT: Final = 10.0
 """Real seconds the server may take to answer ``PING``."""
-
-_PR_SET_PDEATHSIG: Final = 1
 
 
 @dataclass(frozen=True)
@@ -65,16 +64,11 @@ def _free_port() -> int:
         return port
 
 
-def _end_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that has the child killed when its parent dies (Linux), or None."""
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def ask_kernel() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-    return ask_kernel
+def _ended_with_parent(command: list[str]) -> list[str]:
+    """``command`` run so that the kernel kills it when the test process dies (Linux with
+    util-linux's ``setpriv``), else as it is."""
+    setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+    return [setpriv, "--pdeathsig", "KILL", *command] if setpriv else command
 
 
 def _answers_ping(port: int) -> bool:
@@ -101,11 +95,10 @@ def start_redis() -> tuple[subprocess.Popen[bytes], RedisServer]:
         command += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
         command += ["--loglevel", "warning"]  # its log goes to a pipe nobody reads until exit
         child = subprocess.Popen(
-            command,
+            _ended_with_parent(command),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            preexec_fn=_end_with_parent(),
         )
         deadline = time.monotonic() + START_TIMEOUT
         while child.poll() is None and time.monotonic() < deadline:
