@@ -349,13 +349,18 @@ def _notified(frame: types.FrameType) -> bool:
     return waiters is not None and waiter is not None and waiter not in waiters
 
 
-def is_idle(frame: types.FrameType) -> bool:
-    """Whether the thread whose innermost Python frame is ``frame`` waits for new work."""
+def _site(frame: types.FrameType) -> CallSite:
+    """The call ``frame`` is making (see `_call_site`), computed once per code and offset."""
     key = (frame.f_code, frame.f_lasti)
     site = _call_sites.get(key)
     if site is None:
         site = _call_sites[key] = _call_site(*key)
-    callee, receiver, path = site
+    return site
+
+
+def is_idle(frame: types.FrameType) -> bool:
+    """Whether the thread whose innermost Python frame is ``frame`` waits for new work."""
+    callee, receiver, path = _site(frame)
     if callee is None:
         return False
     if callee not in _IDLE_CALLS:
@@ -386,11 +391,7 @@ def in_wait_for_work(frame: types.FrameType) -> bool:
     nor is a selector's poll (an event loop waiting for its own timer works)."""
     if frame.f_code is _CONDITION_WAIT:
         return True
-    key = (frame.f_code, frame.f_lasti)
-    site = _call_sites.get(key)
-    if site is None:
-        site = _call_sites[key] = _call_site(*key)
-    callee, receiver, path = site
+    callee, receiver, path = _site(frame)
     if callee in _WORK_WAITS:
         return _blocking_target(frame, callee, path) is not None
     if callee is None or callee in _IDLE_CALLS or receiver is None:
