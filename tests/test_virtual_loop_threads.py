@@ -490,6 +490,14 @@ def test_thread_computing_with_an_attribute_s_get_is_not_jumped_past() -> None:
     assert _computing_thread_s_result(lambda: cache.entries.get("key")) == "done"
 
 
+@on_linux
+def test_thread_computing_with_a_subscripted_dictionary_s_get_is_not_jumped_past() -> None:
+    # The frame cannot show what items[0] is: the kernel tells a computation from a wait.
+    items = [{"key": 1}]
+
+    assert _computing_thread_s_result(lambda: items[0].get("key")) == "done"
+
+
 def test_thread_computing_with_a_class_attribute_s_get_is_not_jumped_past() -> None:
     class Settings:
         defaults: ClassVar[dict[str, int]] = {"key": 1}

@@ -13,7 +13,8 @@ Design decisions:
   and ``table.get(key)`` or ``", ".join(parts)`` is no wait. Where the instructions show what
   the call is made on (a constant, a variable, attributes read from either), that object is
   looked up without running code, and only the C types that can block count (locks,
-  ``SimpleQueue``, thread handles, sockets, selectors); where they do not, the name decides.
+  ``SimpleQueue``, thread handles, sockets, selectors); where they do not, the name decides,
+  and the kernel is asked (see :func:`may_hide_a_hand_off`).
 
 * **Idle means blocked waiting to be given something**: a lock ``acquire`` (which covers
   ``Condition.wait`` and so ``Event.wait``, ``Queue.get``, ``Semaphore``, ``Future.result`` and
@@ -418,13 +419,17 @@ def may_hide_a_hand_off(frame: types.FrameType) -> bool:
     ``PyMutex`` that passes, still locked, to a thread that has waited for it more than a
     millisecond. And on every version a thread just back from the call still shows it until its
     next instruction: if it gives the GIL up right there (another thread asked for it), its
-    queue is empty again, or its lock locked again, by itself.
+    queue is empty again, or its lock locked again, by itself. Likewise a call of a blocking
+    name on something the frame cannot show (``items[0].get()``): only the kernel tells a wait
+    from a computation just back from a dictionary's ``get``.
     """
     if frame.f_code in (_EXECUTOR_WORKER, _CONDITION_WAIT):
         return False  # an executor's work is counted; a condition's waiter list tells
-    callee, receiver, _ = _call_sites.get((frame.f_code, frame.f_lasti), _NO_CALL)
+    callee, receiver, path = _call_sites.get((frame.f_code, frame.f_lasti), _NO_CALL)
     if callee == "acquire":
         # Any lock: a mutex taken in passing (logging's module lock, an RLock) looks the same.
+        return True
+    if callee in _WORK_WAITS and _blocking_target(frame, callee, path) is _UNKNOWN:
         return True
     if receiver is None:
         return False
