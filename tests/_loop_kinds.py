@@ -10,7 +10,7 @@ the way), parametrized by :func:`on_both_loops`. Durations are read from the run
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final, TypeVar
 
 import pytest
@@ -36,6 +36,32 @@ def run_on(event_loop_kind: str, main: Coroutine[Any, Any, T], **virtual_options
 
 
 TIMED_OUT: Final = "timed out"
+
+
+async def minute_job(
+    tick: Callable[[], Awaitable[T]], minutes: int
+) -> tuple[list[float], list[T], int]:
+    """Run ``tick()`` under ``wait_for(..., 5)`` once a minute, ``minutes`` times (a bot's job).
+
+    Returns:
+        When each iteration started (loop seconds), what each tick returned, and how many of
+        them timed out.
+    """
+    started: list[float] = []
+    seen: list[T] = []
+    timeouts = 0
+
+    @tasks.loop(minutes=1, count=minutes)
+    async def job() -> None:
+        nonlocal timeouts
+        started.append(loop_time())
+        try:
+            seen.append(await asyncio.wait_for(tick(), 5))
+        except TimeoutError:
+            timeouts += 1
+
+    await job.start()
+    return started, seen, timeouts
 
 
 async def timed(request: Coroutine[Any, Any, T], limit: float) -> tuple[T | str, float]:

@@ -39,7 +39,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import pytest
 
@@ -245,6 +245,14 @@ def postgres_server(base_dir: Path | None = None) -> Iterator[PostgresServer]:
         stop_postgres(server)
 
 
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip the test for a missing component, or fail it when ``CI`` is set (``CI=true``): CI
+    must never pass by skipping."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set: a missing component fails)", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """A throwaway PostgreSQL server shared by the session's tests, started on first use.
@@ -253,9 +261,6 @@ def postgres() -> Iterator[PostgresServer]:
     """
     missing = missing_binaries()
     if missing:
-        reason = f"PostgreSQL server binaries not on PATH: {', '.join(missing)}"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason} (CI is set: a missing component fails)", pytrace=False)
-        pytest.skip(reason)
+        skip_or_fail(f"PostgreSQL server binaries not on PATH: {', '.join(missing)}")
     with postgres_server() as server:
         yield server

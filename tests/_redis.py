@@ -26,7 +26,6 @@ Design decisions:
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import socket
 import subprocess
@@ -37,6 +36,8 @@ from dataclasses import dataclass
 from typing import Final
 
 import pytest
+
+from _postgres import skip_or_fail
 
 BINARY: Final = "redis-server"
 
@@ -135,9 +136,6 @@ def redis_server() -> Iterator[RedisServer]:
     Skips where ``redis-server`` is missing, but fails when ``CI`` is set (``CI=true``).
     """
     if shutil.which(BINARY) is None:
-        reason = f"{BINARY} not on PATH (install it, e.g. apt-get install redis-server)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason} (CI is set: a missing component fails)", pytrace=False)
-        pytest.skip(reason)
+        skip_or_fail(f"{BINARY} not on PATH (install it, e.g. apt-get install redis-server)")
     with redis_server_process() as server:
         yield server

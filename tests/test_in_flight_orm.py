@@ -24,7 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import NullPool
 
 import looptime_tasks as tasks
-from _loop_kinds import TIMED_OUT, loop_time, on_both_loops, run_on, timed
+from _loop_kinds import TIMED_OUT, loop_time, minute_job, on_both_loops, run_on, timed
 from _postgres import PostgresServer
 
 MINUTES = 6 * 60
@@ -97,9 +97,6 @@ def test_orm_minute_job_runs_on_time_through_a_simulated_quarter_day(database_ur
         connects: list[float] = []  # after the one made at set-up
         event.listen(engine.sync_engine, "connect", lambda *_: connects.append(loop_time()))
         sessions = async_sessionmaker(engine, expire_on_commit=False)
-        started: list[float] = []
-        seen: list[int] = []
-        timeouts = 0
 
         async def tick() -> int:
             async with sessions() as session, session.begin():
@@ -107,17 +104,8 @@ def test_orm_minute_job_runs_on_time_through_a_simulated_quarter_day(database_ur
                 counter.value += 1
                 return counter.value
 
-        @tasks.loop(minutes=1, count=MINUTES)
-        async def job() -> None:
-            nonlocal timeouts
-            started.append(loop_time())
-            try:
-                seen.append(await asyncio.wait_for(tick(), 5))
-            except TimeoutError:
-                timeouts += 1
-
         try:
-            await job.start()
+            started, seen, timeouts = await minute_job(tick, MINUTES)
             async with sessions() as session:
                 final = (await session.execute(select(Counter.value))).scalar_one()
         finally:
@@ -160,43 +148,41 @@ POOL_TIMED_OUT = "pool timed out"
 
 
 async def _checkout_behind(
-    engine: AsyncEngine, query: TextClause, limit: float
+    database_url: str, seconds: float, pool_timeout: float
 ) -> tuple[object, float]:
-    """While one session runs ``query`` on the pool's only connection, another checks out
-    (``pool_timeout`` applies) and runs ``select 1`` under ``wait_for(..., limit)``.
+    """On a pool of one connection, while one session runs a query of ``seconds``, another
+    checks out (``pool_timeout`` seconds apply) and runs ``select 1`` under ``wait_for(..., 5)``.
 
     Returns:
         The second session's value, :data:`TIMED_OUT` or :data:`POOL_TIMED_OUT`, and the loop
         seconds it took.
     """
-    holding = asyncio.create_task(_run_slow(engine, query))
-    await asyncio.sleep(0.01)  # the first session has the connection
-    began = loop_time()
+    query, _ = _slow_query(database_url, seconds)
+    engine = await _engine(database_url, pool_size=1, max_overflow=0, pool_timeout=pool_timeout)
     try:
-        value = await asyncio.wait_for(_run_slow(engine, text("select 1")), limit)
-    except TimeoutError:
-        value = TIMED_OUT
-    except sqlalchemy.exc.TimeoutError:
-        value = POOL_TIMED_OUT
-    elapsed = loop_time() - began
-    await holding
-    return value, elapsed
+        holding = asyncio.create_task(_run_slow(engine, query))
+        await asyncio.sleep(0.01)  # real-time: the first session takes the connection
+        began = loop_time()
+        try:
+            value = await asyncio.wait_for(_run_slow(engine, text("select 1")), 5)
+        except TimeoutError:
+            value = TIMED_OUT
+        except sqlalchemy.exc.TimeoutError:
+            value = POOL_TIMED_OUT
+        elapsed = loop_time() - began
+        await holding
+        return value, elapsed
+    finally:
+        await engine.dispose()
 
 
 @on_both_loops()
 def test_orm_checkout_behind_a_0_5_s_query_is_served_within_a_2_s_pool_timeout(
     event_loop_kind: str, database_url: str
 ) -> None:
-    query, _ = _slow_query(database_url, 0.5)
+    checkout = _checkout_behind(database_url, 0.5, pool_timeout=2)
 
-    async def main() -> tuple[object, float]:
-        engine = await _engine(database_url, pool_size=1, max_overflow=0, pool_timeout=2)
-        try:
-            return await _checkout_behind(engine, query, 5)  # real-time: behind about 0.5 s
-        finally:
-            await engine.dispose()
-
-    value, elapsed = run_on(event_loop_kind, main())
+    value, elapsed = run_on(event_loop_kind, checkout)  # real-time: behind about 0.5 s
 
     assert value == 1
     assert 0.2 < elapsed < 2
@@ -206,16 +192,9 @@ def test_orm_checkout_behind_a_0_5_s_query_is_served_within_a_2_s_pool_timeout(
 def test_orm_pool_timeout_of_0_2_s_fires_behind_a_0_6_s_query(
     event_loop_kind: str, database_url: str
 ) -> None:
-    query, _ = _slow_query(database_url, 0.6)
+    checkout = _checkout_behind(database_url, 0.6, pool_timeout=0.2)
 
-    async def main() -> tuple[object, float]:
-        engine = await _engine(database_url, pool_size=1, max_overflow=0, pool_timeout=0.2)
-        try:
-            return await _checkout_behind(engine, query, 5)  # real-time: behind about 0.6 s
-        finally:
-            await engine.dispose()
-
-    value, elapsed = run_on(event_loop_kind, main())
+    value, elapsed = run_on(event_loop_kind, checkout)  # real-time: behind about 0.6 s
 
     assert value == POOL_TIMED_OUT
     assert elapsed == pytest.approx(0.2, abs=0.1)

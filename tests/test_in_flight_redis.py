@@ -22,7 +22,7 @@ import pytest
 import redis.asyncio as aioredis
 
 import looptime_tasks as tasks
-from _loop_kinds import VIRTUAL, loop_time, on_both_loops, run_on, timed
+from _loop_kinds import VIRTUAL, loop_time, minute_job, on_both_loops, run_on, timed
 from _redis import RedisServer
 
 DAY = 24 * 60
@@ -36,6 +36,7 @@ def _client(server: RedisServer) -> aioredis.Redis:
 def _later(server: RedisServer, seconds: float, command: str) -> subprocess.Popen[bytes]:
     """Another process: after ``seconds`` real seconds (once started), run ``command`` on a
     sync redis-py client ``r``."""
+    # real-time: the other process waits ``seconds`` before its command
     code = f"import time, redis; r = redis.Redis.from_url({server.url!r}); time.sleep({seconds})"
     return subprocess.Popen([sys.executable, "-c", f"{code}; {command}"])
 
@@ -46,29 +47,16 @@ def test_redis_minute_job_runs_on_time_through_a_simulated_day(redis_server: Red
     async def main() -> tuple[list[float], list[tuple[int, object]], int]:
         client = _client(redis_server)
         await client.delete("ticks", "last")
-        started: list[float] = []
-        seen: list[tuple[int, object]] = []
-        timeouts = 0
 
         async def tick() -> tuple[int, object]:
             count = await client.incr("ticks")
             await client.set("last", str(count))
             return count, await client.get("last")
 
-        @tasks.loop(minutes=1, count=DAY)
-        async def job() -> None:
-            nonlocal timeouts
-            started.append(loop_time())
-            try:
-                seen.append(await asyncio.wait_for(tick(), 5))
-            except TimeoutError:
-                timeouts += 1
-
         try:
-            await job.start()
+            return await minute_job(tick, DAY)
         finally:
             await client.aclose()
-        return started, seen, timeouts
 
     began = time.perf_counter()
 

@@ -14,6 +14,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -140,9 +141,11 @@ def test_request_after_a_send_left_unanswered_past_io_wait_gets_its_reply(
     assert elapsed < 5
 
 
-async def _ask_line_twice_at_once(server: ChildServer, first: float, second: float) -> list[str]:
-    """Two tasks ask on one connection at the same instant (a websocket's keepalive ping beside
-    a request); a reader task hands each reply to its asker."""
+@contextlib.asynccontextmanager
+async def _asking(server: ChildServer) -> AsyncIterator[Callable[[float], Awaitable[str]]]:
+    """A connection on which tasks ask (``await ask(seconds)``: the server answers ``seconds``
+    later), as a websocket's keepalive ping and a request do: a reader task hands each reply to
+    its asker, and reads on until the block ends."""
     reader, writer = await asyncio.open_connection(server.host, server.port)
     waiting: dict[str, asyncio.Future[str]] = {}
 
@@ -158,11 +161,17 @@ async def _ask_line_twice_at_once(server: ChildServer, first: float, second: flo
 
     reading = asyncio.create_task(read())
     try:
-        return list(await asyncio.gather(ask(first), ask(second)))
+        yield ask
     finally:
         reading.cancel()
         writer.close()
         await writer.wait_closed()
+
+
+async def _ask_line_twice_at_once(server: ChildServer, first: float, second: float) -> list[str]:
+    """Two tasks ask on one connection at the same instant (see `_asking`)."""
+    async with _asking(server) as ask:
+        return list(await asyncio.gather(ask(first), ask(second)))
 
 
 @on_both_loops()
@@ -263,29 +272,11 @@ def test_answered_requests_of_two_tasks_hold_no_time_while_a_reader_task_reads_o
     over and reads on (a websocket's) awaits nothing; an hour passes at once."""
 
     async def main() -> tuple[list[str], float]:
-        reader, writer = await asyncio.open_connection(tcp_server.host, tcp_server.port)
-        waiting: dict[str, asyncio.Future[str]] = {}
-
-        async def read() -> None:
-            while line := await reader.readline():
-                waiting.pop(line.decode().strip()).set_result(line.decode().strip())
-
-        async def ask(seconds: float) -> str:
-            reply: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-            waiting[f"done {seconds:g}"] = reply
-            writer.write(f"{seconds}\n".encode())  # real-time: answered `seconds` later
-            return await reply
-
-        reading = asyncio.create_task(read())
-        try:
+        async with _asking(tcp_server) as ask:
             replies = list(await asyncio.gather(ask(0), ask(0.1)))
             began = time.perf_counter()
             await asyncio.sleep(3600)
             return replies, time.perf_counter() - began
-        finally:
-            reading.cancel()
-            writer.close()
-            await writer.wait_closed()
 
     replies, real_seconds = tasks.run(main())
 

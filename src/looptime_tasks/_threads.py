@@ -429,10 +429,10 @@ def may_hide_a_hand_off(frame: types.FrameType) -> bool:
     if callee == "acquire":
         # Any lock: a mutex taken in passing (logging's module lock, an RLock) looks the same.
         return True
-    if callee in _WORK_WAITS and _blocking_target(frame, callee, path) is _UNKNOWN:
-        return True
     if receiver is None:
-        return False
+        # Only a receiver reached otherwise (attributes, a subscript) can be unknown: a local or
+        # global one is read as it is (below).
+        return callee in _WORK_WAITS and _blocking_target(frame, callee, path) is _UNKNOWN
     if callee == "get":
         return isinstance(_variable(frame, receiver), queue.SimpleQueue)
     method = _bound_builtin(frame, receiver, callee or "")  # Thread(target=queue.get)
