@@ -1256,10 +1256,43 @@ def test_loop_with_cls_keeps_the_subclass_when_bound() -> None:
     assert type(Service().work) is Every
 
 
-def test_loop_cls_that_is_not_a_loop_subclass_is_a_type_error() -> None:
+def test_loop_with_a_function_as_cls_returns_the_loop_it_builds() -> None:
+    def every_five(coro: Any, **options: Any) -> Every[Any]:
+        return Every(coro, period=(5, 0), **options)
+
+    @tasks.loop(every_five, count=3)
+    async def body() -> None: ...
+
+    assert (type(body), body.seconds, body.options) == (Every, 5, {"count": 3})
+
+
+def test_loop_with_a_function_as_cls_that_returns_no_loop_is_a_type_error() -> None:
+    def nothing(coro: Any) -> None: ...
+
     with pytest.raises(
-        TypeError, match=r"^cls must be a subclass of Loop \(got <class 'int'>\)\.$"
+        TypeError,
+        match=r"^cls must return a Loop: '.*nothing' returned None\.$",
     ):
+
+        @tasks.loop(nothing)  # type: ignore[type-var]
+        async def body() -> None: ...
+
+
+def test_loop_cls_that_is_not_callable_is_a_type_error() -> None:
+    expected = (
+        "cls must be callable: a subclass of Loop or a function that returns a Loop (got Ellipsis)."
+    )
+
+    with pytest.raises(TypeError, match=f"^{re.escape(expected)}$"):
+        tasks.loop(cls=...)  # type: ignore[call-overload]
+
+
+def test_loop_cls_that_is_a_class_but_not_a_loop_subclass_is_a_type_error() -> None:
+    expected = (
+        "cls must be a subclass of Loop or a function that returns a Loop (got <class 'int'>)."
+    )
+
+    with pytest.raises(TypeError, match=f"^{re.escape(expected)}$"):
         tasks.loop(cls=int)  # type: ignore[call-overload]
 
 
@@ -1268,11 +1301,12 @@ def test_loop_applied_without_parentheses_says_to_add_them() -> None:
 
     expected = (
         "loop() takes the schedule and returns the decorator: write @loop(seconds=...) with"
-        f" parentheses (got {body.__qualname__!r} as cls, which must be a subclass of Loop)."
+        f" parentheses (got {body.__qualname__!r} as cls, which must be a subclass of Loop or a"
+        " function that returns a Loop)."
     )
 
     with pytest.raises(TypeError, match=f"^{re.escape(expected)}$"):
-        tasks.loop(body)  # type: ignore[call-overload]
+        tasks.loop(body)  # type: ignore[type-var]
 
 
 def test_loop_unknown_keyword_without_cls_is_a_type_error_naming_it() -> None:

@@ -168,3 +168,14 @@ def loop_with_a_positional_cls_returns_that_class() -> None:
     async def body() -> None: ...
 
     assert_type(body, Every[Any])
+
+
+def every_five(coro: Any) -> Every[Any]:
+    return Every(coro, period=5)
+
+
+def loop_with_a_function_as_cls_returns_what_it_returns() -> None:
+    @tasks.loop(every_five)
+    async def body() -> None: ...
+
+    assert_type(body, Every[Any])

@@ -1471,7 +1471,7 @@ def loop(
 
 
 @overload
-def loop(cls: type[_LoopT], /, **options: Any) -> Callable[[Any], _LoopT]: ...
+def loop(cls: Callable[..., _LoopT], /, **options: Any) -> Callable[[Any], _LoopT]: ...
 
 
 def loop(cls: Any = None, /, **options: Any) -> Callable[[Any], Any]:
@@ -1479,8 +1479,8 @@ def loop(cls: Any = None, /, **options: Any) -> Callable[[Any], Any]:
 
     Args:
         cls: disnake's form (``loop(MyLoop, ...)`` or ``cls=MyLoop``): a `Loop` subclass to
-            build instead of `Loop`. It gets the coroutine function and exactly the keywords
-            given here, its own included.
+            build instead of `Loop`, or a function that returns a `Loop`. It gets the coroutine
+            function and exactly the keywords given here, its own included.
         seconds: Interval part, in seconds.
         minutes: Interval part, in minutes.
         hours: Interval part, in hours.
@@ -1512,7 +1512,7 @@ def loop(cls: Any = None, /, **options: Any) -> Callable[[Any], Any]:
         if cls is not None:
             raise TypeError("loop() got multiple values for argument 'cls'")
         cls = options.pop("cls")
-    factory = _loop_class(cls)
+    factory = _loop_factory(cls)
     if factory is Loop:
         unknown = options.keys() - _LOOP_OPTIONS
         if unknown:
@@ -1528,7 +1528,12 @@ def loop(cls: Any = None, /, **options: Any) -> Callable[[Any], Any]:
             )
 
     def decorator(coro: Any) -> Any:
-        return factory(coro, **options)
+        built = factory(coro, **options)
+        if not isinstance(built, Loop):
+            raise TypeError(
+                f"cls must return a Loop: {getattr(cls, '__qualname__', cls)!r} returned {built!r}."
+            )
+        return built
 
     return decorator
 
@@ -1545,21 +1550,31 @@ loop.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
 )
 
 
-def _loop_class(cls: object) -> type[Loop[Any]]:
-    """The class ``loop(cls=...)`` builds: `Loop` for None, else a `Loop` subclass (a
-    parametrised one, ``MyLoop[Any]``, stands for the class)."""
+def _loop_factory(cls: object) -> Callable[..., Any]:
+    """What ``loop(cls=...)`` calls: `Loop` for None, else a `Loop` subclass (a parametrised one,
+    ``MyLoop[Any]``, stands for the class) or a function that returns a `Loop`, as disnake's
+    ``cls`` may be."""
     if cls is None:
         return Loop
     origin = typing.get_origin(cls) or cls
-    if isinstance(origin, type) and issubclass(origin, Loop):
-        return origin
+    if isinstance(origin, type):
+        if issubclass(origin, Loop):
+            return origin
+        raise TypeError(
+            f"cls must be a subclass of Loop or a function that returns a Loop (got {cls!r})."
+        )
     if inspect.iscoroutinefunction(cls):  # @loop without parentheses
         raise TypeError(
             f"loop() takes the schedule and returns the decorator: write @loop(seconds=...) with"
             f" parentheses (got {getattr(cls, '__qualname__', cls)!r} as cls, which must be a"
-            " subclass of Loop)."
+            " subclass of Loop or a function that returns a Loop)."
         )
-    raise TypeError(f"cls must be a subclass of Loop (got {cls!r}).")
+    if not callable(cls):
+        raise TypeError(
+            "cls must be callable: a subclass of Loop or a function that returns a Loop"
+            f" (got {cls!r})."
+        )
+    return cls
 
 
 def upcoming(
