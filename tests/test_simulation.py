@@ -449,6 +449,24 @@ def test_duration_rejects_other_types() -> None:
         simulate(setup, duration="1d")  # type: ignore[arg-type]
 
 
+def test_setup_that_is_not_callable_is_a_type_error_naming_setup() -> None:
+    with pytest.raises(
+        TypeError, match=r"^setup must be an async function taking the Simulation \(got 5\)$"
+    ):
+        simulate(5)  # type: ignore[arg-type]
+
+
+def test_setup_that_is_not_async_is_a_type_error_saying_to_make_it_async() -> None:
+    def setup(sim: Simulation) -> None: ...
+
+    with pytest.raises(
+        TypeError,
+        match=r"^setup must be an async function taking the Simulation: it returned None, not an"
+        r" awaitable \(write async def setup\(sim\): \.\.\.\)$",
+    ):
+        simulate(setup)  # type: ignore[arg-type]
+
+
 def test_duration_must_end_before_the_virtual_clocks_horizon() -> None:
     async def setup(sim: Simulation) -> None: ...
 

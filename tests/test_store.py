@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import re
 import sqlite3
 import subprocess
 import sys
@@ -10,6 +12,7 @@ import textwrap
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -383,9 +386,33 @@ def test_a_folder_as_sqlite_store_path_is_a_value_error_naming_path(tmp_path: Pa
         tasks.SQLiteStore(tmp_path)
 
 
-def test_sqlite_busy_timeout_must_not_be_negative() -> None:
-    with pytest.raises(ValueError, match=r"^busy_timeout must be >= 0 seconds \(got -1\)\.$"):
-        tasks.SQLiteStore("x.sqlite3", busy_timeout=-1)
+@pytest.mark.parametrize("seconds", [-1, math.inf, math.nan])
+def test_sqlite_busy_timeout_must_be_finite_and_not_negative(seconds: float) -> None:
+    expected = f"busy_timeout must be a finite number of seconds >= 0 (got {seconds!r})."
+
+    with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
+        tasks.SQLiteStore("x.sqlite3", busy_timeout=seconds)
+
+
+def test_sqlite_busy_timeout_takes_a_timedelta_as_seconds() -> None:
+    store = tasks.SQLiteStore("x.sqlite3", busy_timeout=timedelta(milliseconds=250))
+
+    assert store.busy_timeout == 0.25
+
+
+@pytest.mark.parametrize("seconds", [0, -1, math.inf, math.nan])
+def test_postgres_connect_timeout_must_be_finite_and_positive(seconds: float) -> None:
+    expected = f"connect_timeout must be a finite number of seconds > 0 (got {seconds!r})."
+
+    with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
+        tasks.PostgresStore("postgresql://127.0.0.1/state", connect_timeout=seconds)
+
+
+def test_postgres_connect_timeout_that_is_not_a_number_is_a_type_error() -> None:
+    expected = "connect_timeout must be a number of seconds or a timedelta (got '5' of type str)."
+
+    with pytest.raises(TypeError, match=f"^{re.escape(expected)}$"):
+        tasks.PostgresStore("postgresql://127.0.0.1/state", connect_timeout="5")  # type: ignore[arg-type]
 
 
 def test_postgres_store_name_hides_the_password() -> None:

@@ -73,7 +73,7 @@ from ._schedule import (
 )
 from ._slots import EpochGrid, WallSchedule, upcoming_ns, validate_after, validate_n
 from ._store import Store, as_store
-from ._units import NS_PER_SECOND, from_epoch_ns, resolve, seconds_to_ns
+from ._units import NS_PER_SECOND, from_epoch_ns, positive_seconds_to_ns, resolve, seconds_to_ns
 
 __all__ = ("LF", "ExponentialBackoff", "Loop", "loop", "upcoming")
 
@@ -546,12 +546,7 @@ class Loop(Generic[LF]):
         self._owns_store = False  # whether the loop made the store (from a path) and closes it
         self._catch_up_ns: int | None = None
         self._exclusive = False
-        try:
-            self._lease_ns = seconds_to_ns(lease, "lease")
-        except ValueError:
-            self._lease_ns = 0  # negative: refused below with 0, in the same words
-        if self._lease_ns <= 0:
-            raise ValueError(f"lease must be a finite number of seconds > 0 (got {lease!r}).")
+        self._lease_ns = positive_seconds_to_ns(lease, "lease")
         if store is not None:
             if name is None:
                 raise TypeError(

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import inspect
 import io
 import logging
 import math
@@ -602,6 +603,8 @@ def simulate(
         TypeError, ValueError: For a bad argument.
         Exception: Whatever ``setup`` or a helper task raised, after a clean shutdown.
     """
+    if not callable(setup):
+        raise TypeError(f"setup must be an async function taking the Simulation (got {setup!r})")
     window = _check_duration(duration)
     if faults is not None and not isinstance(faults, HttpFaults):
         raise TypeError(f"faults must be an HttpFaults or None (got {faults!r})")
@@ -630,7 +633,13 @@ def simulate(
             try:
                 if outages is not None:
                     sim.random_outages(model=outages)
-                await setup(sim)
+                started = setup(sim)
+                if not inspect.isawaitable(started):
+                    raise TypeError(
+                        "setup must be an async function taking the Simulation: it returned"
+                        f" {started!r}, not an awaitable (write async def setup(sim): ...)"
+                    )
+                await started
                 remaining = window - sim.clock.elapsed - ONE_MICROSECOND
                 if remaining > timedelta(0):
                     # A sleep, not clock.advance(): setup's own tasks may advance the clock,

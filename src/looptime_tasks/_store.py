@@ -38,8 +38,11 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self, TypeVar, runtime_checkable
+
+from ._units import NS_PER_SECOND, positive_seconds_to_ns, seconds_to_ns
 
 if TYPE_CHECKING:
     import asyncpg
@@ -234,19 +237,18 @@ class SQLiteStore(_Closing):
 
     Args:
         path: The database file.
-        busy_timeout: How long a write waits for a lock held by another connection, in seconds.
+        busy_timeout: How long a write waits for a lock held by another connection, in seconds
+            (or a timedelta).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, busy_timeout: float | timedelta = 5.0
+    ) -> None:
         if not isinstance(path, str | os.PathLike):
             raise TypeError(f"path must be a str or os.PathLike (got {path!r}).")
         path = _sqlite_file(path, "path")
-        if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, int | float):
-            raise TypeError(f"busy_timeout must be a number of seconds (got {busy_timeout!r}).")
-        if not busy_timeout >= 0:
-            raise ValueError(f"busy_timeout must be >= 0 seconds (got {busy_timeout!r}).")
         self.path = Path(path)
-        self.busy_timeout = float(busy_timeout)
+        self.busy_timeout = seconds_to_ns(busy_timeout, "busy_timeout") / NS_PER_SECOND
         self._executor: ThreadPoolExecutor | None = None
         self._connection: sqlite3.Connection | None = None  # used on the executor's thread only
         self._lock = threading.Lock()
@@ -398,16 +400,21 @@ class PostgresStore(_Closing):
 
     Args:
         dsn: A ``postgresql://`` URL, as ``asyncpg.connect`` takes it.
-        connect_timeout: How long opening the connection may take, in seconds.
+        connect_timeout: How long opening the connection may take, in seconds (or a
+            timedelta).
         **connect_kwargs: More keyword arguments for ``asyncpg.connect`` (``ssl``,
             ``statement_cache_size=0`` behind PgBouncer, ...).
     """
 
-    def __init__(self, dsn: str, *, connect_timeout: float = 10.0, **connect_kwargs: Any) -> None:
+    def __init__(
+        self, dsn: str, *, connect_timeout: float | timedelta = 10.0, **connect_kwargs: Any
+    ) -> None:
         if not isinstance(dsn, str):
             raise TypeError(f"dsn must be a str such as 'postgresql://host/db' (got {dsn!r}).")
         self.dsn = dsn
-        self.connect_timeout = connect_timeout
+        self.connect_timeout = (
+            positive_seconds_to_ns(connect_timeout, "connect_timeout") / NS_PER_SECOND
+        )
         self._connect_kwargs = connect_kwargs
         self._connection: asyncpg.Connection | None = None
         self._lock: asyncio.Lock | None = None

@@ -26,6 +26,7 @@ __all__ = (
     "NS_PER_SECOND",
     "from_epoch_ns",
     "parse_start",
+    "positive_seconds_to_ns",
     "resolve",
     "seconds_to_ns",
     "timedelta_to_ns",
@@ -101,6 +102,22 @@ def seconds_to_ns(seconds: float | timedelta, name: str) -> int:
     # round(), not int(): 0.1 s must be 100_000_000 ns, not 99_999_999 because 0.1 * 1e9 is
     # 99999999.99999999 in binary floating point.
     return round(seconds * NS_PER_SECOND)
+
+
+def positive_seconds_to_ns(seconds: float | timedelta, name: str) -> int:
+    """As :func:`seconds_to_ns`, for a duration that must be more than zero.
+
+    Raises:
+        TypeError: ``seconds`` is not a number or a timedelta.
+        ValueError: ``seconds`` is zero, negative, NaN or infinite.
+    """
+    try:
+        ns = seconds_to_ns(seconds, name)
+    except ValueError:
+        ns = 0  # negative, NaN or infinite: refused below, in the same words as zero
+    if ns <= 0:
+        raise ValueError(f"{name} must be a finite number of seconds > 0 (got {seconds!r}).")
+    return ns
 
 
 def parse_start(start: object) -> datetime:
