@@ -196,7 +196,6 @@ def test_empty_time_sequence_is_rejected(value: list[time], shown: str) -> None:
 @pytest.mark.parametrize(
     ("value", "name", "index"),
     [
-        ("12:00", "str", 0),
         ([time(1), 5, "x"], "int", 1),
         ([datetime(2024, 1, 1, 12)], "datetime", 0),
     ],
@@ -210,6 +209,16 @@ def test_time_sequence_element_that_is_not_a_time_is_rejected(
     )
     with pytest.raises(TypeError, match=message):
         make_schedule(time=value)  # type: ignore[arg-type]
+
+
+def test_time_given_as_text_is_a_type_error_suggesting_fromisoformat() -> None:
+    expected = (
+        "time must be a datetime.time or a sequence of them, not a str (got '12:00'); for a"
+        " time of day written as text, use datetime.time.fromisoformat('12:00')."
+    )
+
+    with pytest.raises(TypeError, match=f"^{re.escape(expected)}$"):
+        make_schedule(time="12:00")  # type: ignore[arg-type]
 
 
 # --- validation: count and overlap ---------------------------------------------------------

@@ -571,6 +571,12 @@ def _normalise_times(time: object) -> tuple[datetime.time, ...]:
     """Validate ``time`` (discord.py's checks and messages) and normalise it."""
     if isinstance(time, datetime.time):
         items: list[datetime.time] = [time]
+    elif isinstance(time, str):
+        # A str is a sequence (of characters): discord.py's message would blame index 0.
+        raise TypeError(
+            f"time must be a datetime.time or a sequence of them, not a str (got {time!r});"
+            f" for a time of day written as text, use datetime.time.fromisoformat({time!r})."
+        )
     elif not isinstance(time, Sequence):
         raise TypeError(
             "Expected datetime.time or a sequence of datetime.time for ``time``,"
