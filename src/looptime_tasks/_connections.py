@@ -12,7 +12,9 @@ Design decisions:
   all count, and an idle keep-alive connection does not. On accepted connections a server's
   write holds time only for a short grace (10 ms): a server that has answered usually waits for
   nothing, but what the kernel sends back at once (an RST from a client that closed, a TLS
-  close_notify) must not be jumped past.
+  close_notify) must not be jumped past. The first reply a client connection receives (after
+  its TLS handshake, if any) holds time for a short grace too, for the rest of it: a websocket
+  server's greeting follows its ``101 Switching Protocols`` at once.
 
 * **Datagrams too.** A UDP endpoint (``create_datagram_endpoint``) is built as a
   :class:`TrackedDatagramTransport`: a ``sendto()`` is a request until a datagram comes back (a
@@ -102,6 +104,8 @@ class TrackedSocketTransport(_Base):  # type: ignore[misc]
         self._served = server is not None
         self._tls_reading = False  # inside _read_ready of an established TLS connection
         self._writing_lines = False  # inside writelines(): 3.11's calls write(), one write
+        # Whether the first reply has come: servers, and TLS handshakes, have none.
+        self._first_reply_came = self._served
         super().__init__(event_loop, sock, protocol, waiter, extra, server)
 
     def _mark_sent(self) -> None:
@@ -135,7 +139,11 @@ class TrackedSocketTransport(_Base):  # type: ignore[misc]
     def _read_ready(self) -> None:
         protocol: Any = self._protocol
         if not _established_tls(protocol):
-            self._in_flight.received(self._sock)
+            if self._first_reply_came or isinstance(protocol, sslproto.SSLProtocol):
+                self._in_flight.received(self._sock)
+            else:
+                self._first_reply_came = True
+                self._in_flight.received(self._sock, first=True)
             super()._read_ready()
             return
         # An established TLS connection: only plaintext (or the peer's close_notify) handed to
@@ -152,7 +160,9 @@ class TrackedSocketTransport(_Base):  # type: ignore[misc]
             if protocol._sslobj is spy:
                 protocol._sslobj = sslobj
         if spy.answered:
-            self._in_flight.received(self._sock)
+            first = not self._first_reply_came
+            self._first_reply_came = True
+            self._in_flight.received(self._sock, first=first)
 
 
 def _fileno(fd: FileDescriptorLike) -> int:
