@@ -6,16 +6,26 @@ so its delays are real seconds whatever loop the test runs on. Loopback only.
 * ``tcp``: a raw TCP line server. Send ``b"<seconds>\\n"``; after that many real seconds it
   replies ``b"done <seconds>\\n"``. Each line gets its reply, counted from its own arrival (a
   quick reply overtakes a slow one on the same connection); connections are independent.
+  ``b"bye <seconds>\\n"`` gets ``b"bye\\n"`` at once and the end of the connection that many
+  seconds after it (a blocking wait, so that a gap under a millisecond holds: a server's last
+  words, then its close).
 * ``udp``: a UDP server. A datagram ``b"<seconds>"`` gets the datagram ``b"done <seconds>"``
   back after that many real seconds.
 * ``http``: an aiohttp server. ``GET /sleep?seconds=<seconds>`` replies ``done <seconds>``
   (text/plain) after that many real seconds; ``GET /headers-then-sleep?seconds=<seconds>``
-  sends the status line and headers at once and the same body that many seconds later.
+  sends the status line and headers at once and the same body that many seconds later;
+  ``GET /close?seconds=<seconds>`` closes the connection that many seconds later, unanswered.
+* ``ws``: a websocket server (the ``websockets`` library). A text message ``"<seconds>"`` gets
+  ``"done <seconds>"`` back after that many real seconds, each counted from its own arrival;
+  ``"close <seconds>"`` closes the connection (code 1001, going away) that many seconds later.
+  It sends no keepalive pings of its own: ``"ping <seconds>"`` makes it send one ping that many
+  seconds later (the client's automatic pong answers it; nothing answers the pong).
 
-Use the session-scoped fixtures ``tcp_server``, ``udp_server`` and ``http_server`` (registered
-from the root ``conftest.py``), or ``with child_server("tcp") as server: ...``. Run one by hand with
-``python tests/_servers.py tcp``: it prints ``PORT <port>`` and serves until its standard input
-closes (so it never outlives the test process that started it, even one killed hard).
+Use the session-scoped fixtures ``tcp_server``, ``udp_server``, ``http_server`` and ``ws_server``
+(registered from the root ``conftest.py``), or ``with child_server("tcp") as server: ...``. Run
+one by hand with ``python tests/_servers.py tcp``: it prints ``PORT <port>`` and serves until its
+standard input closes (so it never outlives the test process that started it, even one killed
+hard).
 
 Design decisions:
 
@@ -34,6 +44,7 @@ import selectors
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final, cast
@@ -43,7 +54,7 @@ import pytest
 START_TIMEOUT: Final = 10.0
 """Real seconds a child server may take to print its port."""
 
-KINDS: Final = ("tcp", "udp", "http")
+KINDS: Final = ("tcp", "udp", "http", "ws")
 
 
 @dataclass(frozen=True)
@@ -56,8 +67,9 @@ class ChildServer:
 
     @property
     def url(self) -> str:
-        """Base URL of an ``http`` server."""
-        return f"http://{self.host}:{self.port}"
+        """Base URL of an ``http`` server, or the URL of a ``ws`` server."""
+        scheme = "ws" if self.kind == "ws" else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
 
 # --- in the child --------------------------------------------------------------------------
@@ -72,6 +84,12 @@ async def _reply_to_lines(reader: asyncio.StreamReader, writer: asyncio.StreamWr
     replies: set[asyncio.Task[None]] = set()
     try:
         while line := await reader.readline():
+            if line.startswith(b"bye "):
+                writer.write(b"bye\n")
+                # real-time: blocking on purpose, so that the end follows the reply by just
+                # this gap (asyncio.sleep() would round it up to epoll's millisecond)
+                time.sleep(float(line.removeprefix(b"bye ")))  # noqa: ASYNC251
+                break  # the connection ends below
             reply = asyncio.create_task(_reply_later(writer, float(line)))
             replies.add(reply)  # each line its own task: a quick reply overtakes a slow one
             reply.add_done_callback(replies.discard)
@@ -125,9 +143,16 @@ async def _start_http() -> int:
         await response.write_eof()
         return response
 
+    async def close(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(float(request.query["seconds"]))
+        assert request.transport is not None
+        request.transport.close()  # no status line: the client sees the connection end
+        raise asyncio.CancelledError  # as for a client gone: aiohttp sends and logs nothing
+
     app = web.Application()
     app.router.add_get("/sleep", sleep)
     app.router.add_get("/headers-then-sleep", headers_then_sleep)
+    app.router.add_get("/close", close)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     listener = socket.create_server(("127.0.0.1", 0))
@@ -136,8 +161,43 @@ async def _start_http() -> int:
     return port
 
 
+async def _start_ws() -> int:
+    from websockets.asyncio.server import ServerConnection, serve
+
+    async def reply_later(connection: ServerConnection, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        await connection.send(f"done {seconds:g}")
+
+    async def close_later(connection: ServerConnection, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        await connection.close(1001)
+
+    async def ping_later(connection: ServerConnection, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        await connection.ping()  # its pong is not awaited
+
+    commands = {"": reply_later, "close": close_later, "ping": ping_later}
+
+    async def handle(connection: ServerConnection) -> None:
+        pending: set[asyncio.Task[None]] = set()
+        try:
+            async for message in connection:
+                command, _, seconds = str(message).rpartition(" ")  # "0.3", "close 0.3"
+                task = asyncio.create_task(commands[command](connection, float(seconds)))
+                pending.add(task)  # each message its own task: a quick reply overtakes
+                task.add_done_callback(pending.discard)
+        finally:
+            for task in pending:
+                task.cancel()
+
+    # No pings of its own: the client's pong would be a send nobody answers (see the tests).
+    server = await serve(handle, "127.0.0.1", 0, ping_interval=None)
+    port: int = next(iter(server.sockets)).getsockname()[1]
+    return port
+
+
 async def _serve(kind: str) -> None:
-    starts = {"tcp": _start_tcp, "udp": _start_udp, "http": _start_http}
+    starts = {"tcp": _start_tcp, "udp": _start_udp, "http": _start_http, "ws": _start_ws}
     port = await starts[kind]()
     print(f"PORT {port}", flush=True)
     # Serve until the parent closes our standard input (or dies).
@@ -197,6 +257,13 @@ def udp_server() -> Iterator[ChildServer]:
 def http_server() -> Iterator[ChildServer]:
     """An aiohttp server in a child process: ``GET /sleep?seconds=0.3`` answers 0.3 s later."""
     with child_server("http") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def ws_server() -> Iterator[ChildServer]:
+    """A websocket server in a child process: ``"0.3"`` gets ``"done 0.3"`` back 0.3 s later."""
+    with child_server("ws") as server:
         yield server
 
 

@@ -449,7 +449,7 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
         self._clock = VirtualClock(self, options.start)
         self._stall_count = 0
         self._advance_targets: list[float] = []
-        self._in_flight = InFlight(self._no_fast_jump)
+        self._in_flight = InFlight(self._request_started)
         # True when nothing but the self-pipe is watched and no signal handler is set, so only
         # call_soon_threadsafe() (which raises _woken) can make a real poll find anything.
         self._quiet = False
@@ -1012,8 +1012,14 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
             and self._quiet
         )
 
-    def _no_fast_jump(self) -> None:
+    def _request_started(self, since_ns: int) -> None:
+        """A request went out at ``since_ns`` (real ns): no fast jumps, and if time flows for
+        it, the flow counts from then, not from the loop's first wait (other callbacks may run
+        before it), unless a stretch of flow already goes on at this instant."""
         self._fast_jump = False
+        since = self._flow_since
+        if since is None or since[1] != self._now_ns:
+            self._flow_since = (since_ns, self._now_ns)
 
     # --- wall clock (see _wall_clock) ---------------------------------------------------------
 
