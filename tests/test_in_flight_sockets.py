@@ -348,6 +348,64 @@ def test_end_of_a_connection_0_2_ms_after_the_reply_is_not_jumped_past(
     assert elapsed < 5
 
 
+async def _heartbeats_read_by_another_task(
+    server: ChildServer, heartbeat: Callable[[Callable[[], None]], Awaitable[None]]
+) -> int:
+    """Run ``heartbeat(send)``, which sends a line now and then and sleeps in between, as a
+    gateway heartbeat task does, while a reader task reads the replies; the replies read."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    replies = 0
+
+    async def read() -> None:
+        nonlocal replies
+        while await reader.readline():
+            replies += 1
+
+    reading = asyncio.create_task(read())
+    try:
+        await heartbeat(lambda: writer.write(b"0\n"))  # real-time: each answered at once
+    finally:
+        writer.close()
+        await writer.wait_closed()
+        await reading
+    return replies
+
+
+BEATS = 2_000
+"""Heartbeats of the sleeping-sender tests: a real millisecond held per answer is 2 s more."""
+
+
+async def _beat_with_asyncio_sleep(send: Callable[[], None]) -> None:
+    for _ in range(BEATS):
+        send()
+        await asyncio.sleep(60)
+
+
+async def _beat_with_a_loop(send: Callable[[], None]) -> None:
+    @tasks.loop(minutes=1, count=BEATS)
+    async def beat() -> None:
+        send()
+
+    await beat.start()
+    await asyncio.sleep(60)  # the last beat's minute, in which its reply comes
+
+
+@pytest.mark.parametrize("heartbeat", [_beat_with_asyncio_sleep, _beat_with_a_loop])
+def test_answers_to_a_sender_that_sleeps_meanwhile_hold_no_time(
+    tcp_server: ChildServer, heartbeat: Callable[[Callable[[], None]], Awaitable[None]]
+) -> None:
+    """The grace after an answer is for a sender still waiting for more of it; a sender that
+    sleeps meanwhile (``asyncio.sleep``, a `Loop` waiting for its next slot), its replies read by
+    another task, has moved on. Counted as waiting, it held time for a real millisecond per
+    answer: these 2,000 beats took about 2 s more."""
+    began = time.perf_counter()
+
+    replies = tasks.run(_heartbeats_read_by_another_task(tcp_server, heartbeat))
+
+    assert replies == BEATS
+    assert time.perf_counter() - began < 1.5
+
+
 class _OneReply(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()

@@ -104,8 +104,9 @@ the first part and reach a jump before the rest is there: that close then waited
 ``close_timeout`` (10 virtual seconds) in 6 of 8,000 closes on Python 3.11 and 98 of 28,000 on
 3.13, and in none of 10,000 on each with the grace. A writer that the answer did not wake
 awaits something more; the grace lets the rest arrive. A writer that the answer woke (the
-common case: a task awaiting its reply) costs nothing; one that had moved on to something else
-(a sleep) costs up to the grace, once per answer. A longer delay is the documented limit of
+common case: a task awaiting its reply) costs nothing, nor does one that sleeps (a heartbeat
+task whose ACK another task reads: ``asyncio.sleep``, a timer's future); one that had moved on
+to another wait costs up to the grace, once per answer. A longer delay is the documented limit of
 replies in parts (docs/virtual-time.md).
 """
 
@@ -434,10 +435,14 @@ def _other_end_in_loop(
 class InFlight:
     """Everything a loop waits for outside itself (see the module docstring)."""
 
-    def __init__(self, on_request: Callable[[int], None]) -> None:
+    def __init__(
+        self, on_request: Callable[[int], None], sleeping_on: Callable[[object], bool]
+    ) -> None:
         """Start with nothing in flight; ``on_request(since_ns)`` is called when a request
-        starts, with the real ns it started at."""
+        starts, with the real ns it started at; ``sleeping_on(future)`` tells whether only a
+        timer of the loop ends ``future`` (a sleep's)."""
         self._on_request = on_request
+        self._sleeping_on = sleeping_on
         # Executor jobs: numbered; pending until their asyncio future is done. "Waiting" ones
         # have handed work to the loop from their thread (see call_soon_threadsafe).
         self.job_numbers = itertools.count()
@@ -596,8 +601,15 @@ class InFlight:
         ends: dict[tuple[Any, Any], set[int]] | None = None
         for sock, (answered_ns, blocked) in list(self.settling.items()):
             for task, blocked_on in list(blocked.items()):
-                if task.done() or task._fut_waiter is not blocked_on:  # type: ignore[attr-defined]
-                    del blocked[task]  # woken: the answer was what it awaited, or it moved on
+                if (
+                    task.done()
+                    or task._fut_waiter is not blocked_on  # type: ignore[attr-defined]
+                    or self._sleeping_on(blocked_on)
+                ):
+                    # Woken (the answer was what it awaited), or moved on: to another wait, or
+                    # to a sleep (a heartbeat task that reads its ACK in another task), which
+                    # nothing received can end.
+                    del blocked[task]
             if not blocked or _closed(sock) or _past(answered_ns, now_ns, _ANSWER_GRACE_NS):
                 del self.settling[sock]
                 continue

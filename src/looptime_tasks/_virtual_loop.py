@@ -168,6 +168,9 @@ _SETTLE_PASSES: Final = 100
 _EPOLL: Any = getattr(select, "epoll", None)  # Linux only
 
 _HORIZON: Final = float(HORIZON_SECONDS)
+
+_SLEEP_ENDS: Final = (asyncio.futures._set_result_unless_cancelled, resolve)  # type: ignore[attr-defined]
+"""The timer callbacks that end a sleep: ``asyncio.sleep``'s, and a `Loop`'s (see _units)."""
 """Loop time (seconds, about 272 years) beyond which timers never fire: no jump goes past it.
 
 Up to here ``time() + _clock_resolution > time()`` is guaranteed (see ``_clock_resolution``) and
@@ -184,6 +187,8 @@ class _Timer(Protocol):
 
     _when: float
     _cancelled: bool
+    _callback: Callable[..., object]
+    _args: tuple[Any, ...]
 
 
 def _ns_at_or_after(when: float) -> int:
@@ -449,7 +454,7 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
         self._clock = VirtualClock(self, options.start)
         self._stall_count = 0
         self._advance_targets: list[float] = []
-        self._in_flight = InFlight(self._request_started)
+        self._in_flight = InFlight(self._request_started, self._sleeping_on)
         # True when nothing but the self-pipe is watched and no signal handler is set, so only
         # call_soon_threadsafe() (which raises _woken) can make a real poll find anything.
         self._quiet = False
@@ -1020,6 +1025,14 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
         since = self._flow_since
         if since is None or since[1] != self._now_ns:
             self._flow_since = (since_ns, self._now_ns)
+
+    def _sleeping_on(self, future: object) -> bool:
+        """Whether ``future`` is a sleep's: a pending timer of the loop sets its result and
+        nothing else is known to (``asyncio.sleep``, a `Loop`'s wait for its next slot)."""
+        return any(
+            handle._callback in _SLEEP_ENDS and handle._args[0] is future and not handle._cancelled
+            for handle in self._scheduled
+        )
 
     # --- wall clock (see _wall_clock) ---------------------------------------------------------
 
