@@ -168,15 +168,15 @@ _SETTLE_PASSES: Final = 100
 _EPOLL: Any = getattr(select, "epoll", None)  # Linux only
 
 _HORIZON: Final = float(HORIZON_SECONDS)
-
-_SLEEP_ENDS: Final = (asyncio.futures._set_result_unless_cancelled, resolve)  # type: ignore[attr-defined]
-"""The timer callbacks that end a sleep: ``asyncio.sleep``'s, and a `Loop`'s (see _units)."""
 """Loop time (seconds, about 272 years) beyond which timers never fire: no jump goes past it.
 
 Up to here ``time() + _clock_resolution > time()`` is guaranteed (see ``_clock_resolution``) and
 the wall clock stays far from ``datetime.max``; a timer beyond it (``sleep(math.inf)``,
 ``sleep(1e300)``) means "never", so if only such timers remain the loop reports a deadlock.
 """
+
+_SLEEP_ENDS: Final = (asyncio.futures._set_result_unless_cancelled, resolve)  # type: ignore[attr-defined]
+"""The timer callbacks that end a sleep: ``asyncio.sleep``'s, and a `Loop`'s (see _units)."""
 
 _NO_EVENTS: Final[list[tuple[selectors.SelectorKey, int]]] = []
 """What select() returns when it skipped the real poll (never mutated by asyncio)."""
