@@ -90,10 +90,12 @@ class _Heartbeats:
                 self.events.append(data)
                 self.event.set()
 
-    def on_time(self) -> bool:
-        """Whether every heartbeat was acked within a second (of loop time), before the next."""
-        return len(self.acked) == len(self.sent) and all(
-            0 <= ack - sent < 1 for sent, ack in zip(self.sent, self.acked, strict=True)
+    def on_time(self, *, but_the_last: bool = False) -> bool:
+        """Whether every heartbeat was acked within a second (of loop time), before the next;
+        with ``but_the_last``, the last one may be unacked."""
+        unacked = len(self.sent) - len(self.acked)
+        return unacked in ((0, 1) if but_the_last else (0,)) and all(
+            0 <= ack - sent < 1 for sent, ack in zip(self.sent, self.acked, strict=False)
         )
 
 
@@ -338,7 +340,8 @@ def test_event_pushed_0_3_s_later_arrives_while_the_reader_waits_without_a_timeo
     events, beats, elapsed = run_on(event_loop_kind, main())
 
     assert events == [PUSHED]
-    assert beats.on_time()
+    # The push may come between a heartbeat and its ACK, which close() then reads.
+    assert beats.on_time(but_the_last=True)
     if event_loop_kind == VIRTUAL:
         assert len(beats.sent) > 10  # about 2,000 in one run: a virtual day in 0.3 s
         assert elapsed > 10 * INTERVAL
