@@ -23,9 +23,11 @@ Each connection is configured through its query string (see :meth:`GatewayServer
 * ``close_code`` with ``close_at``: the server closes the websocket with that code instead of
   acking the ``close_at``-th HEARTBEAT (default 1, the first), ``ack_delay`` after it.
 
-Use the test module's fixture, or ``with gateway_server() as server: ...``. Run it by hand with
-``python tests/_gateway.py``: it prints ``PORT <port>`` and serves until its standard input
-closes (so it never outlives the test process that started it, even one killed hard).
+Use the test module's fixture, or ``with gateway_server() as server: ...``;
+``gateway_server(certificate)`` serves ``wss://`` with that PEM file (key and chain). Run it by
+hand with ``python tests/_gateway.py [certificate]``: it prints ``PORT <port>`` and serves until
+its standard input closes (so it never outlives the test process that started it, even one
+killed hard).
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ import contextlib
 import json
 import selectors
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlencode
 
@@ -60,11 +64,14 @@ class GatewayServer:
 
     host: str
     port: int
+    tls: bool = False
+    """Whether it speaks TLS (``wss://``)."""
 
     def url(self, **params: float) -> str:
         """The websocket URL of a connection configured by ``params`` (see the module)."""
         query = f"?{urlencode({name: f'{value:g}' for name, value in params.items()})}"
-        return f"ws://{self.host}:{self.port}/gateway{query if params else ''}"
+        scheme = "wss" if self.tls else "ws"
+        return f"{scheme}://{self.host}:{self.port}/gateway{query if params else ''}"
 
 
 # --- in the child --------------------------------------------------------------------------
@@ -128,7 +135,9 @@ async def _gateway(request: Any) -> Any:
     return ws
 
 
-async def _serve() -> None:
+async def _serve(certificate: str | None) -> None:
+    """Serve on a free loopback port; with ``certificate`` (a PEM file with the key and the
+    chain), over TLS."""
     from aiohttp import web
 
     app = web.Application()
@@ -136,7 +145,11 @@ async def _serve() -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     listener = socket.create_server(("127.0.0.1", 0))
-    await web.SockSite(runner, listener).start()
+    context = None
+    if certificate is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(certificate)
+    await web.SockSite(runner, listener, ssl_context=context).start()
     print(f"PORT {listener.getsockname()[1]}", flush=True)
     # Serve until the parent closes our standard input (or dies).
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
@@ -159,13 +172,15 @@ def _read_port(child: subprocess.Popen[bytes]) -> int:
 
 
 @contextlib.contextmanager
-def gateway_server() -> Iterator[GatewayServer]:
-    """Start the fake gateway in a child process; stop it after."""
+def gateway_server(certificate: Path | None = None) -> Iterator[GatewayServer]:
+    """Start the fake gateway in a child process, over TLS with ``certificate`` (a PEM file
+    with the key and the chain); stop it after."""
+    arguments = [] if certificate is None else [str(certificate)]
     child = subprocess.Popen(
-        [sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        [sys.executable, __file__, *arguments], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
     try:
-        yield GatewayServer("127.0.0.1", _read_port(child))
+        yield GatewayServer("127.0.0.1", _read_port(child), tls=certificate is not None)
     finally:
         child.kill()
         child.wait(START_TIMEOUT)  # real-time: reaping a killed child is immediate
@@ -175,4 +190,4 @@ def gateway_server() -> Iterator[GatewayServer]:
 
 
 if __name__ == "__main__":
-    asyncio.run(_serve())
+    asyncio.run(_serve(sys.argv[1] if len(sys.argv) > 1 else None))

@@ -139,12 +139,18 @@ class TrackedSocketTransport(_Base):  # type: ignore[misc]
     def _read_ready(self) -> None:
         protocol: Any = self._protocol
         if not _established_tls(protocol):
-            if self._first_reply_came or isinstance(protocol, sslproto.SSLProtocol):
+            handshake = isinstance(protocol, sslproto.SSLProtocol)
+            if self._first_reply_came or handshake:
                 self._in_flight.received(self._sock)
             else:
                 self._first_reply_came = True
                 self._in_flight.received(self._sock, first=True)
             super()._read_ready()
+            if handshake and _established_tls(protocol):
+                # The handshake ended in this read. What it wrote last awaits no reply (TLS
+                # 1.3's Finished): counted on, it made the application's first request a
+                # second asker, so its reply answered only one of two.
+                self._in_flight.handshake_done(self._sock)
             return
         # An established TLS connection: only plaintext (or the peer's close_notify) handed to
         # the application answers a request. TLS 1.3 session tickets arrive after the

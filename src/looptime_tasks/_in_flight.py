@@ -547,6 +547,10 @@ class InFlight:
         self.requests[sock] = request
         self._on_request(request.since_ns)
 
+    def handshake_done(self, sock: socket.socket) -> None:
+        """The TLS handshake on ``sock`` is over: nothing it wrote awaits a reply any more."""
+        self.requests.pop(sock, None)
+
     def received(self, sock: socket.socket, *, first: bool = False) -> None:
         """Something came back on ``sock`` (data, EOF or an error): it answers one asker.
 
