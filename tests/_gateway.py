@@ -35,10 +35,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import selectors
 import socket
 import ssl
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,8 +44,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlencode
 
-START_TIMEOUT: Final = 10.0
-"""Real seconds the child may take to print its port."""
+from _servers import child_port, serve_until_stdin_closes
 
 DISPATCH: Final = 0
 HEARTBEAT: Final = 1
@@ -150,25 +147,10 @@ async def _serve(certificate: str | None) -> None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(certificate)
     await web.SockSite(runner, listener, ssl_context=context).start()
-    print(f"PORT {listener.getsockname()[1]}", flush=True)
-    # Serve until the parent closes our standard input (or dies).
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await serve_until_stdin_closes(listener.getsockname()[1])
 
 
 # --- in the test process --------------------------------------------------------------------
-
-
-def _read_port(child: subprocess.Popen[bytes]) -> int:
-    """The port the child prints first, waiting at most START_TIMEOUT real seconds."""
-    assert child.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(child.stdout, selectors.EVENT_READ)
-        if not selector.select(START_TIMEOUT):  # real-time: bounded wait for the child to bind
-            raise RuntimeError(f"the gateway child did not print its port in {START_TIMEOUT} s")
-    line = child.stdout.readline().decode()
-    if not line.startswith("PORT "):
-        raise RuntimeError(f"the gateway child printed {line!r} instead of its port")
-    return int(line.split()[1])
 
 
 @contextlib.contextmanager
@@ -176,17 +158,8 @@ def gateway_server(certificate: Path | None = None) -> Iterator[GatewayServer]:
     """Start the fake gateway in a child process, over TLS with ``certificate`` (a PEM file
     with the key and the chain); stop it after."""
     arguments = [] if certificate is None else [str(certificate)]
-    child = subprocess.Popen(
-        [sys.executable, __file__, *arguments], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-    )
-    try:
-        yield GatewayServer("127.0.0.1", _read_port(child), tls=certificate is not None)
-    finally:
-        child.kill()
-        child.wait(START_TIMEOUT)  # real-time: reaping a killed child is immediate
-        for pipe in (child.stdin, child.stdout):
-            if pipe is not None:
-                pipe.close()
+    with child_port(__file__, *arguments) as port:
+        yield GatewayServer("127.0.0.1", port, tls=certificate is not None)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, cast
 
 import pytest
@@ -196,29 +197,51 @@ async def _start_ws() -> int:
     return port
 
 
-async def _serve(kind: str) -> None:
-    starts = {"tcp": _start_tcp, "udp": _start_udp, "http": _start_http, "ws": _start_ws}
-    port = await starts[kind]()
+async def serve_until_stdin_closes(port: int) -> None:
+    """In a child: say ``port`` to the parent, then serve until the parent closes our standard
+    input (or dies)."""
     print(f"PORT {port}", flush=True)
-    # Serve until the parent closes our standard input (or dies).
     event_loop = asyncio.get_running_loop()
     await event_loop.run_in_executor(None, sys.stdin.read)
+
+
+async def _serve(kind: str) -> None:
+    starts = {"tcp": _start_tcp, "udp": _start_udp, "http": _start_http, "ws": _start_ws}
+    await serve_until_stdin_closes(await starts[kind]())
 
 
 # --- in the test process --------------------------------------------------------------------
 
 
-def _read_port(child: subprocess.Popen[bytes]) -> int:
+def _read_port(child: subprocess.Popen[bytes], script: str) -> int:
     """The port the child prints first, waiting at most START_TIMEOUT real seconds."""
     assert child.stdout is not None
     with selectors.DefaultSelector() as selector:
         selector.register(child.stdout, selectors.EVENT_READ)
         if not selector.select(START_TIMEOUT):  # real-time: bounded wait for the child to bind
-            raise RuntimeError(f"the server child did not print its port in {START_TIMEOUT} s")
+            raise RuntimeError(f"{script} did not print its port in {START_TIMEOUT} s")
     line = child.stdout.readline().decode()
     if not line.startswith("PORT "):
-        raise RuntimeError(f"the server child printed {line!r} instead of its port")
+        raise RuntimeError(f"{script} printed {line!r} instead of its port")
     return int(line.split()[1])
+
+
+@contextlib.contextmanager
+def child_port(script: str, *arguments: str) -> Iterator[int]:
+    """Run ``python script *arguments``, a server that prints its port first and serves until
+    its standard input closes (:func:`serve_until_stdin_closes`); yield that port; stop it
+    after."""
+    child = subprocess.Popen(
+        [sys.executable, script, *arguments], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        yield _read_port(child, Path(script).name)
+    finally:
+        child.kill()
+        child.wait(START_TIMEOUT)  # real-time: reaping a killed child is immediate
+        for pipe in (child.stdin, child.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 @contextlib.contextmanager
@@ -226,17 +249,8 @@ def child_server(kind: str) -> Iterator[ChildServer]:
     """Start a ``kind`` server (one of :data:`KINDS`) in a child process; stop it after."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)} (got {kind!r})")
-    child = subprocess.Popen(
-        [sys.executable, __file__, kind], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-    )
-    try:
-        yield ChildServer(kind, "127.0.0.1", _read_port(child))
-    finally:
-        child.kill()
-        child.wait(START_TIMEOUT)  # real-time: reaping a killed child is immediate
-        for pipe in (child.stdin, child.stdout):
-            if pipe is not None:
-                pipe.close()
+    with child_port(__file__, kind) as port:
+        yield ChildServer(kind, "127.0.0.1", port)
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,7 @@ Design decisions:
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import os
 import select
@@ -572,7 +573,7 @@ class InFlight:
     def _outside_requests(self, now_ns: int, own: OwnEnds) -> bool:
         """Whether a request to a peer outside the loop is in flight and within ``io_wait``."""
         io_wait_ns = self.io_wait_ns
-        ends: dict[tuple[Any, Any], set[int]] | None = None
+        ends = functools.cache(own)  # read once, and only if needed
         for sock, request in list(self.requests.items()):
             if _closed(sock):
                 del self.requests[sock]
@@ -584,25 +585,32 @@ class InFlight:
             if not request.still_asking():
                 del self.requests[sock]
                 continue
-            if sock in self._internal:
+            if request.connecting:
+                if sock in self._internal:
+                    continue
+            elif self._peer_in_loop(sock, ends, request.peer):
                 continue
-            if not request.connecting:
-                pair = socket_ends(sock)
-                if ends is None:
-                    ends = own()
-                if pair is not None and pair[1] is not None:
-                    if _other_end_in_loop(ends, *pair, sock.fileno()):
-                        self._internal.add(sock)
-                        continue
-                elif request.peer is not None and ends.get((request.peer, None)):
-                    continue  # a datagram to an unconnected socket of the loop
             return True
         return False
+
+    def _peer_in_loop(self, sock: socket.socket, ends: OwnEnds, to: Any = None) -> bool:
+        """Whether the other end of ``sock`` is a socket of the loop, which answers as soon as
+        the loop runs it: for a connected socket, its peer (remembered once seen); for an
+        unconnected one, the socket a datagram went ``to``."""
+        if sock in self._internal:
+            return True
+        pair = socket_ends(sock)
+        if pair is None or pair[1] is None:
+            return to is not None and bool(ends().get((to, None)))
+        if not _other_end_in_loop(ends(), *pair, sock.fileno()):
+            return False
+        self._internal.add(sock)
+        return True
 
     def _settling_outside(self, now_ns: int, own: OwnEnds) -> bool:
         """Whether a request to a peer outside the loop was answered within the grace, and a
         task that wrote it still awaits what it awaited then (see _ANSWER_GRACE_NS)."""
-        ends: dict[tuple[Any, Any], set[int]] | None = None
+        ends = functools.cache(own)
         for sock, (answered_ns, blocked) in list(self.settling.items()):
             for task, blocked_on in list(blocked.items()):
                 if (
@@ -617,15 +625,8 @@ class InFlight:
             if not blocked or _closed(sock) or _past(answered_ns, now_ns, _ANSWER_GRACE_NS):
                 del self.settling[sock]
                 continue
-            if sock in self._internal:
-                continue
-            pair = socket_ends(sock)
-            if pair is not None and pair[1] is not None:
-                if ends is None:
-                    ends = own()
-                if _other_end_in_loop(ends, *pair, sock.fileno()):
-                    continue
-            return True
+            if not self._peer_in_loop(sock, ends):
+                return True
         return False
 
     def _watched_outside(self, now_ns: int, own: OwnEnds) -> bool:
