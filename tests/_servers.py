@@ -9,6 +9,10 @@ so its delays are real seconds whatever loop the test runs on. Loopback only.
   ``b"bye <seconds>\\n"`` gets ``b"bye\\n"`` at once and the end of the connection that many
   seconds after it (a blocking wait, so that a gap under a millisecond holds: a server's last
   words, then its close).
+* ``greet``: a server that speaks first, as SMTP, MySQL or NATS servers do: each connection
+  gets ``b"hello\\n"`` :data:`GREETING_DELAY` real seconds after it is accepted, unasked, then
+  the lines of ``tcp``. Given a certificate (a PEM file with the key and the chain), over TLS,
+  greeting once the handshake is over.
 * ``udp``: a UDP server. A datagram ``b"<seconds>"`` gets the datagram ``b"done <seconds>"``
   back after that many real seconds.
 * ``http``: an aiohttp server. ``GET /sleep?seconds=<seconds>`` replies ``done <seconds>``
@@ -21,11 +25,12 @@ so its delays are real seconds whatever loop the test runs on. Loopback only.
   It sends no keepalive pings of its own: ``"ping <seconds>"`` makes it send one ping that many
   seconds later (the client's automatic pong answers it; nothing answers the pong).
 
-Use the session-scoped fixtures ``tcp_server``, ``udp_server``, ``http_server`` and ``ws_server``
-(registered from the root ``conftest.py``), or ``with child_server("tcp") as server: ...``. Run
-one by hand with ``python tests/_servers.py tcp``: it prints ``PORT <port>`` and serves until its
-standard input closes (so it never outlives the test process that started it, even one killed
-hard).
+Use the session-scoped fixtures ``tcp_server``, ``greeting_server``, ``udp_server``,
+``http_server`` and ``ws_server`` (registered from the root ``conftest.py``), or ``with
+child_server("tcp") as server: ...``. Run one by hand with ``python tests/_servers.py tcp``
+(``greet`` takes the certificate as a second argument): it prints ``PORT <port>`` and serves
+until its standard input closes (so it never outlives the test process that started it, even
+one killed hard).
 
 Design decisions:
 
@@ -42,10 +47,11 @@ import asyncio
 import contextlib
 import selectors
 import socket
+import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
@@ -55,7 +61,10 @@ import pytest
 START_TIMEOUT: Final = 10.0
 """Real seconds a child server may take to print its port."""
 
-KINDS: Final = ("tcp", "udp", "http", "ws")
+KINDS: Final = ("tcp", "greet", "udp", "http", "ws")
+
+GREETING_DELAY: Final = 0.05
+"""Real seconds a ``greet`` server waits after accepting a connection before it greets."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,22 @@ async def _reply_to_lines(reader: asyncio.StreamReader, writer: asyncio.StreamWr
 
 async def _start_tcp() -> int:
     server = await asyncio.start_server(_reply_to_lines, "127.0.0.1", 0)
+    port: int = server.sockets[0].getsockname()[1]
+    return port
+
+
+async def _greet_then_reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await asyncio.sleep(GREETING_DELAY)
+    writer.write(b"hello\n")
+    await _reply_to_lines(reader, writer)
+
+
+async def _start_greet(certificate: str | None = None) -> int:
+    context = None
+    if certificate is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(certificate)
+    server = await asyncio.start_server(_greet_then_reply, "127.0.0.1", 0, ssl=context)
     port: int = server.sockets[0].getsockname()[1]
     return port
 
@@ -205,9 +230,15 @@ async def serve_until_stdin_closes(port: int) -> None:
     await event_loop.run_in_executor(None, sys.stdin.read)
 
 
-async def _serve(kind: str) -> None:
-    starts = {"tcp": _start_tcp, "udp": _start_udp, "http": _start_http, "ws": _start_ws}
-    await serve_until_stdin_closes(await starts[kind]())
+async def _serve(kind: str, *arguments: str) -> None:
+    starts: dict[str, Callable[..., Awaitable[int]]] = {
+        "tcp": _start_tcp,
+        "greet": _start_greet,
+        "udp": _start_udp,
+        "http": _start_http,
+        "ws": _start_ws,
+    }
+    await serve_until_stdin_closes(await starts[kind](*arguments))
 
 
 # --- in the test process --------------------------------------------------------------------
@@ -245,11 +276,15 @@ def child_port(script: str, *arguments: str) -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def child_server(kind: str) -> Iterator[ChildServer]:
-    """Start a ``kind`` server (one of :data:`KINDS`) in a child process; stop it after."""
+def child_server(kind: str, certificate: Path | None = None) -> Iterator[ChildServer]:
+    """Start a ``kind`` server (one of :data:`KINDS`) in a child process; stop it after. A
+    ``greet`` server serves TLS with ``certificate`` (a PEM file with the key and the chain)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)} (got {kind!r})")
-    with child_port(__file__, kind) as port:
+    if certificate is not None and kind != "greet":
+        raise ValueError(f"only a greet server takes a certificate (got kind {kind!r})")
+    arguments = [] if certificate is None else [str(certificate)]
+    with child_port(__file__, kind, *arguments) as port:
         yield ChildServer(kind, "127.0.0.1", port)
 
 
@@ -257,6 +292,14 @@ def child_server(kind: str) -> Iterator[ChildServer]:
 def tcp_server() -> Iterator[ChildServer]:
     """A raw TCP server in a child process: ``b"0.3\\n"`` gets ``b"done 0.3\\n"`` 0.3 s later."""
     with child_server("tcp") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def greeting_server() -> Iterator[ChildServer]:
+    """A TCP server in a child process that speaks first: ``b"hello\\n"`` 50 ms after the
+    connect, then the lines of ``tcp_server``."""
+    with child_server("greet") as server:
         yield server
 
 
@@ -282,6 +325,6 @@ def ws_server() -> Iterator[ChildServer]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in KINDS:
-        sys.exit(f"usage: python {sys.argv[0]} {{{'|'.join(KINDS)}}}")
-    asyncio.run(_serve(sys.argv[1]))
+    if len(sys.argv) not in (2, 3) or sys.argv[1] not in KINDS:
+        sys.exit(f"usage: python {sys.argv[0]} {{{'|'.join(KINDS)}}} [certificate]")
+    asyncio.run(_serve(*sys.argv[1:]))

@@ -9,7 +9,9 @@ Design decisions:
   :class:`TrackedSocketTransport` instead: a ``write()`` (or, on 3.12+, a ``writelines()``,
   which bypasses ``write()``) marks a request in flight, and the socket becoming
   readable (data, EOF or an error) ends it. So a TLS handshake, a database query and an HTTP call
-  all count, and an idle keep-alive connection does not. On accepted connections a server's
+  all count, and an idle keep-alive connection does not. A new client connection that has
+  neither sent nor received anything awaits the server's greeting (SMTP, MySQL and NATS servers
+  speak first) until it does either. On accepted connections a server's
   write holds time only for a short grace (10 ms): a server that has answered usually waits for
   nothing, but what the kernel sends back at once (an RST from a client that closed, a TLS
   close_notify) must not be jumped past. The first reply a client connection receives (after
@@ -150,7 +152,7 @@ class TrackedSocketTransport(_Base):  # type: ignore[misc]
                 # The handshake ended in this read. What it wrote last awaits no reply (TLS
                 # 1.3's Finished): counted on, it made the application's first request a
                 # second asker, so its reply answered only one of two.
-                self._in_flight.handshake_done(self._sock)
+                self._in_flight.handshake_done(self._sock, greeting=not self._first_reply_came)
             return
         # An established TLS connection: only plaintext (or the peer's close_notify) handed to
         # the application answers a request. TLS 1.3 session tickets arrive after the
@@ -401,8 +403,10 @@ class ConnectionsLoop(asyncio.SelectorEventLoop):
         self._in_flight.connecting(sock, address)
         try:
             await super().sock_connect(sock, address)
-        finally:
+        except BaseException:
             self._in_flight.received(sock)
+            raise
+        self._in_flight.connected(sock)
 
     async def sock_sendall(self, sock: socket.socket, data: Any) -> None:
         """Send ``data``; a request is in flight on ``sock`` until something is received."""

@@ -11,11 +11,13 @@ Design decisions:
   - a child process started through the loop, until it has exited *and* every pipe to it is
     closed (what ``Process.wait()`` waits for: a grandchild may hold a pipe open);
   - a request on one of the loop's own client connections: data sent and nothing received since,
-    or a connect in progress, unless the peer is one of the loop's own sockets (a server on the
-    same loop answers as soon as the loop runs, so it costs nothing). A request counts for at
-    most ``io_wait`` real seconds, so a peer that never answers cannot hang a run; once
-    answered, for up to 1 ms more while a task that wrote it still awaits what it awaited when
-    the answer came (the rest of a reply sent in one go: see ``_ANSWER_GRACE_NS``);
+    a connect in progress, or a new stream connection that has neither sent nor received yet
+    (it awaits the server's greeting: SMTP's ``220``, MySQL's handshake, NATS' ``INFO``),
+    unless the peer is one of the loop's own sockets (a server on the same loop answers as soon
+    as the loop runs, so it costs nothing). A request counts for at most ``io_wait`` real
+    seconds, so a peer that never answers cannot hang a run; once answered, for up to 1 ms more
+    while a task that wrote it still awaits what it awaited when the answer came (the rest of a
+    reply sent in one go: see ``_ANSWER_GRACE_NS``);
   - a request through the loop's pipes (see :mod:`._connections`): a write on a write pipe, while
     a read pipe of the loop is open, until a read pipe reads something; within ``io_wait`` too;
   - a plain thread (not the loop's, not an executor job's) that is *working*, as opposed to
@@ -53,7 +55,7 @@ import types
 import warnings
 import weakref
 from collections.abc import Callable
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, Literal, TypeAlias
 
 from ._threads import (
     in_wait_for_work,
@@ -110,6 +112,11 @@ task whose ACK another task reads: ``asyncio.sleep``, a timer's future); one tha
 to another wait costs up to the grace, once per answer. A longer delay is the documented limit of
 replies in parts (docs/virtual-time.md).
 """
+
+RequestKind: TypeAlias = Literal["request", "served", "connecting", "greeting", "rest"]
+"""What a :class:`Request` is: a client's request; a server's write on an accepted connection;
+a connect in progress; a new client stream connection that awaits the server's first words; the
+rest of a connection's first reply."""
 
 OwnEnds: TypeAlias = Callable[[], dict[tuple[Any, Any], set[int]]]
 """Gives the (local, peer) addresses of the loop's own connected sockets, with their fds."""
@@ -212,12 +219,10 @@ class Request:
 
     __slots__ = (
         "askers",
-        "connecting",
         "handed_off",
+        "kind",
         "peer",
         "reading",
-        "rest",
-        "served",
         "since_ns",
         "sock",
         "waiting",
@@ -231,19 +236,14 @@ class Request:
         sock: socket.socket,
         peer: Any = None,
         *,
-        connecting: bool = False,
-        served: bool = False,
+        kind: RequestKind = "request",
         writer: object = None,
         reading: Reading | None = None,
-        rest: bool = False,
     ) -> None:
         self.sock = sock
         self.since_ns = time.perf_counter_ns()
         self.peer = peer
-        self.connecting = connecting
-        self.served = served
-        # Not a request: the rest of the connection's first reply, for a short grace.
-        self.rest = rest
+        self.kind = kind
         self.askers = 1
         # The tasks (None: a callback) that wrote since something last came back.
         self.writers: set[object] = {writer}
@@ -331,10 +331,10 @@ class Request:
     def limit_ns(self, io_wait_ns: int | None) -> int | None:
         """Real nanoseconds this request may hold time: ``io_wait``, or a grace (a server's
         write, the rest of a first reply)."""
-        if self.served or self.rest:
-            grace = _SERVER_GRACE_NS if self.served else _FIRST_REPLY_GRACE_NS
-            return grace if io_wait_ns is None else min(io_wait_ns, grace)
-        return io_wait_ns
+        grace = _GRACES_NS.get(self.kind)
+        if grace is None:
+            return io_wait_ns
+        return grace if io_wait_ns is None else min(io_wait_ns, grace)
 
     def expired(self, now_ns: int, io_wait_ns: int | None) -> bool:
         """Whether it has held time for as long as it may."""
@@ -351,15 +351,23 @@ class Request:
                 peer = self.sock.getpeername()
             except OSError:
                 peer = "?"
-        what = (
-            "connecting"
-            if self.connecting
-            else "awaiting the rest of its first reply"
-            if self.rest
-            else "awaiting a reply"
-        )
-        text = f"connection {_address(local)} -> {_address(peer)} {what}"
+        text = f"connection {_address(local)} -> {_address(peer)} {_DOINGS[self.kind]}"
         return _held(text, self.since_ns, now_ns, self.limit_ns(io_wait_ns))
+
+
+_GRACES_NS: Final[dict[RequestKind, int]] = {
+    "served": _SERVER_GRACE_NS,
+    "rest": _FIRST_REPLY_GRACE_NS,
+}
+"""The kinds of request that hold time for a short grace rather than ``io_wait``."""
+
+_DOINGS: Final[dict[RequestKind, str]] = {
+    "request": "awaiting a reply",
+    "served": "awaiting a reply",
+    "connecting": "connecting",
+    "greeting": "awaiting the server's greeting",
+    "rest": "awaiting the rest of its first reply",
+}
 
 
 def _past(since_ns: int, now_ns: int, limit_ns: int | None) -> bool:
@@ -530,27 +538,53 @@ class InFlight:
         request = self.requests.get(sock)
         if (
             request is None
-            or request.rest
+            # Not requests of the program: what it writes now is its own.
+            or request.kind in ("rest", "greeting")
             # After the last send went unanswered for its whole io_wait (a websocket's
             # fire-and-forget message), or once every asker has moved on: a new request.
             or request.expired(time.perf_counter_ns(), self.io_wait_ns)
             or not request.still_asking()
         ):
-            request = Request(sock, peer, served=served, writer=writer, reading=reading)
-            self.requests[sock] = request
-            self._on_request(request.since_ns)
+            kind: RequestKind = "served" if served else "request"
+            self._start(Request(sock, peer, kind=kind, writer=writer, reading=reading))
         else:
             request.wrote_again(writer, reading)
 
     def connecting(self, sock: socket.socket, address: Any) -> None:
         """A connect to ``address`` is in progress on ``sock``."""
-        request = Request(sock, address, connecting=True)
-        self.requests[sock] = request
+        self._start(Request(sock, address, kind="connecting"))
+
+    def connected(self, sock: socket.socket) -> None:
+        """The connect on ``sock`` succeeded: a stream connection awaits the server's greeting
+        until it sends or receives something (see :meth:`awaiting_greeting`)."""
+        if sock.type == socket.SOCK_STREAM:
+            self.awaiting_greeting(sock)
+        else:
+            self.requests.pop(sock, None)
+
+    def awaiting_greeting(self, sock: socket.socket) -> None:
+        """A new client stream connection on ``sock`` has neither sent nor received anything
+        (after its TLS handshake, if any): it may await the server's first words.
+
+        Servers of many protocols speak first: SMTP's ``220``, MySQL's handshake, POP3, IMAP,
+        FTP, NATS' ``INFO``. The client reads right after connecting; were nothing in flight
+        until it writes, the loop would jump past the greeting to the read's timeout. A client
+        that speaks first ends this at its first write, so it costs nothing; one that connects
+        and then neither writes nor hears anything holds time for up to ``io_wait``."""
+        self._start(Request(sock, kind="greeting"))
+
+    def _start(self, request: Request) -> None:
+        self.requests[request.sock] = request
         self._on_request(request.since_ns)
 
-    def handshake_done(self, sock: socket.socket) -> None:
-        """The TLS handshake on ``sock`` is over: nothing it wrote awaits a reply any more."""
-        self.requests.pop(sock, None)
+    def handshake_done(self, sock: socket.socket, *, greeting: bool) -> None:
+        """The TLS handshake on ``sock`` is over: nothing it wrote awaits a reply any more.
+        ``greeting``: a client connection that has received nothing else yet awaits the
+        server's greeting (see :meth:`awaiting_greeting`)."""
+        if greeting:
+            self.awaiting_greeting(sock)
+        else:
+            self.requests.pop(sock, None)
 
     def received(self, sock: socket.socket, *, first: bool = False) -> None:
         """Something came back on ``sock`` (data, EOF or an error): it answers one asker.
@@ -560,13 +594,11 @@ class InFlight:
         grace (see _FIRST_REPLY_GRACE_NS)."""
         request = self.requests.get(sock)
         if request is not None and request.answered_one():
-            if first and not request.connecting:
-                rest = Request(sock, request.peer, rest=True)
-                self.requests[sock] = rest
-                self._on_request(rest.since_ns)
+            if first and request.kind != "connecting":
+                self._start(Request(sock, request.peer, kind="rest"))
             else:
                 del self.requests[sock]
-                blocked = None if request.served else request.blocked_writers()
+                blocked = None if request.kind == "served" else request.blocked_writers()
                 if blocked:
                     self.settling[sock] = time.perf_counter_ns(), blocked
 
@@ -579,13 +611,13 @@ class InFlight:
                 del self.requests[sock]
                 continue
             if request.expired(now_ns, io_wait_ns):
-                if request.rest:
+                if request.kind == "rest":
                     del self.requests[sock]  # all of the first reply came: not worth listing
                 continue
             if not request.still_asking():
                 del self.requests[sock]
                 continue
-            if request.connecting:
+            if request.kind == "connecting":
                 if sock in self._internal:
                     continue
             elif self._peer_in_loop(sock, ends, request.peer):
