@@ -13,6 +13,8 @@ so its delays are real seconds whatever loop the test runs on. Loopback only.
   gets ``b"hello\\n"`` :data:`GREETING_DELAY` real seconds after it is accepted, unasked, then
   the lines of ``tcp``. Given a certificate (a PEM file with the key and the chain), over TLS,
   greeting once the handshake is over.
+* ``smtp``: an SMTP server (aiosmtpd), which greets first. It accepts every message and answers
+  its ``DATA`` with ``250 OK``.
 * ``udp``: a UDP server. A datagram ``b"<seconds>"`` gets the datagram ``b"done <seconds>"``
   back after that many real seconds.
 * ``http``: an aiohttp server. ``GET /sleep?seconds=<seconds>`` replies ``done <seconds>``
@@ -25,12 +27,12 @@ so its delays are real seconds whatever loop the test runs on. Loopback only.
   It sends no keepalive pings of its own: ``"ping <seconds>"`` makes it send one ping that many
   seconds later (the client's automatic pong answers it; nothing answers the pong).
 
-Use the session-scoped fixtures ``tcp_server``, ``greeting_server``, ``udp_server``,
-``http_server`` and ``ws_server`` (registered from the root ``conftest.py``), or ``with
-child_server("tcp") as server: ...``. Run one by hand with ``python tests/_servers.py tcp``
-(``greet`` takes the certificate as a second argument): it prints ``PORT <port>`` and serves
-until its standard input closes (so it never outlives the test process that started it, even
-one killed hard).
+Use the session-scoped fixtures ``tcp_server``, ``greeting_server``, ``smtp_server``,
+``udp_server``, ``http_server`` and ``ws_server`` (registered from the root ``conftest.py``), or
+``with child_server("tcp") as server: ...``. Run one by hand with ``python tests/_servers.py
+tcp`` (``greet`` takes the certificate as a second argument): it prints ``PORT <port>`` and
+serves until its standard input closes (so it never outlives the test process that started it,
+even one killed hard).
 
 Design decisions:
 
@@ -61,7 +63,7 @@ import pytest
 START_TIMEOUT: Final = 10.0
 """Real seconds a child server may take to print its port."""
 
-KINDS: Final = ("tcp", "greet", "udp", "http", "ws")
+KINDS: Final = ("tcp", "greet", "smtp", "udp", "http", "ws")
 
 GREETING_DELAY: Final = 0.05
 """Real seconds a ``greet`` server waits after accepting a connection before it greets."""
@@ -129,6 +131,18 @@ async def _start_greet(certificate: str | None = None) -> int:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(certificate)
     server = await asyncio.start_server(_greet_then_reply, "127.0.0.1", 0, ssl=context)
+    port: int = server.sockets[0].getsockname()[1]
+    return port
+
+
+async def _start_smtp() -> int:
+    from aiosmtpd.smtp import SMTP, Envelope, Session
+
+    class Accept:
+        async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+            return "250 OK"
+
+    server = await asyncio.get_running_loop().create_server(lambda: SMTP(Accept()), "127.0.0.1", 0)
     port: int = server.sockets[0].getsockname()[1]
     return port
 
@@ -234,6 +248,7 @@ async def _serve(kind: str, *arguments: str) -> None:
     starts: dict[str, Callable[..., Awaitable[int]]] = {
         "tcp": _start_tcp,
         "greet": _start_greet,
+        "smtp": _start_smtp,
         "udp": _start_udp,
         "http": _start_http,
         "ws": _start_ws,
@@ -300,6 +315,13 @@ def greeting_server() -> Iterator[ChildServer]:
     """A TCP server in a child process that speaks first: ``b"hello\\n"`` 50 ms after the
     connect, then the lines of ``tcp_server``."""
     with child_server("greet") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[ChildServer]:
+    """An SMTP server (aiosmtpd) in a child process; it accepts every message."""
+    with child_server("smtp") as server:
         yield server
 
 
