@@ -12,8 +12,8 @@ from hypothesis import settings
 
 # Session fixtures of real components, started only when a test asks: `postgres` (a throwaway
 # PostgreSQL server), `redis_server` (a throwaway Redis server), `tcp_server`,
-# `greeting_server`, `smtp_server`, `udp_server`, `http_server` and `ws_server` (servers in
-# child processes).
+# `greeting_server`, `smtp_server`, `udp_server`, `dns_server`, `http_server` and `ws_server`
+# (servers in child processes).
 pytest_plugins = ["pytester", "_postgres", "_redis", "_servers"]
 
 # CI must not fail by chance: there, Hypothesis replays the same examples on every run and never

@@ -17,6 +17,9 @@ so its delays are real seconds whatever loop the test runs on. Loopback only.
   its ``DATA`` with ``250 OK``.
 * ``udp``: a UDP server. A datagram ``b"<seconds>"`` gets the datagram ``b"done <seconds>"``
   back after that many real seconds.
+* ``dns``: a DNS server (UDP). It answers every ``A`` query with ``127.0.0.1`` (time to live 0,
+  so that nothing caches it), after as many real milliseconds as the name's first label says:
+  ``300.slow.test`` is answered 0.3 s later.
 * ``http``: an aiohttp server. ``GET /sleep?seconds=<seconds>`` replies ``done <seconds>``
   (text/plain) after that many real seconds; ``GET /headers-then-sleep?seconds=<seconds>``
   sends the status line and headers at once and the same body that many seconds later;
@@ -28,11 +31,11 @@ so its delays are real seconds whatever loop the test runs on. Loopback only.
   seconds later (the client's automatic pong answers it; nothing answers the pong).
 
 Use the session-scoped fixtures ``tcp_server``, ``greeting_server``, ``smtp_server``,
-``udp_server``, ``http_server`` and ``ws_server`` (registered from the root ``conftest.py``), or
-``with child_server("tcp") as server: ...``. Run one by hand with ``python tests/_servers.py
-tcp`` (``greet`` takes the certificate as a second argument): it prints ``PORT <port>`` and
-serves until its standard input closes (so it never outlives the test process that started it,
-even one killed hard).
+``udp_server``, ``dns_server``, ``http_server`` and ``ws_server`` (registered from the root
+``conftest.py``), or ``with child_server("tcp") as server: ...``. Run one by hand with ``python
+tests/_servers.py tcp`` (``greet`` takes the certificate as a second argument): it prints
+``PORT <port>`` and serves until its standard input closes (so it never outlives the test
+process that started it, even one killed hard).
 
 Design decisions:
 
@@ -50,6 +53,7 @@ import contextlib
 import selectors
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import time
@@ -63,7 +67,7 @@ import pytest
 START_TIMEOUT: Final = 10.0
 """Real seconds a child server may take to print its port."""
 
-KINDS: Final = ("tcp", "greet", "smtp", "udp", "http", "ws")
+KINDS: Final = ("tcp", "greet", "smtp", "udp", "dns", "http", "ws")
 
 GREETING_DELAY: Final = 0.05
 """Real seconds a ``greet`` server waits after accepting a connection before it greets."""
@@ -166,6 +170,34 @@ async def _start_udp() -> int:
     return port
 
 
+class _AnswerQueries(asyncio.DatagramProtocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        # A query: a 12-byte header, then the question (a name as length-prefixed labels, a
+        # type and a class); anything after it (an EDNS record) is left out of the answer.
+        end = 12
+        while data[end]:
+            end += data[end] + 1
+        question = data[12 : end + 5]
+        milliseconds = int(data[13 : 13 + data[12]])
+        header = data[:2] + struct.pack(">HHHHH", 0x8180, 1, 1, 0, 0)  # a reply, one answer
+        # The answer: the question's name (a pointer to it), A, IN, TTL 0, four bytes.
+        answer = struct.pack(">HHHIH", 0xC00C, 1, 1, 0, 4) + socket.inet_aton("127.0.0.1")
+        asyncio.get_running_loop().call_later(
+            milliseconds / 1000, self.transport.sendto, header + question + answer, addr
+        )
+
+
+async def _start_dns() -> int:
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        _AnswerQueries, local_addr=("127.0.0.1", 0)
+    )
+    port: int = transport.get_extra_info("sockname")[1]
+    return port
+
+
 async def _start_http() -> int:
     from aiohttp import web
 
@@ -250,6 +282,7 @@ async def _serve(kind: str, *arguments: str) -> None:
         "greet": _start_greet,
         "smtp": _start_smtp,
         "udp": _start_udp,
+        "dns": _start_dns,
         "http": _start_http,
         "ws": _start_ws,
     }
@@ -329,6 +362,13 @@ def smtp_server() -> Iterator[ChildServer]:
 def udp_server() -> Iterator[ChildServer]:
     """A UDP server in a child process: ``b"0.3"`` gets ``b"done 0.3"`` back 0.3 s later."""
     with child_server("udp") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def dns_server() -> Iterator[ChildServer]:
+    """A DNS server in a child process: ``300.slow.test`` resolves to 127.0.0.1 0.3 s later."""
+    with child_server("dns") as server:
         yield server
 
 

@@ -57,6 +57,7 @@ VIRTUAL_LOOP_MODULES = (
     "_virtual_options",
     "_in_flight",
     "_threads",
+    "_native_threads",
     "_connections",
     "_watched_sockets",
     "_wall_clock",

@@ -1012,15 +1012,17 @@ def test_discord_time_loop_without_wakeup_latency_fails_fast_with_stall_error(
         (
             {"ignore_threads": 3.5},
             TypeError,
-            r"^ignore_threads must be a thread name, a thread ident \(int\), a threading\.Thread, "
-            r"a predicate taking a Thread and returning a bool, or an iterable of those "
+            r"^ignore_threads must be a thread name, a thread ident or native id \(int\), "
+            r"a threading\.Thread, a predicate taking a Thread and returning a bool, or an "
+            r"iterable of those "
             r"\(got 3\.5\)$",
         ),
         (
             {"ignore_threads": ["poller", 3.5]},
             TypeError,
-            r"^ignore_threads must be a thread name, a thread ident \(int\), a threading\.Thread, "
-            r"a predicate taking a Thread and returning a bool, or an iterable of those "
+            r"^ignore_threads must be a thread name, a thread ident or native id \(int\), "
+            r"a threading\.Thread, a predicate taking a Thread and returning a bool, or an "
+            r"iterable of those "
             r"\(got 3\.5 in \['poller', 3\.5\]\)$",
         ),
     ],

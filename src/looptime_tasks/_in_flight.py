@@ -57,6 +57,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Final, Literal, TypeAlias
 
+from ._native_threads import foreign_thread_count, thread_name, working
 from ._threads import (
     in_wait_for_work,
     is_idle,
@@ -473,6 +474,12 @@ class InFlight:
         # over budget (ident -> the Thread, to tell a reused ident apart).
         self._working_since: dict[int, int] = {}
         self._over_budget: dict[int, threading.Thread | None] = {}
+        # Threads Python did not start (native ids): real ns since each was first seen working,
+        # those over budget, and the threads that handed the loop something since the last look
+        # (written by them: see call_soon_threadsafe).
+        self._foreign_since: dict[int, int] = {}
+        self._foreign_over: set[int] = set()
+        self.delivered: set[int] = set()
         # Threads found parked for good in a call that may hide a hand-off, and the call (code,
         # line): see _woken_among.
         self._parked: dict[int, tuple[types.CodeType, int]] = {}
@@ -812,6 +819,39 @@ class InFlight:
             stacklevel=1,
         )
 
+    def _foreign_waiting(self, now_ns: int) -> list[int]:
+        """The threads Python did not start (native ids) working, or waiting for a reply on the
+        program's behalf (see :mod:`._native_threads`), budget and ignores applied."""
+        alive, waiting = _foreign_threads()
+        delivered, self.delivered = self.delivered, set()
+        # One that handed something over finished a piece of work: its budget starts again,
+        # even past it (a DNS query that timed out, then one answered).
+        self._foreign_over &= alive - delivered
+        since = self._foreign_since
+        for native_id in since.keys() - (set(waiting) - delivered):
+            del since[native_id]
+        budget = self.thread_budget_ns
+        counted: list[int] = []
+        for native_id in waiting:
+            if native_id in self.ignore_threads or native_id in self._foreign_over:
+                continue
+            began = since.setdefault(native_id, now_ns)
+            if budget is not None and now_ns - began > budget:
+                self._foreign_over.add(native_id)
+                del since[native_id]
+                warnings.warn(
+                    f"thread {native_id} ({thread_name(native_id)}), not started by Python, has "
+                    f"been working (running, or waiting for a reply) for more than "
+                    f"thread_budget={budget / 1e9} real seconds; virtual time no longer flows at "
+                    f"real speed for it. Pass its id ({native_id}) in ignore_threads= to leave it "
+                    f"out from the start, or raise thread_budget.",
+                    ThreadBudgetWarning,
+                    stacklevel=1,
+                )
+                continue
+            counted.append(native_id)
+        return counted
+
     # --- the decision and its description -----------------------------------------------------
 
     def outside_work(self, loop_thread: int | None, own: OwnEnds) -> bool:
@@ -824,6 +864,8 @@ class InFlight:
         if self.pipe_request_ns is not None and self._pipe_request(now_ns):
             return True
         if self.watched and self._watched_outside(now_ns, own):
+            return True
+        if self._foreign_waiting(now_ns):
             return True
         if thread_count() == 0 and loop_thread == threading.main_thread().ident:
             self._working_since.clear()
@@ -862,6 +904,12 @@ class InFlight:
             lines.append("a thread running code in a subinterpreter (threads not listed meanwhile)")
         else:
             frames = other_frames()
+        for native_id in _foreign_threads()[1]:
+            state = " (past thread_budget: not counted)" if native_id in self._foreign_over else ""
+            lines.append(
+                f"thread {native_id} ({thread_name(native_id)}, not started by Python) working "
+                f"(running, or waiting for a reply){state}"
+            )
         names = {t.ident: t.name for t in threading.enumerate()}
         for ident, frame in frames.items():
             if ident == loop_thread or ident in self.job_threads:
@@ -877,6 +925,21 @@ class InFlight:
         if not lines:
             return "Work in flight: none."
         return "Work in flight:\n" + "\n".join(f"  - {line}" for line in lines)
+
+
+def _foreign_threads() -> tuple[set[int], list[int]]:
+    """The native ids of the process's threads, and of the threads Python did not start, those
+    working (see :mod:`._native_threads`); nothing if there are none."""
+    if not foreign_thread_count(thread_count() + 1):
+        return set(), []
+    known = {
+        thread.native_id
+        for thread in threading.enumerate()
+        if thread.native_id is not None
+        # A C library's thread that called into Python has a dummy Thread: still foreign.
+        and not isinstance(thread, threading._DummyThread)
+    }
+    return working(known)
 
 
 def _finished(transport: asyncio.SubprocessTransport) -> bool:

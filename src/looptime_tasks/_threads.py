@@ -61,8 +61,6 @@ import concurrent.futures.thread
 import dis
 import gc
 import importlib
-import os
-import platform
 import queue
 import select
 import selectors
@@ -72,12 +70,14 @@ import threading
 import types
 from typing import Any, Final, TypeAlias
 
+from ._native_threads import parked
+
 __all__ = (
     "in_wait_for_work",
     "is_idle",
     "may_hide_a_hand_off",
     "other_frames",
-    "parked",
+    "parked",  # re-exported: asked of the kernel
     "subinterpreter_running",
     "where",
 )
@@ -437,64 +437,6 @@ def may_hide_a_hand_off(frame: types.FrameType) -> bool:
         return isinstance(_variable(frame, receiver), queue.SimpleQueue)
     method = _bound_builtin(frame, receiver, callee or "")  # Thread(target=queue.get)
     return method is not None and isinstance(method.__self__, (queue.SimpleQueue, *_LOCK_TYPES))
-
-
-_FUTEX: Final = (
-    {"x86_64": b"202", "amd64": b"202", "aarch64": b"98", "arm64": b"98"}.get(
-        platform.machine().lower()
-    )
-    if sys.platform.startswith("linux")
-    else None
-)
-"""The number of the ``futex`` system call on this machine, where it is known (Linux)."""
-
-_FUTEX_WAIT: Final = 0
-_FUTEX_WAIT_BITSET: Final = 9
-_FUTEX_FLAGS: Final = 0x80 | 0x100  # FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME
-
-
-def parked(native_id: int | None) -> bool | None:
-    """Whether a thread idle-looking in a call that may hide a hand-off (see
-    :func:`may_hide_a_hand_off`), *native_id* (``Thread.native_id``), sleeps in an untimed wait
-    (True: parked, only another thread can wake it) or is running, runnable, being woken or
-    waiting for a lock (False: it was woken), read from ``/proc/self/task/<id>/`` on Linux; None
-    where that cannot be told (another system, no ``/proc``, another system call, a timed wait:
-    its own ``get(timeout=...)`` or the GIL).
-    """
-    if _FUTEX is None or native_id is None:
-        return None
-    task = f"/proc/self/task/{native_id}/"
-    try:
-        # The state first: a thread being woken (its wake-up queued for another CPU) still shows
-        # its futex call in "syscall", but "stat" says R from the moment it is woken.
-        state = _read(task + "stat").rpartition(b")")[2].split()[:1]
-        if state != [b"S"]:
-            return False if state == [b"R"] else None
-        fields = _read(task + "syscall").split()
-    except OSError:
-        return None
-    if fields[:1] == [b"running"]:
-        return False
-    if len(fields) < 5 or fields[0] != _FUTEX:
-        return None
-    # "nr arg0 ... arg5 sp pc" of futex(uaddr, op, val, timeout). A parked getter sleeps in the
-    # untimed wait of a semaphore (FUTEX_WAIT_BITSET, no timeout); a woken one that found the
-    # GIL taken waits for the GIL's mutex (a plain FUTEX_WAIT) or its condition (timed).
-    command = int(fields[2], 16) & ~_FUTEX_FLAGS
-    if command == _FUTEX_WAIT:
-        return False
-    if command == _FUTEX_WAIT_BITSET and fields[4] == b"0x0":
-        return True
-    return None
-
-
-def _read(path: str) -> bytes:
-    """The first bytes of a small ``/proc`` file, read without blocking (blockbuster agrees)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        return os.read(fd, 512)
-    finally:
-        os.close(fd)
 
 
 def other_frames() -> dict[int, types.FrameType]:

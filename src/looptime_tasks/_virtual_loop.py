@@ -421,8 +421,10 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
                 flows at real speed for it; past it, :class:`ThreadBudgetWarning` names the thread
                 and time no longer waits for it. None: no budget.
             ignore_threads: threads that never hold virtual time back: a thread name, a thread
-                ident (``threading.get_ident()``, also for threads started with ``_thread``), a
-                ``threading.Thread``, a predicate taking a ``Thread``, or an iterable of those.
+                ident (``threading.get_ident()``, also for threads started with ``_thread``), the
+                native id of a thread Python did not start (as its
+                :class:`ThreadBudgetWarning` gives it), a ``threading.Thread``, a predicate
+                taking a ``Thread``, or an iterable of those.
             shuffle: False keeps asyncio's FIFO order of callbacks. True runs the callbacks of
                 each loop pass in an order drawn from :attr:`random`, keeping the orders correct
                 asyncio code relies on (see ``docs/virtual-time.md``). A
@@ -691,6 +693,10 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
             self._in_flight.waiting_jobs.add(job)
             context = contextvars.copy_context() if context is None else context.copy()
             context.run(_HANDED_OVER.set, True)
+        else:
+            # A thread Python did not start (c-ares') handing over a result: its thread_budget
+            # starts again.
+            self._in_flight.delivered.add(threading.get_native_id())
         handle = super().call_soon_threadsafe(callback, *args, context=context)
         source_traceback = getattr(handle, "_source_traceback", None)
         if source_traceback:

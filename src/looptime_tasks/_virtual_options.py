@@ -61,8 +61,8 @@ After it, the thread is reported once (``ThreadBudgetWarning``) and no longer ho
 
 ThreadMatcher: TypeAlias = "str | int | threading.Thread | Callable[[threading.Thread], bool]"
 ThreadFilter: TypeAlias = tuple[Any, ...]
-"""Validated ``ignore_threads``: thread names, idents, Thread objects and predicates (any may
-match)."""
+"""Validated ``ignore_threads``: thread names, idents (or native ids of threads Python did not
+start), Thread objects and predicates (any may match)."""
 
 
 class Keep(enum.Enum):
@@ -168,7 +168,8 @@ def _is_thread_matcher(value: object) -> bool:
 def _check_ignore_threads(value: object) -> ThreadFilter:
     """Validate ``ignore_threads``: one matcher or an iterable of them, as a tuple."""
     accepted = (
-        "a thread name, a thread ident (int), a threading.Thread, a predicate taking a Thread "
+        "a thread name, a thread ident or native id (int), a threading.Thread, a predicate "
+        "taking a Thread "
         "and returning a bool, or an iterable of those"
     )
     if _is_thread_matcher(value):
