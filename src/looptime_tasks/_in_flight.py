@@ -819,7 +819,7 @@ class InFlight:
             stacklevel=1,
         )
 
-    def _foreign_waiting(self, now_ns: int) -> list[int]:
+    def _foreign_working(self, now_ns: int) -> list[int]:
         """The threads Python did not start (native ids) working, or waiting for a reply on the
         program's behalf (see :mod:`._native_threads`), budget and ignores applied."""
         alive, waiting = _foreign_threads()
@@ -865,7 +865,7 @@ class InFlight:
             return True
         if self.watched and self._watched_outside(now_ns, own):
             return True
-        if self._foreign_waiting(now_ns):
+        if self._foreign_working(now_ns):
             return True
         if thread_count() == 0 and loop_thread == threading.main_thread().ident:
             self._working_since.clear()
@@ -939,6 +939,7 @@ def _foreign_threads() -> tuple[set[int], list[int]]:
         # A C library's thread that called into Python has a dummy Thread: still foreign.
         and not isinstance(thread, threading._DummyThread)
     }
+    known.add(threading.get_native_id())  # the loop's own thread, whoever started it
     return working(known)
 
 
