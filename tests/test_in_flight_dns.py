@@ -18,6 +18,7 @@ import aiodns
 import aiohttp
 import pycares
 import pytest
+from blockbuster import blockbuster_ctx
 
 import looptime_tasks as tasks
 from _loop_kinds import TIMED_OUT, loop_time, on_both_loops, run_on, timed
@@ -163,3 +164,13 @@ def test_resolver_thread_waiting_past_thread_budget_is_reported_and_no_longer_co
     assert time.perf_counter() - began < 3
     [warning] = [w for w in caught if issubclass(w.category, tasks.ThreadBudgetWarning)]
     assert "not started by Python" in str(warning.message)
+
+
+def test_dns_query_under_blockbuster_trips_no_blocking_call_check(dns_server: ChildServer) -> None:
+    """blockbuster fails any call it takes for blocking I/O in a running event loop (anyio's
+    test suite runs it); the loop's reads of ``/proc`` are in the kernel's memory, and it used
+    to take its ``os.stat`` for disk I/O."""
+    with blockbuster_ctx("looptime_tasks"):
+        address, _ = tasks.run(timed(_resolve(dns_server, 0.05), 5))
+
+    assert address == "127.0.0.1"

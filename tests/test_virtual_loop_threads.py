@@ -775,3 +775,23 @@ def test_reader_closed_behind_asyncios_back_does_not_break_waiting_for_a_thread(
             theirs.close()
 
     assert run(main()) == "done"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel is asked on Linux")
+def test_idle_blas_workers_of_numpy_leave_a_simulated_week_of_sleeps_fast() -> None:
+    """numpy starts BLAS worker threads of its own (OpenBLAS'), which Python did not start:
+    parked in their pool, they wait for work, not for a reply, and hold no time."""
+    numpy = pytest.importorskip("numpy")
+    numpy.ones((64, 64)) @ numpy.ones((64, 64))  # the workers worked, then parked again
+
+    async def main() -> float:
+        for _ in range(10_080):  # a week of minutes
+            await asyncio.sleep(60)
+        return asyncio.get_running_loop().time()
+
+    began = time.perf_counter()
+
+    ended = run(main())
+
+    assert ended >= 604_800
+    assert time.perf_counter() - began < 2

@@ -57,7 +57,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Final, Literal, TypeAlias
 
-from ._native_threads import foreign_thread_count, thread_name, working
+from ._native_threads import list_threads, thread_name, thread_state, thread_total
 from ._threads import (
     in_wait_for_work,
     is_idle,
@@ -474,9 +474,14 @@ class InFlight:
         # over budget (ident -> the Thread, to tell a reused ident apart).
         self._working_since: dict[int, int] = {}
         self._over_budget: dict[int, threading.Thread | None] = {}
-        # Threads Python did not start (native ids): real ns since each was first seen working,
-        # those over budget, and the threads that handed the loop something since the last look
-        # (written by them: see call_soon_threadsafe).
+        # Threads Python did not start (native ids, see _native_threads): the kernel's count of
+        # threads and Python's at the last listing; the threads found then; those found parked
+        # in a pool (left out); real ns since each was first seen working; those over budget;
+        # those that handed the loop something since the last look (written by them: see
+        # call_soon_threadsafe).
+        self._counts_listed: tuple[int, int] | None = None
+        self._foreign: set[int] = set()
+        self._pooled: set[int] = set()
         self._foreign_since: dict[int, int] = {}
         self._foreign_over: set[int] = set()
         self.delivered: set[int] = set()
@@ -819,21 +824,50 @@ class InFlight:
             stacklevel=1,
         )
 
+    def foreign_threads(self) -> set[int]:
+        """The threads Python did not start (native ids) that may work for the program: all but
+        those found parked in a thread pool (see :mod:`._native_threads`). Listed again when the
+        kernel's count of threads, or Python's, changes; otherwise one read of ``/proc``."""
+        total = thread_total()
+        if total is None:
+            return set()
+        counts = (total, thread_count())
+        if counts != self._counts_listed:
+            self._counts_listed = counts
+            self._foreign = list_threads() - _python_threads()
+            self._pooled &= self._foreign
+            self._foreign_over &= self._foreign
+            for native_id in self._foreign - self._pooled:
+                if thread_state(native_id) == "pooled":
+                    self._pooled.add(native_id)  # numpy's BLAS workers, say
+        elif self._foreign:
+            # A Python thread listed as it started had no native id yet.
+            self._foreign -= _python_threads()
+        return self._foreign - self._pooled
+
     def _foreign_working(self, now_ns: int) -> list[int]:
         """The threads Python did not start (native ids) working, or waiting for a reply on the
         program's behalf (see :mod:`._native_threads`), budget and ignores applied."""
-        alive, waiting = _foreign_threads()
+        candidates = self.foreign_threads()
         delivered, self.delivered = self.delivered, set()
+        since = self._foreign_since
+        if not candidates:
+            since.clear()
+            return []
         # One that handed something over finished a piece of work: its budget starts again,
         # even past it (a DNS query that timed out, then one answered).
-        self._foreign_over &= alive - delivered
-        since = self._foreign_since
-        for native_id in since.keys() - (set(waiting) - delivered):
-            del since[native_id]
+        self._foreign_over -= delivered
         budget = self.thread_budget_ns
         counted: list[int] = []
-        for native_id in waiting:
-            if native_id in self.ignore_threads or native_id in self._foreign_over:
+        for native_id in candidates:
+            now = thread_state(native_id)
+            if now == "pooled":
+                self._pooled.add(native_id)  # a pool's idle worker: waits for work, not replies
+            if now != "working" or native_id in delivered:
+                since.pop(native_id, None)
+            if now != "working" or native_id in self._foreign_over:
+                continue
+            if native_id in self.ignore_threads:
                 continue
             began = since.setdefault(native_id, now_ns)
             if budget is not None and now_ns - began > budget:
@@ -904,11 +938,13 @@ class InFlight:
             lines.append("a thread running code in a subinterpreter (threads not listed meanwhile)")
         else:
             frames = other_frames()
-        for native_id in _foreign_threads()[1]:
-            state = " (past thread_budget: not counted)" if native_id in self._foreign_over else ""
+        for native_id in self.foreign_threads():
+            if thread_state(native_id) != "working":
+                continue
+            past = " (past thread_budget: not counted)" if native_id in self._foreign_over else ""
             lines.append(
                 f"thread {native_id} ({thread_name(native_id)}, not started by Python) working "
-                f"(running, or waiting for a reply){state}"
+                f"(running, or waiting for a reply){past}"
             )
         names = {t.ident: t.name for t in threading.enumerate()}
         for ident, frame in frames.items():
@@ -927,11 +963,8 @@ class InFlight:
         return "Work in flight:\n" + "\n".join(f"  - {line}" for line in lines)
 
 
-def _foreign_threads() -> tuple[set[int], list[int]]:
-    """The native ids of the process's threads, and of the threads Python did not start, those
-    working (see :mod:`._native_threads`); nothing if there are none."""
-    if not foreign_thread_count(thread_count() + 1):
-        return set(), []
+def _python_threads() -> set[int]:
+    """The native ids of the threads Python started, and of the caller's (the loop's own)."""
     known = {
         thread.native_id
         for thread in threading.enumerate()
@@ -940,7 +973,7 @@ def _foreign_threads() -> tuple[set[int], list[int]]:
         and not isinstance(thread, threading._DummyThread)
     }
     known.add(threading.get_native_id())  # the loop's own thread, whoever started it
-    return working(known)
+    return known
 
 
 def _finished(transport: asyncio.SubprocessTransport) -> bool:

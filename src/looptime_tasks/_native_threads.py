@@ -23,9 +23,12 @@ Design decisions:
   it (without this, a resolver asking query after query, never seen idle, was left out after
   5 s: 3 of 100 queries then timed out).
 
-* **Cheap when there are none.** The kernel's count of the process's threads
-  (``/proc/self/task``'s link count: one ``stat``) against the count of threads Python started
-  tells whether any exist; only then are the threads listed and read.
+* **Cheap when there are none.** The kernel's count of the process's threads (in
+  ``/proc/self/stat``) against the count of threads Python started tells whether any exist;
+  only then are the threads listed and read. The loop asks whenever it looks for work in
+  flight, and on its fast path (nothing in flight, no other Python thread: what a benchmark of
+  sleeps measures) once every :data:`FAST_JUMPS_PER_LOOK` jumps, which keeps that path as
+  cheap as before.
 
 * **Linux only.** Elsewhere (and where ``/proc`` cannot be read) there is nothing to read, and
   such threads stay invisible, as the documented limit says.
@@ -36,9 +39,20 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from typing import Final
+from typing import Final, Literal, TypeAlias
 
-__all__ = ("foreign_thread_count", "parked", "thread_name", "working")
+__all__ = (
+    "FAST_JUMPS_PER_LOOK",
+    "ThreadState",
+    "list_threads",
+    "parked",
+    "thread_name",
+    "thread_state",
+    "thread_total",
+)
+
+FAST_JUMPS_PER_LOOK: Final = 256
+"""On the loop's fast path, the jumps between two looks for threads Python did not start."""
 
 _TASKS: Final = "/proc/self/task"
 
@@ -75,6 +89,16 @@ _FUTEX, _IO_WAITS = (
 )
 """This machine's ``futex`` system call and I/O waits, where they are known (Linux)."""
 
+_list_directory: Final = os.listdir
+"""``os.listdir`` as it was at import. A ``/proc`` directory lives in the kernel's memory and
+never waits for a device, but a blocking-call detector that patches ``os.listdir`` later
+(blockbuster, which anyio's test suite runs) takes any listing in a running event loop for disk
+I/O, and fails the loop. The other reads here are of files opened non-blocking, which it allows;
+``os.stat`` is avoided for the same reason."""
+
+_FUTEX_NUMBER: Final = str(_FUTEX).encode()
+"""How ``futex`` shows in ``/proc/self/task/<id>/syscall``."""
+
 _FUTEX_WAIT: Final = 0
 _FUTEX_WAIT_BITSET: Final = 9
 _FUTEX_FLAGS: Final = 0x80 | 0x100  # FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME
@@ -96,6 +120,21 @@ def _kernel_view(native_id: int) -> tuple[bytes, list[bytes]] | None:
         return None
 
 
+def _untimed_park(fields: list[bytes]) -> bool | None:
+    """For a thread sleeping in ``futex(uaddr, op, val, timeout)`` (its ``syscall`` fields):
+    True for the untimed wait of a semaphore or a condition (``FUTEX_WAIT_BITSET``, no timeout:
+    only another thread can wake it), False for a wait on a mutex (a plain ``FUTEX_WAIT``), None
+    for a timed wait or another call."""
+    if len(fields) < 5 or fields[0] != _FUTEX_NUMBER:
+        return None
+    command = int(fields[2], 16) & ~_FUTEX_FLAGS
+    if command == _FUTEX_WAIT:
+        return False
+    if command == _FUTEX_WAIT_BITSET and fields[4] == b"0x0":
+        return True
+    return None
+
+
 def parked(native_id: int | None) -> bool | None:
     """Whether a thread idle-looking in a call that may hide a hand-off (see
     ``_threads.may_hide_a_hand_off``), *native_id* (``Thread.native_id``), sleeps in an untimed
@@ -103,6 +142,9 @@ def parked(native_id: int | None) -> bool | None:
     waiting for a lock (False: it was woken), read from ``/proc/self/task/<id>/`` on Linux; None
     where that cannot be told (another system, no ``/proc``, another system call, a timed wait:
     its own ``get(timeout=...)`` or the GIL).
+
+    A parked getter sleeps in the untimed wait of a semaphore; a woken one that found the GIL
+    taken waits for the GIL's mutex (a plain ``FUTEX_WAIT``) or its condition (timed).
     """
     if _FUTEX is None or native_id is None:
         return None
@@ -114,65 +156,61 @@ def parked(native_id: int | None) -> bool | None:
         return False if state == b"R" else None
     if fields[:1] == [b"running"]:
         return False
-    if len(fields) < 5 or fields[0] != str(_FUTEX).encode():
+    return _untimed_park(fields)
+
+
+def thread_total() -> int | None:
+    """The number of threads of the process as the kernel counts them, or None where it cannot
+    be asked."""
+    if _IO_WAITS is None:
         return None
-    # futex(uaddr, op, val, timeout). A parked getter sleeps in the untimed wait of a semaphore
-    # (FUTEX_WAIT_BITSET, no timeout); a woken one that found the GIL taken waits for the GIL's
-    # mutex (a plain FUTEX_WAIT) or its condition (timed).
-    command = int(fields[2], 16) & ~_FUTEX_FLAGS
-    if command == _FUTEX_WAIT:
-        return False
-    if command == _FUTEX_WAIT_BITSET and fields[4] == b"0x0":
-        return True
-    return None
-
-
-def foreign_thread_count(python_threads: int) -> int:
-    """How many threads of the process the kernel counts beyond ``python_threads``, the threads
-    Python started (0 where the kernel cannot be asked)."""
-    if _IO_WAITS is None:
-        return 0
     try:
-        # A directory's links: "." and "..", and one per thread.
-        return max(os.stat(_TASKS).st_nlink - 2 - python_threads, 0)
-    except OSError:
-        return 0
+        # "pid (comm) state ...": the number of threads is the 18th field after the name.
+        return int(_read("/proc/self/stat").rpartition(b")")[2].split()[17])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
-def working(known: set[int]) -> tuple[set[int], list[int]]:
-    """The native ids of the process's threads; and of those not in ``known``, the ones working
-    (see the module docstring)."""
-    if _IO_WAITS is None:
-        return set(), []
+def list_threads() -> set[int]:
+    """The native ids of the process's threads (none where they cannot be listed)."""
     try:
-        alive = {int(name) for name in os.listdir(_TASKS)}
-    except OSError:
-        return set(), []
-    return alive, [native_id for native_id in alive - known if _works(native_id)]
+        return {int(name) for name in _list_directory(_TASKS)}
+    except Exception:  # not Linux (OSError), or a blocking-call detector active since import
+        return set()
 
 
-def _works(native_id: int) -> bool:
+ThreadState: TypeAlias = Literal["working", "idle", "pooled", "gone"]
+"""What a thread Python did not start is doing (see :func:`thread_state`)."""
+
+
+def thread_state(native_id: int) -> ThreadState:
+    """What a thread Python did not start is doing: ``working`` (running, runnable, in an
+    uninterruptible wait, or in an I/O wait with a timeout), ``pooled`` (parked in the untimed
+    wait of a condition or a semaphore: a thread pool's idle worker, which waits for work, not
+    for a reply), ``idle`` (any other wait: an I/O wait without a timeout), or ``gone``."""
     assert _IO_WAITS is not None
     view = _kernel_view(native_id)
     if view is None:
-        return False  # ended meanwhile
-    state, fields = view
-    if state != b"S":
+        return "gone"
+    status, fields = view
+    if status != b"S":
         # R: running or runnable; D: in an uninterruptible wait (a disk read). Not Z, T, I.
-        return state in (b"R", b"D")
+        return "working" if status in (b"R", b"D") else "idle"
     if fields[:1] == [b"running"]:
-        return True
+        return "working"
     if len(fields) < 7 or not fields[0].isdigit():
-        return False
+        return "idle"
+    if _untimed_park(fields):
+        return "pooled"
     wait = _IO_WAITS.get(int(fields[0]))
     if wait is None:
-        return False
+        return "idle"
     index, kind = wait
     argument = int(fields[1 + index], 16)
     if kind == _POINTER:
-        return argument != 0  # NULL: no timeout
+        return "working" if argument != 0 else "idle"  # NULL: no timeout
     milliseconds = argument & 0xFFFF_FFFF  # an int: -1 (no timeout) shows as 0xffffffff
-    return 0 < milliseconds < 0x8000_0000
+    return "working" if 0 < milliseconds < 0x8000_0000 else "idle"
 
 
 def thread_name(native_id: int) -> str:

@@ -79,6 +79,7 @@ import contextvars
 import dataclasses
 import functools
 import inspect
+import itertools
 import math
 import random
 import select
@@ -105,6 +106,7 @@ from ._diagnostics import (
     stall_message,
 )
 from ._in_flight import InFlight, ThreadBudgetWarning, thread_count
+from ._native_threads import FAST_JUMPS_PER_LOOK
 from ._ordering import Chooser, OrderedEventLoop
 from ._units import HORIZON_SECONDS, NS_PER_SECOND, resolve
 from ._virtual_options import (
@@ -134,6 +136,9 @@ __all__ = (
     "VirtualEventLoop",
     "run",
 )
+
+_FAST_JUMP_LOOKS: Final = (True,) * (FAST_JUMPS_PER_LOOK - 1) + (False,)
+"""One round of fast jumps: False at the one that looks for threads Python did not start."""
 
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
@@ -300,7 +305,11 @@ class _VirtualSelector(selectors.BaseSelector):
                 loop._raise_stall(count)
             return ready
         loop._stall_count = 0
-        if loop._fast_jump and thread_count() == loop._lone_count:
+        if (
+            loop._fast_jump
+            and thread_count() == loop._lone_count
+            and (next(loop._fast_jumps_before_look) or loop._no_foreign_thread())
+        ):
             # The plain jump to the next timer, inlined: this is what a benchmark of sleeps
             # measures. (Nothing in flight and no other thread.) Land on the first nanosecond
             # whose time() is at or after the deadline; move the wall clock by the same delta.
@@ -469,6 +478,10 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
         # The travel's clock (see _wall_clock.WallTravel.clock) for the hot path's forward jumps.
         self._wall: Any = None
         self._fast_jump = False
+        # Gives True for fast jumps that need no look for threads Python did not start, and
+        # False for every FAST_JUMPS_PER_LOOK-th, which looks (_no_foreign_thread): a next() is
+        # the cheapest countdown on the hot path.
+        self._fast_jumps_before_look = itertools.cycle(_FAST_JUMP_LOOKS)
         # The last task _skip_ahead found stepped by the loop: all its later steps are too.
         self._skipping_task: asyncio.Task[Any] | None = None
         self._flow_slice = _FIRST_SLICE
@@ -858,6 +871,7 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
             or self._woken
             or not self._fast_jump
             or thread_count() != self._lone_count
+            or not (next(self._fast_jumps_before_look) or self._no_foreign_thread())
         ):
             return False
         when = self._now_ns / 1e9 + delay  # as call_later() computes it: time() + delay
@@ -1021,7 +1035,18 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
             # Anything watched but the self-pipe (connections, servers, pipes) or signal
             # handlers: each jump looks at it first (_select_idle).
             and self._quiet
+            # A thread Python did not start may wait for a reply (see _native_threads).
+            and not in_flight.foreign_threads()
         )
+
+    def _no_foreign_thread(self) -> bool:
+        """Whether no thread Python did not start exists, which a C library may have started
+        since fast jumps began; if one does, fast jumps stop (the look costs about 2 us, a third
+        of a jump, so the fast path makes it only now and then)."""
+        if self._in_flight.foreign_threads():
+            self._fast_jump = False
+            return False
+        return True
 
     def _request_started(self, since_ns: int) -> None:
         """A request went out at ``since_ns`` (real ns): no fast jumps, and if time flows for
