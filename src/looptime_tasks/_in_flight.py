@@ -848,8 +848,10 @@ class InFlight:
     def _foreign_working(self, now_ns: int) -> list[int]:
         """The threads Python did not start (native ids) working, or waiting for a reply on the
         program's behalf (see :mod:`._native_threads`), budget and ignores applied."""
-        candidates = self.foreign_threads()
         delivered, self.delivered = self.delivered, set()
+        # One found pooled that hands the loop something does work for the program after all.
+        self._pooled -= delivered
+        candidates = self.foreign_threads()
         since = self._foreign_since
         if not candidates:
             since.clear()

@@ -16,19 +16,25 @@ Design decisions:
     before it gets to its wait (without this, the loop jumped past a query in 2 of 6 runs of a
     test).
 
-  One that waits in anything else (without a timeout, on a lock or a condition: a numeric
-  library's idle thread pool) is idle. A thread that never stops (a spinning math library, a
-  poller with a timeout) counts for ``thread_budget`` at most; each hand-over to the loop
-  (``call_soon_threadsafe()``) ends a piece of its work, so its budget starts again, even past
-  it (without this, a resolver asking query after query, never seen idle, was left out after
-  5 s: 3 of 100 queries then timed out).
+  One that waits in anything else (an I/O wait without a timeout) is idle. One parked in the
+  untimed wait of a condition or a semaphore is a thread pool's idle worker (numpy's BLAS
+  threads), which waits for work, not for a reply: *pooled*, it is left out until it hands the
+  loop something. A
+  thread that never stops (a spinning math library, a poller with a timeout) counts for
+  ``thread_budget`` at most; each hand-over to the loop (``call_soon_threadsafe()``) ends a
+  piece of its work, so its budget starts again, even past it (without this, a resolver asking
+  query after query, never seen idle, was left out after 5 s: 3 of 100 queries then timed
+  out).
 
-* **Cheap when there are none.** The kernel's count of the process's threads (in
-  ``/proc/self/stat``) against the count of threads Python started tells whether any exist;
-  only then are the threads listed and read. The loop asks whenever it looks for work in
-  flight, and on its fast path (nothing in flight, no other Python thread: what a benchmark of
-  sleeps measures) once every :data:`FAST_JUMPS_PER_LOOK` jumps, which keeps that path as
-  cheap as before.
+* **Cheap when there are none.** The threads are listed (and the new ones read once, to leave
+  pools out) only when the kernel's count of threads (in ``/proc/self/stat``) or Python's
+  changes; otherwise a look is one read, plus two per thread that is not pooled. The loop looks
+  whenever it looks for work in flight, and on its fast path (nothing in flight, no other
+  Python thread: what a benchmark of sleeps measures) once every :data:`FAST_JUMPS_PER_LOOK`
+  jumps, which keeps that path as cheap as before.
+
+* **No call a blocking-call detector flags.** Files are read opened non-blocking, and the
+  listing goes through ``os.listdir`` as it was at import (see ``_list_directory``).
 
 * **Linux only.** Elsewhere (and where ``/proc`` cannot be read) there is nothing to read, and
   such threads stay invisible, as the documented limit says.
