@@ -124,22 +124,23 @@ def test_resolver_answering_query_after_query_past_thread_budget_gets_every_answ
     """Never seen idle (the next query follows each answer at once), c-ares' thread works for
     longer than ``thread_budget`` in all; each answer handed over starts its budget again."""
 
-    async def main() -> list[str]:
+    async def main() -> int:
         resolver = _resolver(dns_server)
+        answered = 0
         try:
-            answers = []
             for query in range(12):  # real-time: 12 answers 50 ms apart, past the 0.2 s budget
                 name = f"50.q{query}.slow.test"
-                answers.append(await asyncio.wait_for(resolver.query_dns(name, "A"), 1))
-            return [str(answer.answer[0].type) for answer in answers]
+                result = await asyncio.wait_for(resolver.query_dns(name, "A"), 1)
+                answered += len(result.answer)
+            return answered
         finally:
             await resolver.close()
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", tasks.ThreadBudgetWarning)
-        answers = tasks.run(main(), thread_budget=0.2)
+        answered = tasks.run(main(), thread_budget=0.2)
 
-    assert len(answers) == 12
+    assert answered == 12
 
 
 def test_resolver_thread_waiting_past_thread_budget_is_reported_and_no_longer_counted(
