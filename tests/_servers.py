@@ -146,7 +146,11 @@ async def _start_smtp() -> int:
         async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
             return "250 OK"
 
-    server = await asyncio.get_running_loop().create_server(lambda: SMTP(Accept()), "127.0.0.1", 0)
+    # A hostname given: by default aiosmtpd looks its own up (socket.getfqdn()) at every
+    # connection, which took 5 real seconds now and then on a machine whose DNS did not answer.
+    server = await asyncio.get_running_loop().create_server(
+        lambda: SMTP(Accept(), hostname="localhost"), "127.0.0.1", 0
+    )
     port: int = server.sockets[0].getsockname()[1]
     return port
 

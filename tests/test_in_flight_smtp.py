@@ -34,7 +34,13 @@ async def _send(server: ChildServer, smtp_timeout: float = 5) -> str:
     the server's answer to it."""
     # real-time: the server greets, then answers each command, from another process
     _, answer = await aiosmtplib.send(
-        _report(), hostname=server.host, port=server.port, timeout=smtp_timeout
+        _report(),
+        hostname=server.host,
+        port=server.port,
+        timeout=smtp_timeout,
+        # Given, not looked up (socket.getfqdn() in a thread): that took 5 real seconds now and
+        # then on a machine whose DNS did not answer.
+        local_hostname="bot.example.com",
     )
     return answer
 
