@@ -480,6 +480,7 @@ class InFlight:
         # those that handed the loop something since the last look (written by them: see
         # call_soon_threadsafe).
         self._counts_listed: tuple[int, int] | None = None
+        self._starting = False  # a Python thread had no native id yet: list again next time
         self._foreign: set[int] = set()
         self._pooled: set[int] = set()
         self._foreign_since: dict[int, int] = {}
@@ -827,38 +828,37 @@ class InFlight:
     def foreign_threads(self) -> set[int]:
         """The threads Python did not start (native ids) that may work for the program: all but
         those found parked in a thread pool (see :mod:`._native_threads`). Listed again when the
-        kernel's count of threads, or Python's, changes; otherwise one read of ``/proc``."""
+        kernel's count of threads, or Python's, changes; otherwise one ``stat`` of ``/proc``."""
         total = thread_total()
         if total is None:
             return set()
         counts = (total, thread_count())
-        if counts != self._counts_listed:
+        if counts != self._counts_listed or self._starting:
             self._counts_listed = counts
-            self._foreign = list_threads() - _python_threads()
+            python, self._starting = _python_threads()
+            self._foreign = list_threads() - python
             self._pooled &= self._foreign
             self._foreign_over &= self._foreign
             for native_id in self._foreign - self._pooled:
                 if thread_state(native_id) == "pooled":
                     self._pooled.add(native_id)  # numpy's BLAS workers, say
-        elif self._foreign:
-            # A Python thread listed as it started had no native id yet.
-            self._foreign -= _python_threads()
         return self._foreign - self._pooled
 
     def _foreign_working(self, now_ns: int) -> list[int]:
         """The threads Python did not start (native ids) working, or waiting for a reply on the
         program's behalf (see :mod:`._native_threads`), budget and ignores applied."""
-        delivered, self.delivered = self.delivered, set()
-        # One found pooled that hands the loop something does work for the program after all.
-        self._pooled -= delivered
+        delivered = self.delivered
+        if delivered:
+            self.delivered = set()
+            # One found pooled that hands the loop something does work for the program after
+            # all; one past its budget finished a piece of work: its budget starts again.
+            self._pooled -= delivered
+            self._foreign_over -= delivered
         candidates = self.foreign_threads()
         since = self._foreign_since
         if not candidates:
             since.clear()
             return []
-        # One that handed something over finished a piece of work: its budget starts again,
-        # even past it (a DNS query that timed out, then one answered).
-        self._foreign_over -= delivered
         budget = self.thread_budget_ns
         counted: list[int] = []
         for native_id in candidates:
@@ -965,17 +965,19 @@ class InFlight:
         return "Work in flight:\n" + "\n".join(f"  - {line}" for line in lines)
 
 
-def _python_threads() -> set[int]:
-    """The native ids of the threads Python started, and of the caller's (the loop's own)."""
-    known = {
-        thread.native_id
-        for thread in threading.enumerate()
-        if thread.native_id is not None
-        # A C library's thread that called into Python has a dummy Thread: still foreign.
-        and not isinstance(thread, threading._DummyThread)
-    }
-    known.add(threading.get_native_id())  # the loop's own thread, whoever started it
-    return known
+def _python_threads() -> tuple[set[int], bool]:
+    """The native ids of the threads Python started, and of the caller's (the loop's own); and
+    whether one of them is starting, without a native id yet."""
+    known = {threading.get_native_id()}  # the loop's own thread, whoever started it
+    starting = False
+    for thread in threading.enumerate():
+        if isinstance(thread, threading._DummyThread):
+            continue  # a C library's thread that called into Python: still foreign
+        if thread.native_id is None:
+            starting = True
+        else:
+            known.add(thread.native_id)
+    return known, starting
 
 
 def _finished(transport: asyncio.SubprocessTransport) -> bool:
