@@ -854,15 +854,19 @@ class InFlight:
             # all; one past its budget finished a piece of work: its budget starts again.
             self._pooled -= delivered
             self._foreign_over -= delivered
-        candidates = self.foreign_threads()
+        states = {native_id: thread_state(native_id) for native_id in self.foreign_threads()}
+        if "gone" in states.values():
+            # One ended, and another may have started in its place, the counts unchanged (a
+            # resolver closed, and a new one asked at once): list them again.
+            self._counts_listed = None
+            states = {native_id: thread_state(native_id) for native_id in self.foreign_threads()}
         since = self._foreign_since
-        if not candidates:
+        if not states:
             since.clear()
             return []
         budget = self.thread_budget_ns
         counted: list[int] = []
-        for native_id in candidates:
-            now = thread_state(native_id)
+        for native_id, now in states.items():
             if now == "pooled":
                 self._pooled.add(native_id)  # a pool's idle worker: waits for work, not replies
             if now != "working" or native_id in delivered:
