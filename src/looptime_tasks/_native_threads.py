@@ -28,11 +28,11 @@ Design decisions:
 
 * **Cheap when there are none.** The threads are listed (and the new ones read once, to leave
   pools out) only when the kernel's count of threads (the links of ``/proc/self/task``: one
-  ``stat``, about 1 us) or Python's changes; otherwise a look is that ``stat``, plus two reads
-  per thread that is not pooled. The loop looks
-  whenever it looks for work in flight, and on its fast path (nothing in flight, no other
-  Python thread: what a benchmark of sleeps measures) once every :data:`FAST_JUMPS_PER_LOOK`
-  jumps, which keeps that path as cheap as before.
+  ``stat``, about 1 us) or Python's changes, or one of them has ended; otherwise a look is
+  that ``stat``, plus two reads per thread that is not pooled. The loop looks whenever it looks
+  for work in flight, and on its fast path (nothing in flight, no other Python thread: what a
+  benchmark of sleeps measures) once every :data:`FAST_JUMPS_PER_LOOK` jumps, which keeps that
+  path as cheap as before.
 
 * **No call a blocking-call detector flags.** Files are read opened non-blocking, and the
   listing and the count go through ``os.listdir`` and ``os.stat`` as they were at import (see
