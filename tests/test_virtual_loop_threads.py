@@ -25,7 +25,8 @@ import pytest
 
 from looptime_tasks import DeadlockError, StallError, ThreadBudgetWarning, VirtualEventLoop, run
 from looptime_tasks._in_flight import _woken_among
-from looptime_tasks._threads import is_idle, may_hide_a_hand_off, parked
+from looptime_tasks._native_threads import parked
+from looptime_tasks._threads import is_idle, may_hide_a_hand_off
 
 
 @contextmanager

@@ -57,13 +57,12 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Final, Literal, TypeAlias
 
-from ._native_threads import list_threads, thread_name, thread_state, thread_total
+from ._native_threads import list_threads, parked, thread_name, thread_state, thread_total
 from ._threads import (
     in_wait_for_work,
     is_idle,
     may_hide_a_hand_off,
     other_frames,
-    parked,
     subinterpreter_running,
     where,
 )
@@ -130,8 +129,8 @@ _HAND_OFF_PAUSES: Final = (0.00002, 0.00004)
 """Real pauses (seconds) the loop makes, GIL released, for a thread that may have been handed
 work without a trace (see may_hide_a_hand_off) to start on it and so show it; it looks again
 after each and stops at the first sign of work. Only where the kernel cannot tell (see
-``_threads.parked``): on Linux a parked getter is known idle at once, and with the loop and the
-worker on different CPUs and a third process spinning, the pauses alone let 81 of 1,800
+``_native_threads.parked``): on Linux a parked getter is known idle at once, and with the loop
+and the worker on different CPUs and a third process spinning, the pauses alone let 81 of 1,800
 hand-offs be jumped past where the kernel's answer let none.
 
 Measured on Python 3.13 on this project's 2-core virtual machine, where a 20 us ``select()``

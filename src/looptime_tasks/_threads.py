@@ -38,13 +38,13 @@ Design decisions:
   parked getter and stays empty, a 3.14 thread in a plain ``acquire`` may hold a lock handed
   over, and on every version a thread just back from either call, or taking a lock in passing,
   still shows the call: for those (:func:`may_hide_a_hand_off`) the frame cannot tell. On
-  Linux the kernel can (:func:`parked`): a waiter still parked sleeps in an untimed semaphore
-  wait (``futex`` with ``FUTEX_WAIT_BITSET``), one that was handed something is runnable
-  (state R) from the moment ``put()`` or ``release()`` returns, and one woken that found the
-  GIL taken waits for its mutex (a plain ``FUTEX_WAIT``) or its condition (a timed wait). Where
-  that cannot be read (another system, no ``/proc``, a timed wait), the loop pauses briefly, GIL
-  released, and looks again (see ``_in_flight``): a woken worker then runs up to its next
-  blocking call first.
+  Linux the kernel can (``_native_threads.parked``): a waiter still parked sleeps in an
+  untimed semaphore wait (``futex`` with ``FUTEX_WAIT_BITSET``), one that was handed something
+  is runnable (state R) from the moment ``put()`` or ``release()`` returns, and one woken that
+  found the GIL taken waits for its mutex (a plain ``FUTEX_WAIT``) or its condition (a timed
+  wait). Where that cannot be read (another system, no ``/proc``, a timed wait), the loop
+  pauses briefly, GIL released, and looks again (see ``_in_flight``): a woken worker then runs
+  up to its next blocking call first.
 
 * **Never read frames while a subinterpreter runs.** ``sys._current_frames()`` while another
   thread runs code in an isolated subinterpreter (one with its own GIL: anyio's
@@ -70,14 +70,11 @@ import threading
 import types
 from typing import Any, Final, TypeAlias
 
-from ._native_threads import parked
-
 __all__ = (
     "in_wait_for_work",
     "is_idle",
     "may_hide_a_hand_off",
     "other_frames",
-    "parked",  # re-exported: asked of the kernel
     "subinterpreter_running",
     "where",
 )
