@@ -816,12 +816,10 @@ class InFlight:
         del self._working_since[ident]
         name = repr(thread.name) if thread is not None else f"ident {ident}"
         budget = (self.thread_budget_ns or 0) / 1e9
-        warnings.warn(
-            f"thread {name} has been working for more than thread_budget={budget} real seconds "
-            f"(now in {where(frame)}); virtual time no longer flows at real speed for it. "
-            f"Pass it in ignore_threads= to leave it out from the start, or raise thread_budget.",
-            ThreadBudgetWarning,
-            stacklevel=1,
+        _warn_over_budget(
+            name,
+            f"working for more than thread_budget={budget} real seconds (now in {where(frame)})",
+            "it",
         )
 
     def foreign_threads(self) -> set[int]:
@@ -878,14 +876,11 @@ class InFlight:
             if budget is not None and now_ns - began > budget:
                 self._foreign_over.add(native_id)
                 del since[native_id]
-                warnings.warn(
-                    f"thread {native_id} ({thread_name(native_id)}), not started by Python, has "
-                    f"been working (running, or waiting for a reply) for more than "
-                    f"thread_budget={budget / 1e9} real seconds; virtual time no longer flows at "
-                    f"real speed for it. Pass its id ({native_id}) in ignore_threads= to leave it "
-                    f"out from the start, or raise thread_budget.",
-                    ThreadBudgetWarning,
-                    stacklevel=1,
+                _warn_over_budget(
+                    f"{native_id} ({thread_name(native_id)}), not started by Python,",
+                    f"working (running, or waiting for a reply) for more than "
+                    f"thread_budget={budget / 1e9} real seconds",
+                    f"its id ({native_id})",
                 )
                 continue
             counted.append(native_id)
@@ -966,6 +961,17 @@ class InFlight:
         if not lines:
             return "Work in flight: none."
         return "Work in flight:\n" + "\n".join(f"  - {line}" for line in lines)
+
+
+def _warn_over_budget(thread: str, working: str, handle: str) -> None:
+    """Report once a thread that worked past ``thread_budget`` (see ThreadBudgetWarning)."""
+    warnings.warn(
+        f"thread {thread} has been {working}; virtual time no longer flows at real speed for "
+        f"it. Pass {handle} in ignore_threads= to leave it out from the start, or raise "
+        f"thread_budget.",
+        ThreadBudgetWarning,
+        stacklevel=1,
+    )
 
 
 def _python_threads() -> tuple[set[int], bool]:
