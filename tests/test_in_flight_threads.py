@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import select
 import subprocess
 import sys
 import threading
@@ -279,6 +280,65 @@ def test_run_forever_in_a_thread_serves_run_coroutine_threadsafe(event_loop_kind
         event_loop.close()
 
     assert results == [0, 1, 2]
+
+
+async def _answer() -> str:
+    return "answer"
+
+
+@on_both_loops()
+def test_coroutines_handed_to_an_idle_event_loop_in_another_thread_are_never_jumped_past(
+    event_loop_kind: str,
+) -> None:
+    # asyncpg's test proxy: a loop with nothing to do in another thread, handed coroutines with
+    # run_coroutine_threadsafe(); each answer comes in microseconds of real time, far inside a
+    # virtual second (before the fix, 3 hand-offs in 4 were jumped past).
+    other = asyncio.new_event_loop()
+    serving = threading.Thread(target=other.run_forever)
+    serving.start()
+
+    async def main() -> int:
+        late = 0
+        for _ in range(100):
+            handed = asyncio.run_coroutine_threadsafe(_answer(), other)
+            try:
+                await asyncio.wait_for(asyncio.wrap_future(handed), 1)
+            except TimeoutError:
+                late += 1
+        return late
+
+    try:
+        late = run_on(event_loop_kind, main())
+    finally:
+        other.call_soon_threadsafe(other.stop)
+        serving.join(5)  # real-time: the other loop stops at once
+        other.close()
+
+    assert late == 0
+
+
+@on_both_loops()
+def test_thread_polling_with_a_select_timeout_holds_time_until_its_reply(
+    event_loop_kind: str,
+) -> None:
+    # A VirtualEventLoop in another thread, flowing real time, polls with select.select(...,
+    # wait): it waits for its own deadline, on the program's behalf.
+    async def main() -> str:
+        event_loop = asyncio.get_running_loop()
+        done: asyncio.Future[str] = event_loop.create_future()
+
+        def poll() -> None:
+            select.select([], [], [], 0.2)  # real-time: the thread's own deadline, 0.2 s
+            event_loop.call_soon_threadsafe(done.set_result, "done")
+
+        thread = threading.Thread(target=poll)
+        thread.start()
+        try:
+            return await asyncio.wait_for(done, 1)
+        finally:
+            thread.join(5)  # real-time: the thread has handed its result back (or 0.2 s)
+
+    assert run_on(event_loop_kind, main()) == "done"
 
 
 def test_deadlock_with_idle_aiosqlite_anyio_and_executor_threads_is_reported_at_once() -> None:

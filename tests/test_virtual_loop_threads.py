@@ -11,6 +11,7 @@ import _thread
 import asyncio
 import os
 import queue
+import select
 import selectors
 import socket
 import sys
@@ -289,6 +290,58 @@ def test_selector_waiting_without_timeout_is_idle_and_with_a_timeout_is_working(
     assert (untimed_idle, timed_idle) == (True, False)
 
 
+_TIMEOUT = 5.0
+
+
+def _select_with_a_local_timeout(watched: socket.socket) -> None:
+    timeout = _TIMEOUT
+    select.select([watched], [], [], timeout)  # real-time: until woken below, at most 5 s
+
+
+_SELECTS: dict[str, Callable[[socket.socket], object]] = {
+    "no timeout": lambda watched: select.select([watched], [], []),
+    "timeout None": lambda watched: select.select([watched], [], [], None),
+    "constant timeout": lambda watched: select.select([watched], [], [], 5),  # real-time: <= 5 s
+    "global timeout": lambda watched: select.select([watched], [], [], _TIMEOUT),  # as above
+    "local timeout": _select_with_a_local_timeout,
+}
+
+
+def _select_seen(call: Callable[[socket.socket], object]) -> tuple[bool, bool]:
+    """(is_idle, may_hide_a_hand_off) of a thread blocked in ``call(watched)``, then woken."""
+    wake, watched = socket.socketpair()
+    with wake, watched:
+        return _idle_and_may_hide(lambda: call(watched), lambda: wake.send(b"x"))
+
+
+@pytest.mark.parametrize("form", ["no timeout", "timeout None"])
+def test_select_module_call_without_a_timeout_is_idle(form: str) -> None:
+    assert _select_seen(_SELECTS[form])[0] is True
+
+
+@pytest.mark.parametrize("form", ["constant timeout", "global timeout", "local timeout"])
+def test_select_module_call_with_a_timeout_is_working(form: str) -> None:
+    # Another event loop polling briefly for its own real-time deadline (a VirtualEventLoop
+    # flowing real time polls with select.select(..., wait)).
+    assert _select_seen(_SELECTS[form])[0] is False
+
+
+def test_thread_in_an_untimed_select_may_hide_a_hand_off() -> None:
+    # Another event loop with nothing to do: call_soon_threadsafe() wakes it through its
+    # self-pipe and leaves its frame as it was.
+    assert _select_seen(_SELECTS["no timeout"]) == (True, True)
+
+
+def test_thread_in_an_untimed_selector_poll_may_hide_a_hand_off() -> None:
+    wake, watched = socket.socketpair()
+    selector = selectors.DefaultSelector()
+    selector.register(watched, selectors.EVENT_READ)
+    with wake, watched, selector:
+        seen = _idle_and_may_hide(lambda: selector.select(None), lambda: wake.send(b"x"))
+
+    assert seen == (True, True)
+
+
 # --- what the kernel says (Linux) ---------------------------------------------------------
 
 on_linux = pytest.mark.skipif(
@@ -364,6 +417,33 @@ def test_thread_parked_for_good_is_not_woken_and_is_remembered_with_its_call() -
         jobs.put(None)
 
     assert (woken, seen) == ([], {ident: call})
+
+
+@on_linux
+def test_thread_in_an_untimed_io_wait_is_parked() -> None:
+    wake, watched = socket.socketpair()
+    with wake, watched, thread(lambda: select.select([watched], [], [])) as worker:
+        settle()
+        state = parked(worker.native_id)
+        wake.send(b"x")
+
+    assert state is True
+
+
+@on_linux
+def test_event_loop_thread_handed_a_callback_is_no_longer_parked() -> None:
+    # call_soon_threadsafe() writes to the loop's self-pipe: its thread is runnable before the
+    # write returns.
+    other = asyncio.new_event_loop()
+    with thread(other.run_forever) as worker:
+        settle()
+        before = parked(worker.native_id)
+        other.call_soon_threadsafe(time.sleep, 0.2)  # real-time: keeps it busy past the check
+        after = parked(worker.native_id)
+        other.call_soon_threadsafe(other.stop)
+    other.close()
+
+    assert (before, after) == (True, False)
 
 
 def test_thread_without_a_native_id_is_not_known_to_be_parked() -> None:

@@ -144,16 +144,34 @@ def _untimed_park(fields: list[bytes]) -> bool | None:
     return None
 
 
+def _timed_io_wait(fields: list[bytes]) -> bool | None:
+    """For a thread sleeping in an I/O wait (``epoll``, ``poll``, ``select``: its ``syscall``
+    fields): whether the wait has a timeout; None for another call."""
+    if _IO_WAITS is None or len(fields) < 7 or not fields[0].isdigit():
+        return None
+    wait = _IO_WAITS.get(int(fields[0]))
+    if wait is None:
+        return None
+    index, kind = wait
+    argument = int(fields[1 + index], 16)
+    if kind == _POINTER:
+        return argument != 0  # NULL: no timeout
+    milliseconds = argument & 0xFFFF_FFFF  # an int: -1 (no timeout) shows as 0xffffffff
+    return 0 < milliseconds < 0x8000_0000
+
+
 def parked(native_id: int | None) -> bool | None:
     """Whether a thread idle-looking in a call that may hide a hand-off (see
     ``_threads.may_hide_a_hand_off``), *native_id* (``Thread.native_id``), sleeps in an untimed
-    wait (True: parked, only another thread can wake it) or is running, runnable, being woken or
-    waiting for a lock (False: it was woken), read from ``/proc/self/task/<id>/`` on Linux; None
-    where that cannot be told (another system, no ``/proc``, another system call, a timed wait:
-    its own ``get(timeout=...)`` or the GIL).
+    wait (True: parked, only another thread or a file made ready can wake it) or is running,
+    runnable, being woken or waiting for a lock (False: it was woken), read from
+    ``/proc/self/task/<id>/`` on Linux; None where that cannot be told (another system, no
+    ``/proc``, another system call, a timed wait: its own ``get(timeout=...)`` or the GIL).
 
     A parked getter sleeps in the untimed wait of a semaphore; a woken one that found the GIL
-    taken waits for the GIL's mutex (a plain ``FUTEX_WAIT``) or its condition (timed).
+    taken waits for the GIL's mutex (a plain ``FUTEX_WAIT``) or its condition (timed). An event
+    loop with nothing to do sleeps in an untimed I/O wait; a write to its self-pipe (what
+    ``call_soon_threadsafe()`` does) makes it runnable before the write returns.
     """
     if _FUTEX is None or native_id is None:
         return None
@@ -165,6 +183,8 @@ def parked(native_id: int | None) -> bool | None:
         return False if state == b"R" else None
     if fields[:1] == [b"running"]:
         return False
+    if _timed_io_wait(fields) is False:
+        return True
     return _untimed_park(fields)
 
 
@@ -208,19 +228,9 @@ def thread_state(native_id: int) -> ThreadState:
         return "working" if status in (b"R", b"D") else "idle"
     if fields[:1] == [b"running"]:
         return "working"
-    if len(fields) < 7 or not fields[0].isdigit():
-        return "idle"
     if _untimed_park(fields):
         return "pooled"
-    wait = _IO_WAITS.get(int(fields[0]))
-    if wait is None:
-        return "idle"
-    index, kind = wait
-    argument = int(fields[1 + index], 16)
-    if kind == _POINTER:
-        return "working" if argument != 0 else "idle"  # NULL: no timeout
-    milliseconds = argument & 0xFFFF_FFFF  # an int: -1 (no timeout) shows as 0xffffffff
-    return "working" if 0 < milliseconds < 0x8000_0000 else "idle"
+    return "working" if _timed_io_wait(fields) else "idle"
 
 
 def thread_name(native_id: int) -> str:

@@ -19,12 +19,15 @@ Design decisions:
 * **Idle means blocked waiting to be given something**: a lock ``acquire`` (which covers
   ``Condition.wait`` and so ``Event.wait``, ``Queue.get``, ``Semaphore``, ``Future.result`` and
   ``Thread.join`` up to 3.12), a ``join`` (3.13), a ``SimpleQueue.get``, a socket ``accept``, and
-  a selector's ``select``/``poll``/``control`` without a timeout (a second event loop with nothing
-  to do). Everything else is working: running Python code, ``time.sleep``, ``recv``, a C library
-  computing. A selector polled with a finite timeout is an event loop waiting for its own
-  real-time timer: working. A thread whose target is itself such a C method
-  (``Thread(target=jobs.get)``) shows only ``Thread.run`` calling ``self._target``: the stored
-  method is looked up (in the instance ``__dict__``, so no code runs) and decides.
+  a selector's ``select``/``poll``/``control`` or a ``select.select()`` without a timeout (a
+  second event loop with nothing to do). Everything else is working: running Python code,
+  ``time.sleep``, ``recv``, a C library computing. A selector or ``select.select()`` polled with
+  a timeout is an event loop waiting for its own real-time timer: working. ``select.select()``
+  takes its timeout positionally, so the instructions before the call show where it comes from
+  (no fourth argument, a constant, a variable, which is read); an expression counts as one. A
+  thread whose target is itself such a C method (``Thread(target=jobs.get)``) shows only
+  ``Thread.run`` calling ``self._target``: the stored method is looked up (in the instance
+  ``__dict__``, so no code runs) and decides.
 
 * **The hand-off race.** The loop puts work in a queue or notifies a condition, then reaches its
   own ``select`` before the worker has woken up. A waiter that has already been handed something
@@ -37,10 +40,12 @@ Design decisions:
   waiter out as it releases it. Python 3.13's ``SimpleQueue`` hands an item straight to a
   parked getter and stays empty, a 3.14 thread in a plain ``acquire`` may hold a lock handed
   over, and on every version a thread just back from either call, or taking a lock in passing,
-  still shows the call: for those (:func:`may_hide_a_hand_off`) the frame cannot tell. On
+  still shows the call; an idle event loop is woken through its self-pipe, which leaves its
+  frame as it was: for those (:func:`may_hide_a_hand_off`) the frame cannot tell. On
   Linux the kernel can (``_native_threads.parked``): a waiter still parked sleeps in an
   untimed semaphore wait (``futex`` with ``FUTEX_WAIT_BITSET``), one that was handed something
-  is runnable (state R) from the moment ``put()`` or ``release()`` returns, and one woken that
+  is runnable (state R) from the moment ``put()`` or ``release()`` returns (an event loop sleeps
+  in an untimed I/O wait, and is runnable once its self-pipe is written to), and one woken that
   found the GIL taken waits for its mutex (a plain ``FUTEX_WAIT``) or its condition (a timed
   wait). Where that cannot be read (another system, no ``/proc``, a timed wait), the loop
   pauses briefly, GIL released, and looks again (see ``_in_flight``): a woken worker then runs
@@ -117,6 +122,9 @@ _UNKNOWN: Final = object()
 
 _MODULE_CALLS: Final = {"select": select}
 """Blocking calls made on a module: ``select.select()``."""
+
+_timeouts: dict[tuple[types.CodeType, int], Any] = {}
+"""(code, offset) of a ``select.select()`` call -> what gives its timeout (`_timeout_source`)."""
 
 
 try:
@@ -246,6 +254,49 @@ def _receiver_path(instructions: list[dis.Instruction], callee: int) -> tuple[An
     if base.opname in ("LOAD_CONST", "LOAD_SMALL_INT"):
         return (_Constant(base.argval), *names)
     return None
+
+
+def _timeout_source(code: types.CodeType, offset: int) -> Any:
+    """What gives the timeout of the ``select.select(r, w, x[, timeout])`` call at ``offset`` in
+    ``code``: None when it has no fourth argument (it waits until a file is ready), a `_Constant`,
+    the name of a variable (``_GLOBAL`` prefix for a global), or ``_UNKNOWN`` (an expression)."""
+    instructions = list(dis.get_instructions(code))
+    index = next((i for i, ins in enumerate(instructions) if ins.offset == offset), None)
+    if index is not None and instructions[index].opname == "PRECALL":
+        index += 1  # 3.11: the call proper follows
+    if index is None or index >= len(instructions) or instructions[index].opname != "CALL":
+        return _UNKNOWN
+    call = instructions[index]
+    if call.arg is not None and call.arg < 4:
+        return None
+    if call.arg != 4 or call.is_jump_target:
+        return _UNKNOWN  # a conditional expression: the last load need not be its value
+    load = instructions[index - 1]
+    if load.opname == "PRECALL":
+        load = instructions[index - 2]
+    name = load.argval[-1] if isinstance(load.argval, tuple) else load.argval
+    if load.opname.startswith("LOAD_FAST") or load.opname == "LOAD_DEREF":
+        return name if isinstance(name, str) else _UNKNOWN
+    if load.opname in ("LOAD_GLOBAL", "LOAD_NAME") and isinstance(name, str):
+        return _GLOBAL + name
+    if load.opname in ("LOAD_CONST", "LOAD_SMALL_INT"):
+        return _Constant(load.argval)
+    return _UNKNOWN
+
+
+def _timed_select(frame: types.FrameType) -> bool:
+    """Whether the ``select.select()`` call ``frame`` makes has a timeout: a thread polling its
+    files with one is waiting for its own real-time deadline (another event loop's brief poll),
+    so it works; one that cannot be read counts as a timeout."""
+    key = (frame.f_code, frame.f_lasti)
+    source = _timeouts.get(key, _UNKNOWN)
+    if source is _UNKNOWN and key not in _timeouts:
+        source = _timeouts[key] = _timeout_source(*key)
+    if source is None:
+        return False
+    if isinstance(source, _Constant):
+        return source.value is not None
+    return source is _UNKNOWN or _variable(frame, source) is not None
 
 
 class _Constant:
@@ -378,7 +429,17 @@ def is_idle(frame: types.FrameType) -> bool:
         timeout = _variable(frame, "timeout")
         if isinstance(timeout, int | float) and timeout > 0:
             return False  # an event loop waiting for its own timer
+    if callee == "select" and _selects_files(frame, target, path):
+        return not _timed_select(frame)
     return True
+
+
+def _selects_files(frame: types.FrameType, target: Any, path: tuple[Any, ...] | None) -> bool:
+    """Whether a call named ``select`` is ``select.select()``: made on the module, or on the
+    function imported under its own name."""
+    if target is select:
+        return True
+    return path is None and frame.f_globals.get("select") is select.select
 
 
 def in_wait_for_work(frame: types.FrameType) -> bool:
@@ -423,6 +484,11 @@ def may_hide_a_hand_off(frame: types.FrameType) -> bool:
     if frame.f_code in (_EXECUTOR_WORKER, _CONDITION_WAIT):
         return False  # an executor's work is counted; a condition's waiter list tells
     callee, receiver, path = _call_sites.get((frame.f_code, frame.f_lasti), _NO_CALL)
+    if callee in _SELECTOR_CALLS:
+        # An event loop in another thread with nothing to do: call_soon_threadsafe() wakes it
+        # through its self-pipe, which leaves the frame as it was (a hand-off with
+        # run_coroutine_threadsafe() was jumped past in 3 of 4 tries).
+        return True
     if callee == "acquire":
         # Any lock: a mutex taken in passing (logging's module lock, an RLock) looks the same.
         return True
