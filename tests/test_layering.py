@@ -58,6 +58,7 @@ VIRTUAL_LOOP_MODULES = (
     "_in_flight",
     "_threads",
     "_native_threads",
+    "_shared_time",
     "_connections",
     "_watched_sockets",
     "_wall_clock",

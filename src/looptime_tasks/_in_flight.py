@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import math
 import os
 import select
 import socket
@@ -58,6 +59,7 @@ from collections.abc import Callable
 from typing import Any, Final, Literal, TypeAlias
 
 from ._native_threads import list_threads, parked, thread_name, thread_state, thread_total
+from ._shared_time import peer
 from ._threads import (
     in_wait_for_work,
     is_idle,
@@ -472,6 +474,8 @@ class InFlight:
         # Plain threads: real ns since each one was first seen working without a pause; threads
         # over budget (ident -> the Thread, to tell a reused ident apart).
         self._working_since: dict[int, int] = {}
+        self.only_threads = False  # see outside_work()
+        self.next_delay = math.inf  # seconds from the loop's time to its next timer, if any
         self._over_budget: dict[int, threading.Thread | None] = {}
         # Threads Python did not start (native ids, see _native_threads): the kernel's count of
         # threads and Python's at the last listing; the threads found then; those found parked
@@ -781,6 +785,12 @@ class InFlight:
                 continue
             if threads is not None and self._matches_ignore(ident, threads):
                 continue
+            waiting = peer(ident)
+            if waiting is not None:
+                # Another virtual loop waiting only for other threads (see _shared_time).
+                if waiting.goes_before(loop_thread or 0, self.next_delay) or waiting.woken():
+                    working.append((ident, frame))
+                continue
             if not is_idle(frame):
                 working.append((ident, frame))
             elif may_hide_a_hand_off(frame):
@@ -889,7 +899,9 @@ class InFlight:
     # --- the decision and its description -----------------------------------------------------
 
     def outside_work(self, loop_thread: int | None, own: OwnEnds) -> bool:
-        """Whether a request or a plain thread is in flight (see the module docstring)."""
+        """Whether a request or a plain thread is in flight (see the module docstring); sets
+        :attr:`only_threads` to whether that is all other Python threads' work."""
+        self.only_threads = False
         now_ns = time.perf_counter_ns()
         if self.requests and self._outside_requests(now_ns, own):
             return True
@@ -906,7 +918,8 @@ class InFlight:
             return False
         if subinterpreter_running():
             return True  # a thread works in it, and no frame may be read meanwhile
-        return bool(self.working_threads(loop_thread, now_ns))
+        self.only_threads = bool(self.working_threads(loop_thread, now_ns))
+        return self.only_threads
 
     def describe(self, loop_thread: int | None) -> str:
         """List the work in flight, one item a line, for DeadlockError and StallError."""

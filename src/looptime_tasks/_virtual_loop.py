@@ -75,6 +75,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import contextvars
 import dataclasses
 import functools
@@ -90,7 +91,7 @@ import threading
 import time
 import types
 import weakref
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
 from random import Random
@@ -108,6 +109,7 @@ from ._diagnostics import (
 from ._in_flight import InFlight, ThreadBudgetWarning, thread_count
 from ._native_threads import FAST_JUMPS_PER_LOOK
 from ._ordering import Chooser, OrderedEventLoop
+from ._shared_time import followed, jumped, waiting
 from ._units import HORIZON_SECONDS, NS_PER_SECOND, resolve
 from ._virtual_options import (
     DEFAULT_IO_WAIT,
@@ -801,6 +803,7 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
             and in_flight.only_jobs_waiting_on_loop()
             and _handed_over(scheduled[0])
         )
+        in_flight.next_delay = next_when - self.time() if reachable else math.inf
         outside = (not counted or handed_over) and self._outside_work()
         if self._woken or self._ready:
             # A thread handed something in while we looked (the thread scan yields the GIL):
@@ -822,10 +825,11 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
                 # call_soon_threadsafe, a child's exit and its pipes' EOF are events): wait for
                 # that in one slice, not in short ones that take the GIL from the workers.
                 self._flow_slice = _REAL_SLICE
-            if self._autojump or reachable:
-                return self._flow_real_time(next_when if reachable else math.inf)
-            self._flow_since = None  # manual mode, no advance() pending: time stands still
-            return self._poll(_REAL_SLICE)
+            with self._waiting_on_others(not counted and in_flight.only_threads, next_when):
+                if self._autojump or reachable:
+                    return self._flow_real_time(next_when if reachable else math.inf)
+                self._flow_since = None  # manual mode, no advance() pending: time stands still
+                return self._poll(_REAL_SLICE)
         self._flow_slice = _FIRST_SLICE
         if reachable:
             self._jump_to(next_when)
@@ -837,7 +841,8 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
             return self._poll(None)
         if threshold < DEADLOCK_GRACE:
             # Real-time grace on the self-pipe for threads that call call_soon_threadsafe().
-            events = self._poll(DEADLOCK_GRACE - threshold)
+            with self._waiting_on_others(True, math.inf):
+                events = self._poll(DEADLOCK_GRACE - threshold)
             if events:
                 return events
         raise DeadlockError(
@@ -850,6 +855,35 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
                 self._in_flight.describe(self._thread_id),
             )
         )
+
+    @contextlib.contextmanager
+    def _waiting_on_others(self, only_others: bool, next_when: float) -> Iterator[None]:
+        """While the block polls, if ``only_others`` (nothing of the loop's own is in flight),
+        tell other virtual loops so, with the time of its next timer, ``next_when`` (loop
+        seconds; inf: none); then follow their jumps (see :mod:`._shared_time`)."""
+        ident = self._thread_id
+        if not only_others or ident is None:
+            yield
+            return
+        delay = next_when - self.time() if next_when <= _HORIZON else math.inf
+        waiting(ident, delay, self._wake, self._was_woken)
+        try:
+            yield
+        finally:
+            moved = followed(ident)
+        if moved and self._autojump:
+            scheduled = self._scheduled
+            limit = min(scheduled[0]._when if scheduled else math.inf, self._jump_limit)
+            target = self._now_ns + moved
+            self._move_to(min(target, _ns_at_or_after(limit)) if limit <= _HORIZON else target)
+
+    def _was_woken(self) -> bool:
+        return self._woken
+
+    def _wake(self) -> None:
+        """Wake the loop from its poll, from any thread (as ``call_soon_threadsafe()`` does)."""
+        self._woken = True
+        self._write_to_self()  # type: ignore[attr-defined]  # asyncio internal, not in typeshed
 
     def _skip_ahead(self, delay: float) -> bool:
         """Move virtual time ``delay`` seconds on now if waiting would change nothing but the cost.
@@ -981,6 +1015,8 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
                     target += self._random.randint(self._latency_low_ns, self._latency_high_ns)
                 if targets:
                     target = min(target, _ns_at_or_after(min(targets)))
+        if target > self._now_ns and self._thread_id is not None:
+            jumped(self._thread_id, target - self._now_ns)  # loops waiting on this one follow
         self._move_to(target)
 
     def _move_to(self, target_ns: int) -> None:
