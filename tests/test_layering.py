@@ -59,6 +59,7 @@ VIRTUAL_LOOP_MODULES = (
     "_threads",
     "_native_threads",
     "_shared_time",
+    "_frame_locals",
     "_connections",
     "_watched_sockets",
     "_wall_clock",

@@ -75,6 +75,8 @@ import threading
 import types
 from typing import Any, Final, TypeAlias
 
+from ._frame_locals import UNREADABLE, read_local
+
 __all__ = (
     "in_wait_for_work",
     "is_idle",
@@ -172,12 +174,16 @@ def _variable(frame: types.FrameType, name: str, default: Any = None) -> Any:
         return frame.f_globals.get(name[len(_GLOBAL) :], default)
     if not _SNAPSHOT_LOCALS:
         return frame.f_locals.get(name, default)
-    # Up to 3.12 the refresh replaces the snapshot's values, and a value it frees can run Python
-    # code (a finalizer, a weakref callback) that gives the GIL away mid-refresh; if the thread
-    # then ends, the refresh goes on reading its freed frame: a segmentation fault (aiosqlite
-    # connections closed during scans: 20 in one process crashed every run). So the values of
-    # our last read are held across the refresh, the collector is off during it, and whatever
-    # the refresh replaced is let go afterwards, here.
+    value = read_local(frame, name, default)
+    if value is not UNREADABLE:
+        return value
+    # Where it cannot (see _frame_locals), through the snapshot. The refresh replaces the
+    # snapshot's values, and a value it frees can run Python code (a finalizer, a weakref
+    # callback) that gives the GIL away mid-refresh; if the thread then ends, the refresh goes
+    # on reading its freed frame: a segmentation fault (aiosqlite connections closed during
+    # scans: 20 in one process crashed every run). So the values of our last read are held
+    # across the refresh, the collector is off during it, and whatever the refresh replaced is
+    # let go afterwards, here.
     held = _kept.get(id(frame))
     collecting = gc.isenabled()
     gc.disable()
