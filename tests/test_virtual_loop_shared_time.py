@@ -7,6 +7,7 @@ wait is bounded (the ``# real-time:`` comments).
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 import warnings
@@ -96,6 +97,52 @@ def test_coroutine_handed_to_another_virtual_loop_answers_before_a_longer_timeou
 
 def test_coroutine_handed_to_another_virtual_loop_times_out_before_a_longer_sleep() -> None:
     assert _answers_within(sleep=90, timeout=60) == ["timed out"] * 20
+
+
+async def _echo(client: socket.socket) -> None:
+    event_loop = asyncio.get_running_loop()
+    with client:
+        while data := await event_loop.sock_recv(client, 1024):
+            await event_loop.sock_sendall(client, data)
+
+
+async def _serve_echo(listener: socket.socket) -> None:
+    """asyncpg's test proxy's way: low-level accept, receive and send on the loop."""
+    event_loop = asyncio.get_running_loop()
+    echoes = set()
+    while True:
+        client, _ = await event_loop.sock_accept(listener)
+        echo = event_loop.create_task(_echo(client))
+        echoes.add(echo)
+        echo.add_done_callback(echoes.discard)
+
+
+def test_idle_connection_to_a_server_in_another_virtual_loop_holds_neither_loop() -> None:
+    # The server's side sent the last reply: to its loop it awaits the client's next request,
+    # which only the other loop's thread can send.
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+
+    async def main() -> float:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"ping")
+        assert await reader.readexactly(4) == b"ping"
+        for _ in range(100):
+            await asyncio.sleep(60)  # the connection idles
+        writer.close()
+        await writer.wait_closed()
+        return asyncio.get_running_loop().time()
+
+    with listener, other_virtual_loop() as other, warnings.catch_warnings():
+        warnings.simplefilter("error", ThreadBudgetWarning)
+        other.call_soon_threadsafe(lambda: other.create_task(_serve_echo(listener)))
+        began = time.perf_counter()
+        ended = run(main())
+        real = time.perf_counter() - began
+
+    assert ended >= 6000
+    assert real < 2
 
 
 # --- the registry -------------------------------------------------------------------------

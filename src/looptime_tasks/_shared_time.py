@@ -21,6 +21,12 @@ Design decisions:
   first, and counts as working to the other meanwhile (`Waiting.goes_before`): a coroutine handed
   to a loop that sleeps 30 s answers its caller's 60 s timeout in time, and one that sleeps
   90 s does not (before: either outcome, by a race).
+* **Their connections are the threads' business.** A request on a socket whose other end is
+  a socket of another virtual loop of the process (a test proxy relaying to the loop under
+  test) is answered when that loop runs: like one to the loop's own sockets, it is not the
+  loop's own work, and the thread rule judges the other loop. (The proxy's side of an idle
+  connection, which had sent the last reply, held both loops at real speed for ``io_wait``,
+  each taking the other for working, until ``thread_budget`` ran out.)
 * **Jumps are shared.** A loop that jumps while others wait on it counts the jump here
   (:func:`jumped`) and wakes them; each moves its own clock on by the jumps made while it
   waited, never past its next timer (:func:`followed`). So the loops keep step, as on one
@@ -33,9 +39,13 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final, TypeAlias
 
-__all__ = ("Waiting", "followed", "jumped", "peer", "waiting")
+__all__ = ("Waiting", "followed", "jumped", "other_ends", "peer", "running", "waiting")
+
+
+Ends: TypeAlias = dict[tuple[Any, Any], set[int]]
+"""(local, peer) addresses of a loop's connected sockets, with their descriptors."""
 
 
 class Waiting:
@@ -73,6 +83,34 @@ _waiting: Final[dict[int, Waiting]] = {}
 _lock: Final = threading.Lock()
 _progress_ns = 0
 """Nanoseconds jumped by loops while another waited on them, all added up."""
+
+
+_ends: Final[dict[int, Callable[[], Ends]]] = {}
+"""By thread ident, how to list the sockets of each virtual loop running."""
+
+
+def running(ident: int, ends: Callable[[], Ends] | None) -> None:
+    """The loop of thread ``ident`` runs, and ``ends`` lists its connected sockets; with None,
+    it stopped."""
+    if ends is None:
+        _ends.pop(ident, None)
+    else:
+        _ends[ident] = ends
+
+
+def other_ends(ident: int) -> Ends:
+    """The connected sockets of the virtual loops running in threads other than ``ident``."""
+    found: Ends = {}
+    for other, ends in list(_ends.items()):
+        if other == ident:
+            continue
+        try:
+            listed = ends()
+        except RuntimeError:  # its sockets changed while listed (it runs meanwhile): skip it
+            continue
+        for pair, fds in listed.items():
+            found.setdefault(pair, set()).update(fds)
+    return found
 
 
 def waiting(ident: int, delay: float, wake: Callable[[], None], woken: Callable[[], bool]) -> None:
