@@ -883,6 +883,7 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
             self._move_to(min(target, _ns_at_or_after(limit)) if limit <= _HORIZON else target)
 
     def _was_woken(self) -> bool:
+        """Whether a thread handed the loop something since its last real poll (any thread)."""
         return self._woken
 
     def _wake(self) -> None:
