@@ -7,18 +7,19 @@ wait is bounded (the ``# real-time:`` comments).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
 
+from _servers import ChildServer
 from looptime_tasks import ThreadBudgetWarning, VirtualEventLoop, run
 from looptime_tasks._shared_time import followed, jumped, peer, waiting
 
 
-@contextmanager
+@contextlib.contextmanager
 def other_virtual_loop() -> Iterator[VirtualEventLoop]:
     """A `VirtualEventLoop` running forever in another thread (one wall clock per process: its
     own is off); stopped and closed on the way out."""
@@ -143,6 +144,62 @@ def test_idle_connection_to_a_server_in_another_virtual_loop_holds_neither_loop(
 
     assert ended >= 6000
     assert real < 2
+
+
+async def _pump(source: socket.socket, destination: socket.socket) -> None:
+    event_loop = asyncio.get_running_loop()
+    while data := await event_loop.sock_recv(source, 1024):
+        await event_loop.sock_sendall(destination, data)
+
+
+async def _relay(listener: socket.socket, backend: tuple[str, int]) -> None:
+    """asyncpg's test proxy: each connection accepted is relayed to ``backend`` and back."""
+    event_loop = asyncio.get_running_loop()
+    pumps = set()
+    with contextlib.ExitStack() as sockets:
+        while True:
+            client, _ = await event_loop.sock_accept(listener)
+            upstream = sockets.enter_context(socket.socket())
+            sockets.enter_context(client)
+            upstream.setblocking(False)
+            await event_loop.sock_connect(upstream, backend)
+            for source, destination in ((client, upstream), (upstream, client)):
+                pump = event_loop.create_task(_pump(source, destination))
+                pumps.add(pump)
+                pump.add_done_callback(pumps.discard)
+
+
+def test_requests_relayed_by_another_virtual_loop_are_never_jumped_past(
+    tcp_server: ChildServer,
+) -> None:
+    # The request waits in the relay loop's socket until that loop reads it, then on the real
+    # server: neither is this loop's own, and neither may be jumped past (before the relay's
+    # input counted, 8 of 50 requests under a one-second timeout were).
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+
+    async def main() -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        late = 0
+        for _ in range(30):
+            writer.write(b"0.02\n")  # real-time: the server answers after 20 ms
+            try:
+                await asyncio.wait_for(reader.readline(), 1)
+            except TimeoutError:
+                late += 1
+                await reader.readline()
+            await asyncio.sleep(60)  # the connection idles
+        writer.close()
+        await writer.wait_closed()
+        return late
+
+    with listener, other_virtual_loop() as other:
+        backend = (tcp_server.host, tcp_server.port)
+        other.call_soon_threadsafe(lambda: other.create_task(_relay(listener, backend)))
+        late = run(main())
+
+    assert late == 0
 
 
 # --- the registry -------------------------------------------------------------------------

@@ -342,6 +342,30 @@ def test_thread_in_an_untimed_selector_poll_may_hide_a_hand_off() -> None:
     assert seen == (True, True)
 
 
+class _Peeker:
+    """Keeps a poll object's C method in an attribute, as a virtual loop keeps its peek."""
+
+    def __init__(self, watched: socket.socket) -> None:
+        self._poller = select.poll()
+        self._poller.register(watched, select.POLLIN)
+        self._poll = self._poller.poll
+
+    def wait(self) -> object:
+        return self._poll()
+
+    def wait_at_most(self, milliseconds: int) -> object:
+        return self._poll(milliseconds)
+
+
+def test_thread_in_a_stored_poll_method_without_a_timeout_is_idle() -> None:
+    assert _select_seen(lambda watched: _Peeker(watched).wait())[0] is True
+
+
+def test_thread_in_a_stored_poll_method_with_a_timeout_is_working() -> None:
+    # real-time: the poll waits at most 5 s, woken at once
+    assert _select_seen(lambda watched: _Peeker(watched).wait_at_most(5000))[0] is False
+
+
 # --- what the kernel says (Linux) ---------------------------------------------------------
 
 on_linux = pytest.mark.skipif(

@@ -12,8 +12,9 @@ Design decisions:
   own in flight (no executor job, child, request or socket awaiting a reply), only for other
   threads' work, says so here (:func:`waiting`), with the delay to its next timer. To another
   virtual loop its thread is then idle, so loops that wait only for each other jump again,
-  unless another thread handed it something meanwhile (``call_soon_threadsafe()`` raises its
-  ``_woken`` flag before it writes to the self-pipe). Not the kernel's view of its thread: a
+  unless another thread handed it something meanwhile: a callback (``call_soon_threadsafe()``
+  raises its ``_woken`` flag before it writes to the self-pipe) or data on a file it polls (a
+  request on a connection between the two; see below). Not the kernel's view of its thread: a
   loop whose poll has timed out waits for the GIL exactly as one woken does, and two loops
   whose real-time slices ended together took each other for woken, again and again (4 runs in
   100 held each other for seconds).

@@ -23,11 +23,13 @@ Design decisions:
   second event loop with nothing to do). Everything else is working: running Python code,
   ``time.sleep``, ``recv``, a C library computing. A selector or ``select.select()`` polled with
   a timeout is an event loop waiting for its own real-time timer: working. ``select.select()``
-  takes its timeout positionally, so the instructions before the call show where it comes from
-  (no fourth argument, a constant, a variable, which is read); an expression counts as one. A
-  thread whose target is itself such a C method (``Thread(target=jobs.get)``) shows only
-  ``Thread.run`` calling ``self._target``: the stored method is looked up (in the instance
-  ``__dict__``, so no code runs) and decides.
+  and a poll object's C method take their timeouts positionally, so the instructions before the
+  call show where it comes from (no such argument, a constant, a variable, which is read); an
+  expression counts as a timeout. A thread whose target is itself such a C method
+  (``Thread(target=jobs.get)``), or that calls one kept in an attribute (a virtual loop peeking
+  at another's files with ``self._peek(0)``: taken for an idle wait, it let the other loop jump
+  past a hand-off about once in 400), shows only the Python frame making the call: the stored
+  method is looked up (in the instance ``__dict__``, so no code runs) and decides.
 
 * **The hand-off race.** The loop puts work in a queue or notifies a condition, then reaches its
   own ``select`` before the worker has woken up. A waiter that has already been handed something
@@ -125,8 +127,13 @@ _UNKNOWN: Final = object()
 _MODULE_CALLS: Final = {"select": select}
 """Blocking calls made on a module: ``select.select()``."""
 
+_TIMEOUT_ARGUMENTS: Final = {"select": 3, "poll": 0, "control": 2}
+"""Where the timeout of a poll is among its positional arguments: ``select.select(r, w, x,
+timeout)``, ``epoll.poll(timeout)`` (``poll.poll``, ``devpoll.poll``),
+``kqueue.control(changes, max_events, timeout)``."""
+
 _timeouts: dict[tuple[types.CodeType, int], Any] = {}
-"""(code, offset) of a ``select.select()`` call -> what gives its timeout (`_timeout_source`)."""
+"""(code, offset) of a poll -> what gives its timeout (`_timeout_source`)."""
 
 
 try:
@@ -262,10 +269,11 @@ def _receiver_path(instructions: list[dis.Instruction], callee: int) -> tuple[An
     return None
 
 
-def _timeout_source(code: types.CodeType, offset: int) -> Any:
-    """What gives the timeout of the ``select.select(r, w, x[, timeout])`` call at ``offset`` in
-    ``code``: None when it has no fourth argument (it waits until a file is ready), a `_Constant`,
-    the name of a variable (``_GLOBAL`` prefix for a global), or ``_UNKNOWN`` (an expression)."""
+def _timeout_source(code: types.CodeType, offset: int, position: int) -> Any:
+    """What gives the timeout of the poll called at ``offset`` in ``code``, its argument at
+    ``position``: None when the call stops short of it (the poll waits until a file is ready),
+    a `_Constant`, the name of a variable (``_GLOBAL`` prefix for a global), or ``_UNKNOWN``
+    (an expression, or not the last argument)."""
     instructions = list(dis.get_instructions(code))
     index = next((i for i, ins in enumerate(instructions) if ins.offset == offset), None)
     if index is not None and instructions[index].opname == "PRECALL":
@@ -273,9 +281,9 @@ def _timeout_source(code: types.CodeType, offset: int) -> Any:
     if index is None or index >= len(instructions) or instructions[index].opname != "CALL":
         return _UNKNOWN
     call = instructions[index]
-    if call.arg is not None and call.arg < 4:
+    if call.arg is not None and call.arg <= position:
         return None
-    if call.arg != 4 or call.is_jump_target:
+    if call.arg != position + 1 or call.is_jump_target:
         return _UNKNOWN  # a conditional expression: the last load need not be its value
     load = instructions[index - 1]
     if load.opname == "PRECALL":
@@ -290,19 +298,23 @@ def _timeout_source(code: types.CodeType, offset: int) -> Any:
     return _UNKNOWN
 
 
-def _timed_select(frame: types.FrameType) -> bool:
-    """Whether the ``select.select()`` call ``frame`` makes has a timeout: a thread polling its
-    files with one is waiting for its own real-time deadline (another event loop's brief poll),
-    so it works; one that cannot be read counts as a timeout."""
+def _timed_poll(frame: types.FrameType, poll: str) -> bool:
+    """Whether the poll ``frame`` makes (a C function named ``poll``: see
+    `_TIMEOUT_ARGUMENTS`) has a timeout, as far as its arguments show: a thread polling its
+    files with one waits for its own real-time deadline (another event loop's brief poll, a
+    peek at another loop's files), so it works. None and a negative number mean no timeout; a
+    timeout that cannot be read counts as one."""
     key = (frame.f_code, frame.f_lasti)
     source = _timeouts.get(key, _UNKNOWN)
     if source is _UNKNOWN and key not in _timeouts:
-        source = _timeouts[key] = _timeout_source(*key)
+        source = _timeouts[key] = _timeout_source(*key, _TIMEOUT_ARGUMENTS[poll])
     if source is None:
         return False
     if isinstance(source, _Constant):
-        return source.value is not None
-    return source is _UNKNOWN or _variable(frame, source) is not None
+        value = source.value
+    else:
+        value = _UNKNOWN if source is _UNKNOWN else _variable(frame, source, _UNKNOWN)
+    return value is not None and not (isinstance(value, int | float) and value < 0)
 
 
 class _Constant:
@@ -425,6 +437,8 @@ def is_idle(frame: types.FrameType) -> bool:
         method = _bound_builtin(frame, receiver, callee)
         if method is None or method.__name__ not in _IDLE_CALLS:
             return False
+        if method.__name__ in _SELECTOR_CALLS and _timed_poll(frame, method.__name__):
+            return False
         return not _handed_work(method.__self__)
     target = _blocking_target(frame, callee, path)
     if target is None or _handed_work(target):
@@ -436,7 +450,7 @@ def is_idle(frame: types.FrameType) -> bool:
         if isinstance(timeout, int | float) and timeout > 0:
             return False  # an event loop waiting for its own timer
     if callee == "select" and _selects_files(frame, target, path):
-        return not _timed_select(frame)
+        return not _timed_poll(frame, "select")
     return True
 
 

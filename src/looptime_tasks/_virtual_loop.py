@@ -494,6 +494,7 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
         self._apply(options)
         virtual_selector = _VirtualSelector(self)
         self._poll = virtual_selector._real.select
+        self._peek = virtual_selector._peek
         self._watched = virtual_selector._real.get_map()
         super().__init__(virtual_selector)
         self._set_shuffle(options.shuffle, self._random)  # needs asyncio's ready queue
@@ -883,8 +884,12 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
             self._move_to(min(target, _ns_at_or_after(limit)) if limit <= _HORIZON else target)
 
     def _was_woken(self) -> bool:
-        """Whether a thread handed the loop something since its last real poll (any thread)."""
-        return self._woken
+        """Whether the loop was handed something since it began to wait (asked from any
+        thread): a callback (``call_soon_threadsafe()`` raises ``_woken`` before it writes to
+        the self-pipe), or data on a file it polls (another loop's request on a connection
+        between them). A poll that does not wait: the selector is level-triggered, so it takes
+        nothing from the loop's own next poll."""
+        return self._woken or bool(self._peek(0))
 
     def _wake(self) -> None:
         """Wake the loop from its poll, from any thread (as ``call_soon_threadsafe()`` does)."""
