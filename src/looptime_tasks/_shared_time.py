@@ -13,21 +13,22 @@ Design decisions:
   threads' work, says so here (:func:`waiting`), with the delay to its next timer. To another
   virtual loop its thread is then idle, so loops that wait only for each other jump again,
   unless another thread handed it something meanwhile: a callback (``call_soon_threadsafe()``
-  raises its ``_woken`` flag before it writes to the self-pipe) or data on a file it polls (a
-  request on a connection between the two; see below). Not the kernel's view of its thread: a
-  loop whose poll has timed out waits for the GIL exactly as one woken does, and two loops
-  whose real-time slices ended together took each other for woken, again and again (4 runs in
-  100 held each other for seconds).
+  raises its ``_woken`` flag before it writes to the self-pipe) or data on a file it polls
+  (another loop's request). Not the kernel's view of its thread: a loop whose poll has timed
+  out waits for the GIL exactly as one woken does, and two loops whose real-time slices ended
+  together took each other for woken, again and again (4 runs in 100 held each other for
+  seconds).
+* **A connection between them is each one's own.** A request to a socket of the other loop
+  holds time as a request to any server does, for ``io_wait`` at most. Leaving it to the
+  thread rule instead (the other loop works while the request waits in its socket) made
+  asyncpg's suite, whose test proxy runs a loop in a thread, jump past requests relayed
+  through the proxy in dozens of its tests. The price: the side of an idle connection that
+  sent the last message awaits a reply for ``io_wait`` (see the Limits in
+  docs/virtual-time.md).
 * **The nearer timer first.** Of two such loops, the one whose next timer is nearer jumps
   first, and counts as working to the other meanwhile (`Waiting.goes_before`): a coroutine handed
   to a loop that sleeps 30 s answers its caller's 60 s timeout in time, and one that sleeps
   90 s does not (before: either outcome, by a race).
-* **Their connections are the threads' business.** A request on a socket whose other end is
-  a socket of another virtual loop of the process (a test proxy relaying to the loop under
-  test) is answered when that loop runs: like one to the loop's own sockets, it is not the
-  loop's own work, and the thread rule judges the other loop. (The proxy's side of an idle
-  connection, which had sent the last reply, held both loops at real speed for ``io_wait``,
-  each taking the other for working, until ``thread_budget`` ran out.)
 * **Jumps are shared.** A loop that jumps while others wait on it counts the jump here
   (:func:`jumped`) and wakes them; each moves its own clock on by the jumps made while it
   waited, never past its next timer (:func:`followed`). So the loops keep step, as on one
@@ -40,13 +41,9 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
-from typing import Any, Final, TypeAlias
+from typing import Final
 
-__all__ = ("Waiting", "followed", "jumped", "other_ends", "peer", "running", "waiting")
-
-
-Ends: TypeAlias = dict[tuple[Any, Any], set[int]]
-"""(local, peer) addresses of a loop's connected sockets, with their descriptors."""
+__all__ = ("Waiting", "followed", "jumped", "peer", "waiting")
 
 
 class Waiting:
@@ -84,34 +81,6 @@ _waiting: Final[dict[int, Waiting]] = {}
 _lock: Final = threading.Lock()
 _progress_ns = 0
 """Nanoseconds jumped by loops while another waited on them, all added up."""
-
-
-_ends: Final[dict[int, Callable[[], Ends]]] = {}
-"""By thread ident, how to list the sockets of each virtual loop running."""
-
-
-def running(ident: int, ends: Callable[[], Ends] | None) -> None:
-    """The loop of thread ``ident`` runs, and ``ends`` lists its connected sockets; with None,
-    it stopped."""
-    if ends is None:
-        _ends.pop(ident, None)
-    else:
-        _ends[ident] = ends
-
-
-def other_ends(ident: int) -> Ends:
-    """The connected sockets of the virtual loops running in threads other than ``ident``."""
-    found: Ends = {}
-    for other, ends in list(_ends.items()):
-        if other == ident:
-            continue
-        try:
-            listed = ends()
-        except RuntimeError:  # its sockets changed while listed (it runs meanwhile): skip it
-            continue
-        for pair, fds in listed.items():
-            found.setdefault(pair, set()).update(fds)
-    return found
 
 
 def waiting(ident: int, delay: float, wake: Callable[[], None], woken: Callable[[], bool]) -> None:

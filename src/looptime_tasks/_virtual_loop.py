@@ -109,7 +109,7 @@ from ._diagnostics import (
 from ._in_flight import InFlight, ThreadBudgetWarning, thread_count
 from ._native_threads import FAST_JUMPS_PER_LOOK
 from ._ordering import Chooser, OrderedEventLoop
-from ._shared_time import followed, jumped, other_ends, running, waiting
+from ._shared_time import followed, jumped, waiting
 from ._units import HORIZON_SECONDS, NS_PER_SECOND, resolve
 from ._virtual_options import (
     DEFAULT_IO_WAIT,
@@ -635,20 +635,15 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
         """Run until ``stop()``; with ``wall_clock=True`` the process wall clock is virtual."""
         self._stall_count = 0
         self._lone_count = 0 if threading.current_thread() is threading.main_thread() else -1
-        if self.is_running():
-            super().run_forever()  # a nested call fails inside asyncio: touch nothing
+        if not self._wall_clock or self.is_running():
+            # A nested call fails inside asyncio; don't touch the running traveller.
+            super().run_forever()
             return
-        travel = self._wall_clock
-        if travel:
-            self._start_travel()
-        ident = threading.get_ident()
-        running(ident, self._own_ends)
+        self._start_travel()
         try:
             super().run_forever()
         finally:
-            running(ident, None)
-            if travel:
-                self._stop_travel()
+            self._stop_travel()
 
     def run_in_executor(
         self,
@@ -886,9 +881,9 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
     def _was_woken(self) -> bool:
         """Whether the loop was handed something since it began to wait (asked from any
         thread): a callback (``call_soon_threadsafe()`` raises ``_woken`` before it writes to
-        the self-pipe), or data on a file it polls (another loop's request on a connection
-        between them). A poll that does not wait: the selector is level-triggered, so it takes
-        nothing from the loop's own next poll."""
+        the self-pipe), or data on a file it polls (another loop's request). A poll that does
+        not wait: the selector is level-triggered, so it takes nothing from the loop's own next
+        poll."""
         return self._woken or bool(self._peek(0))
 
     def _wake(self) -> None:
@@ -949,19 +944,11 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
         self._move_to(target)
         return True
 
-    def _process_ends(self) -> dict[tuple[Any, Any], set[int]]:
-        """The loop's connected sockets, and those of the virtual loops running in the other
-        threads of the process (see :mod:`._shared_time`)."""
-        ends = self._own_ends()
-        for pair, fds in other_ends(threading.get_ident()).items():
-            ends.setdefault(pair, set()).update(fds)
-        return ends
-
     def _outside_work(self) -> bool:
         """Whether work the loop does not count is in flight: a request, a plain thread, a
         signal timer or data the kernel holds for one of the loop's own sockets."""
         return (
-            self._in_flight.outside_work(self._thread_id, self._process_ends)
+            self._in_flight.outside_work(self._thread_id, self._own_ends)
             or self._signal_timer_armed()
             or self._data_held_in_kernel()
         )
