@@ -12,12 +12,11 @@ Design decisions:
 * **3.12: ``PyFrame_GetVar``**, the C API's own reader of one variable (cells included), which
   copies nothing into the frame.
 * **3.11: the frame's own slots.** 3.11 has no such call. Its frames keep their locals in an
-  array after a fixed header (``_PyInterpreterFrame``); the slot of a variable is its index
-  among the code's names (``co_varnames``, then the cells that are not arguments, then the free
-  variables). Internals, so first checked: the header must hold this very frame's code,
-  globals and frame object, where 3.11's layout puts them. Any other build (a debug build, a
-  layout not seen) fails the check and reads nothing (:data:`UNREADABLE`), and the caller falls
-  back to ``f_locals``.
+  array after a fixed header (``_PyInterpreterFrame``), in the order the code itself maps
+  (``_varname_from_oparg``, what ``dis`` shows). Internals, so first checked: the header must
+  hold this very frame's code, globals and frame object, where 3.11's layout puts them. Any
+  other build (a debug build, a layout not seen) fails the check and reads nothing
+  (:data:`UNREADABLE`), and the caller falls back to ``f_locals``.
 * **Under the GIL, no code run.** The reads are plain memory reads and ``PyDLL`` calls, which
   keep the GIL: the thread that owns the frame cannot run meanwhile, so its slots do not
   change under the read.
@@ -25,10 +24,17 @@ Design decisions:
 
 from __future__ import annotations
 
-import ctypes
+import struct
 import sys
 import types
 from typing import Any, Final
+
+try:
+    import ctypes
+except ImportError:  # a Python built without it: f_locals it is
+    _CPYTHON = False
+else:
+    _CPYTHON = sys.implementation.name == "cpython"
 
 __all__ = ("UNREADABLE", "read_local")
 
@@ -37,7 +43,7 @@ UNREADABLE: Final = object()
 
 _MISSING: Final = object()
 
-_POINTER: Final = ctypes.sizeof(ctypes.c_void_p)
+_POINTER: Final = struct.calcsize("P")
 _FRAME_SLOT: Final = 2 * _POINTER + _POINTER  # PyObject_HEAD, then f_back, then f_frame
 """Offset of ``PyFrameObject.f_frame`` (3.11, 3.12; a release build)."""
 
@@ -62,7 +68,7 @@ def _get_var() -> Any:
     return function
 
 
-_GET_VAR: Final = _get_var() if sys.version_info >= (3, 12) else None
+_GET_VAR: Final = _get_var() if _CPYTHON and sys.version_info >= (3, 12) else None
 
 
 def read_local(frame: types.FrameType, name: str, default: Any = None) -> Any:
@@ -74,7 +80,7 @@ def read_local(frame: types.FrameType, name: str, default: Any = None) -> Any:
             return _GET_VAR(frame, name)
         except NameError:  # no such variable, or unbound
             return default
-    if sys.version_info[:2] != (3, 11) or sys.implementation.name != "cpython":
+    if not _CPYTHON or sys.version_info[:2] != (3, 11):
         return UNREADABLE
     value = _read_slot(frame, name)
     if value is UNREADABLE or value is _MISSING:

@@ -299,7 +299,7 @@ def _timeout_source(code: types.CodeType, offset: int, position: int) -> Any:
 
 
 def _timed_poll(frame: types.FrameType, poll: str) -> bool:
-    """Whether the poll ``frame`` makes (a C function named ``poll``: see
+    """Whether the poll ``frame`` makes (a C function whose name, ``poll``, is a key of
     `_TIMEOUT_ARGUMENTS`) has a timeout, as far as its arguments show: a thread polling its
     files with one waits for its own real-time deadline (another event loop's brief poll, a
     peek at another loop's files), so it works. None and a negative number mean no timeout; a
