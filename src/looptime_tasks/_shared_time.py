@@ -41,31 +41,21 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
-from typing import Final
+from typing import Final, NamedTuple
 
 __all__ = ("Waiting", "followed", "jumped", "peer", "waiting")
 
 
-class Waiting:
-    """A loop waiting only for other threads (one wait: a new object for each): its delay to
-    its next timer (seconds; inf: none), the shared progress when it began to wait, and how to
-    wake it."""
+class Waiting(NamedTuple):
+    """A loop waiting only for other threads (one wait: a new one for each): its thread, its
+    delay to its next timer (seconds; inf: none), the shared progress when it began to wait,
+    how to wake it, and whether it was handed something since."""
 
-    __slots__ = ("delay", "ident", "progress_ns", "wake", "woken")
-
-    def __init__(
-        self,
-        ident: int,
-        delay: float,
-        progress_ns: int,
-        wake: Callable[[], None],
-        woken: Callable[[], bool],
-    ) -> None:
-        self.ident = ident
-        self.delay = delay
-        self.progress_ns = progress_ns
-        self.wake = wake
-        self.woken = woken
+    ident: int
+    delay: float
+    progress_ns: int
+    wake: Callable[[], None]
+    woken: Callable[[], bool]
 
     def goes_before(self, ident: int, delay: float) -> bool:
         """Whether this loop jumps before the loop of thread ``ident``, whose next timer is

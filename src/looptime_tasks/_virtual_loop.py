@@ -826,7 +826,9 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
                 # call_soon_threadsafe, a child's exit and its pipes' EOF are events): wait for
                 # that in one slice, not in short ones that take the GIL from the workers.
                 self._flow_slice = _REAL_SLICE
-            with self._waiting_on_others(not counted and in_flight.only_threads, next_when):
+            with self._waiting_on_others(
+                not counted and in_flight.only_threads, in_flight.next_delay
+            ):
                 if self._autojump or reachable:
                     return self._flow_real_time(next_when if reachable else math.inf)
                 self._flow_since = None  # manual mode, no advance() pending: time stands still
@@ -858,15 +860,14 @@ class VirtualEventLoop(ConnectionsLoop, OrderedEventLoop):
         )
 
     @contextlib.contextmanager
-    def _waiting_on_others(self, only_others: bool, next_when: float) -> Iterator[None]:
+    def _waiting_on_others(self, only_others: bool, delay: float) -> Iterator[None]:
         """While the block polls, if ``only_others`` (nothing of the loop's own is in flight),
-        tell other virtual loops so, with the time of its next timer, ``next_when`` (loop
-        seconds; inf: none); then follow their jumps (see :mod:`._shared_time`)."""
+        tell other virtual loops so, with the ``delay`` to its next timer (seconds; inf: none,
+        or none it may jump to); then follow their jumps (see :mod:`._shared_time`)."""
         ident = self._thread_id
         if not only_others or ident is None:
             yield
             return
-        delay = next_when - self.time() if next_when <= _HORIZON else math.inf
         waiting(ident, delay, self._wake, self._was_woken)
         try:
             yield
