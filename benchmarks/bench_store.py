@@ -6,17 +6,17 @@ bot's iteration does: one query, one round trip to a database thread). For each 
 
 - no store (the reference of that body);
 - ``MemoryStore()``: the cost of the bookkeeping alone (one claim per slot);
-- ``SQLiteStore`` on a temporary file: one upsert per slot on the store's worker thread (WAL,
-  ``synchronous=NORMAL``); virtual time flows at real speed while it runs;
-- the same with ``exclusive=True``: a lease renewal and a claim per slot, in one transaction.
+- ``SQLiteStore`` on a temporary file: one upsert per slot (WAL, ``synchronous=NORMAL``), on
+  the event loop's thread through the store's connection that never waits, every 500th on the
+  store's worker thread, which checkpoints after it;
+- the same with ``exclusive=True``: a lease renewal and a claim per slot, in one transaction;
+- ``SQLiteStore(inline=False)``: every upsert on the worker thread, one round trip to a thread
+  per slot, as the aiosqlite query is (virtual time flows at real speed while it runs).
 
-A store write is one round trip to a thread, as the aiosqlite query is: on this project's
-2-core machine a bare thread ping-pong costs about 50 us, so next to an empty body (a few us)
-no write off the event loop's thread can be cheap, while next to a body that touches a
-database it costs about what that query costs.
-
-Then ``upcoming(1000)`` of a weekday cron in Europe/London, of a ``time=`` schedule with two
-New York times, and of a cron every 5 minutes (the issue's goal: well under 10 ms).
+Then the latency of one ``claim_slot()`` (median, 99th percentile, worst), inline and not,
+next to a ``logging.FileHandler`` writing one line; and ``upcoming(1000)`` of a weekday cron
+in Europe/London, of a ``time=`` schedule with two New York times, and of a cron every 5
+minutes (the issue's goal: well under 10 ms).
 
 Every figure is the best of ``--repeat`` runs, the runs of all candidates interleaved. Run it
 with ``.venv/bin/python benchmarks/bench_store.py`` (about a minute; ``--quick``: a tenth).
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -99,6 +100,10 @@ CANDIDATES: dict[str, tuple[StoreFactory, bool]] = {
     "MemoryStore": (lambda path: looptime_tasks.MemoryStore(), False),
     "SQLiteStore": (looptime_tasks.SQLiteStore, False),
     "SQLiteStore, exclusive": (looptime_tasks.SQLiteStore, True),
+    "SQLiteStore(inline=False)": (
+        lambda path: looptime_tasks.SQLiteStore(path, inline=False),
+        False,
+    ),
 }
 
 UPCOMING: dict[str, dict[str, object]] = {
@@ -119,6 +124,44 @@ def upcoming_cost(kwargs: dict[str, object], repeat: int) -> float:
         looptime_tasks.upcoming(1000, after=after, **kwargs)  # type: ignore[arg-type]
         best = min(best, time.perf_counter() - began)
     return best
+
+
+def write_latencies(calls: int, *, inline: bool) -> list[float]:
+    """Sorted seconds of each ``SQLiteStore.claim_slot()`` of *calls*, on `VirtualEventLoop`:
+    how long the event loop's thread is held (inline) or the caller waits (not inline)."""
+    with tempfile.TemporaryDirectory() as directory:
+        store = looptime_tasks.SQLiteStore(Path(directory) / "state.sqlite3", inline=inline)
+        latencies: list[float] = []
+
+        async def claims() -> None:
+            await store.claim_slot("bench", 0)  # opens the file
+            for slot in range(1, calls + 1):
+                began = time.perf_counter()
+                await store.claim_slot("bench", slot)
+                latencies.append(time.perf_counter() - began)
+            await store.close()
+
+        event_loop = VirtualEventLoop()
+        try:
+            event_loop.run_until_complete(claims())
+        finally:
+            event_loop.close()
+    return sorted(latencies)
+
+
+def log_line_latencies(calls: int) -> list[float]:
+    """Sorted seconds of each line that a ``logging.FileHandler`` writes, for comparison."""
+    with tempfile.TemporaryDirectory() as directory:
+        handler = logging.FileHandler(Path(directory) / "bot.log")
+        logger = logging.Logger("bench")
+        logger.addHandler(handler)
+        latencies: list[float] = []
+        for slot in range(calls):
+            began = time.perf_counter()
+            logger.warning("slot %d of loop %s claimed", slot, "bench")
+            latencies.append(time.perf_counter() - began)
+        handler.close()
+    return sorted(latencies)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -142,7 +185,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"\n{body}:")
         for label in CANDIDATES:
             cost = best[body, label]
-            print(f"  {label:<24}{cost * 1e6:>9.1f} us{cost / base:>8.2f}x")
+            print(f"  {label:<27}{cost * 1e6:>9.1f} us{cost / base:>8.2f}x")
+
+    print(f"\nOne call, {iterations:,} calls, best run of {repeat} (us):")
+    print(f"  {'':<38}{'median':>8}{'p99':>8}{'max':>8}")
+    calls: dict[str, Callable[[], list[float]]] = {
+        "SQLiteStore.claim_slot()": lambda: write_latencies(iterations, inline=True),
+        "SQLiteStore(inline=False).claim_slot()": lambda: write_latencies(iterations, inline=False),
+        "logging.FileHandler, one line": lambda: log_line_latencies(iterations),
+    }
+    for label, measure in calls.items():
+        runs = [measure() for _ in range(repeat)]
+        best_run = min(runs, key=lambda latencies: latencies[len(latencies) // 2])
+        median, p99, worst = (best_run[int(q * (len(best_run) - 1))] for q in (0.5, 0.99, 1))
+        print(f"  {label:<38}{median * 1e6:>8.1f}{p99 * 1e6:>8.1f}{worst * 1e6:>8.0f}")
 
     # A call takes milliseconds: many more tries than loop runs, for a stable best.
     tries = 10 * repeat

@@ -11,7 +11,7 @@ import sys
 import textwrap
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import pytest
 
 import looptime_tasks as tasks
 from _postgres import PostgresServer
-from looptime_tasks._store import as_store
+from looptime_tasks._store import _INLINE_WRITES_PER_CHECKPOINT, as_store
 
 # The stores do real I/O and never sleep: the stock event loop runs them (asyncpg's sockets
 # need it until the virtual loop waits for requests in flight on connections).
@@ -35,6 +35,7 @@ StoreFactory = Callable[[], tasks.Store]
     params=[
         "memory",
         "sqlite",
+        "sqlite-worker-only",
         "postgres",
     ]
 )
@@ -45,6 +46,8 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
         return lambda: memory
     if request.param == "sqlite":
         return lambda: tasks.SQLiteStore(tmp_path / "state.sqlite3")
+    if request.param == "sqlite-worker-only":
+        return lambda: tasks.SQLiteStore(tmp_path / "state.sqlite3", inline=False)
     server: PostgresServer = request.getfixturevalue("postgres")
     return lambda: tasks.PostgresStore(server.dsn)
 
@@ -305,6 +308,88 @@ async def test_a_sqlite_claim_with_a_lease_under_a_held_write_lock_is_a_store_er
 
     assert await store.claim_slot("daily", T0 + SECOND, lease("a", T0 + SECOND))
     await store.close()
+
+
+# SQLite on the event loop's thread ------------------------------------------------------------
+
+
+def completes_without_yielding(coroutine: Coroutine[object, None, object]) -> bool:
+    """Whether *coroutine* finishes at its first step, never waiting for the event loop."""
+    try:
+        coroutine.send(None)
+    except StopIteration:
+        return True
+    coroutine.close()
+    return False
+
+
+async def test_a_sqlite_claim_completes_on_the_event_loop_thread_once_the_store_is_open(
+    tmp_path: Path,
+) -> None:
+    store = tasks.SQLiteStore(tmp_path / "state.sqlite3")
+    await store.claim_slot("daily", T0)  # opens the file, on the worker thread
+
+    assert completes_without_yielding(store.claim_slot("daily", T0 + SECOND, lease("a", T0)))
+    await store.close()
+
+
+async def test_an_inline_sqlite_store_keeps_no_thread_between_operations(tmp_path: Path) -> None:
+    store = tasks.SQLiteStore(tmp_path / "state.sqlite3")
+    before = set(threading.enumerate())
+    await store.claim_slot("daily", T0)  # opens the file, on a thread of its own
+
+    threads = set(threading.enumerate()) - before
+    for thread in threads:
+        thread.join(2)  # real-time: a thread ends as soon as its job is done
+    assert not [thread for thread in threads if thread.is_alive()]
+    await store.close()
+
+
+async def test_a_sqlite_store_not_inline_sends_every_operation_to_its_thread(
+    tmp_path: Path,
+) -> None:
+    store = tasks.SQLiteStore(tmp_path / "state.sqlite3", inline=False)
+    await store.claim_slot("daily", T0)
+
+    assert not completes_without_yielding(store.last_slot("daily"))
+    await store.close()
+
+
+async def test_a_sqlite_write_under_another_connections_lock_waits_off_the_event_loop_thread(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.sqlite3"
+    store = tasks.SQLiteStore(path)
+    await store.claim_slot("daily", T0)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    claim = asyncio.create_task(store.claim_slot("daily", T0 + SECOND))
+    await asyncio.sleep(0.02)  # real-time: the claim waits for the lock meanwhile
+    assert not claim.done()
+    other.execute("COMMIT")
+    other.close()
+
+    assert await asyncio.wait_for(claim, 5)  # real-time: the worker thread sees the lock free
+    await store.close()
+
+
+async def test_inline_sqlite_writes_keep_the_wal_from_growing(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    wal = tmp_path / "state.sqlite3-wal"
+    store = tasks.SQLiteStore(path)
+    for slot in range(_INLINE_WRITES_PER_CHECKPOINT):
+        await store.claim_slot("daily", slot)
+    size = wal.stat().st_size  # the last of these writes checkpointed
+
+    for slot in range(_INLINE_WRITES_PER_CHECKPOINT, 6 * _INLINE_WRITES_PER_CHECKPOINT):
+        await store.claim_slot("daily", slot)
+    assert wal.stat().st_size <= size
+    await store.close()
+
+
+def test_sqlite_inline_that_is_not_a_bool_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match=r"^inline must be True or False \(got 'yes'\)\.$"):
+        tasks.SQLiteStore("x.sqlite3", inline="yes")  # type: ignore[arg-type]
 
 
 async def test_an_unreachable_postgres_server_is_a_store_error_naming_the_store() -> None:

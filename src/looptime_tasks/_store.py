@@ -8,22 +8,29 @@ Design decisions (the user-facing version is docs/stores.md):
   keeps one lease per loop name: a claim that carries a :class:`Lease` first takes or renews
   it, and records nothing if someone else holds it; ``release_lease`` gives it up. Instants are
   integer nanoseconds since the Unix epoch.
-* **One round trip per slot.** The lease and the claim are one atomic operation (one
-  transaction in SQLite, one statement in PostgreSQL), because each round trip to a store's
-  thread or server costs far more than an iteration of a loop on a virtual event loop.
+* **One operation per slot.** The lease and the claim are one atomic operation (one
+  transaction in SQLite, one statement in PostgreSQL), because each round trip to a server,
+  and each SQLite transaction, costs more than an iteration of a loop on a virtual event loop.
 * **Claim, then run: at most once.** A loop claims a slot *before* its body runs. A process that
   dies in the body has claimed the slot, so neither its restart nor another process runs that
   slot again. Two processes can never both win one slot, with or without a lease.
 * **The caller's clock decides leases.** ``acquire_lease`` takes "now" from the caller (the loop
   reads it from its event loop), so leases expire on virtual time in simulations. Across hosts,
   the lease's time to live must exceed the clocks' disagreement (NTP keeps it to milliseconds).
-* **Blocking I/O never runs on the event loop's thread.** ``SQLiteStore`` uses the standard
-  library's ``sqlite3`` on one worker thread of its own (a connection lives on one thread),
-  through ``run_in_executor``, which `VirtualEventLoop` counts as work in flight. Writes are
-  single statements (upserts), atomic on their own; WAL lets readers proceed during a write and
-  ``busy_timeout`` makes a writer wait for another process's write instead of failing.
-  ``PostgresStore`` uses ``asyncpg`` (an optional dependency) on one connection, reconnected
-  after a failure.
+* **Nothing that can wait runs on the event loop's thread.** ``SQLiteStore`` uses the standard
+  library's ``sqlite3``. Opening the file, waiting for another process's lock (``busy_timeout``),
+  checkpoints (they fsync) and closing run on a worker thread, through ``run_in_executor``,
+  which `VirtualEventLoop` counts as work in flight. But a round trip to a thread costs ten
+  times an SQLite write, so each operation first runs on the calling thread in a way that
+  cannot wait: busy timeout zero (a lock held elsewhere fails it at once, before it wrote
+  anything, and a worker thread runs it again), no fsync on commit (WAL,
+  ``synchronous=NORMAL``), no checkpoints (every so many writes go to a worker thread, which
+  checkpoints after them). This is asyncio's own pattern for sockets: try the non-blocking
+  call, and wait elsewhere only when it would block. Such a store starts a thread per job
+  handed over, so that none idles between jobs (a `VirtualEventLoop` checks each idle thread
+  before every jump of time). Writes are single statements (upserts) or one ``BEGIN
+  IMMEDIATE`` transaction, atomic. ``PostgresStore`` uses ``asyncpg`` (an optional
+  dependency) on one connection, reconnected after a failure.
 * **Errors name the store.** Every failure of the underlying database (corrupt file, lock held
   too long, server unreachable) is raised as :class:`StoreError`, whose message starts with the
   store's name; the loop logs it, keeps its schedule and retries its writes.
@@ -32,6 +39,7 @@ Design decisions (the user-facing version is docs/stores.md):
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sqlite3
 import threading
@@ -219,6 +227,12 @@ _LEASE = (
 )
 
 
+# How often the worker thread checkpoints the WAL that inline writes fill: a write adds a 4 KiB
+# page or a few, so the WAL stays within a few megabytes (SQLite's own default checkpoints every
+# 1000 pages), and the checkpoint's milliseconds (it fsyncs) add a few microseconds per write.
+_INLINE_WRITES_PER_CHECKPOINT = 500
+
+
 def _sqlite_file(path: str | os.PathLike[str], parameter: str) -> str | os.PathLike[str]:
     """Refuse a path that can never be an SQLite file: empty, or an existing folder."""
     if not os.fspath(path):
@@ -235,23 +249,45 @@ class SQLiteStore(_Closing):
     ``busy_timeout`` seconds for another process's write. WAL does not work over a network file
     system: for several hosts, use :class:`PostgresStore`.
 
+    Everything that can wait (opening the file, waiting for another connection's lock,
+    checkpoints and their fsyncs, closing) runs on a worker thread. With ``inline`` (the
+    default), an operation first runs on the calling thread, the event loop's, in a way that
+    cannot wait: with no busy timeout (a lock held elsewhere fails it at once, having written
+    nothing, and a worker thread takes it over) and no fsync on commit (WAL with
+    ``synchronous=NORMAL``). So it costs what writing a log line costs, not a round trip to a
+    thread.
+
     Args:
         path: The database file.
         busy_timeout: How long a write waits for a lock held by another connection, in seconds
             (or a timedelta).
+        inline: Try each operation on the calling thread first, as described above. False sends
+            every operation to a worker thread of the store's own.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, busy_timeout: float | timedelta = 5.0
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float | timedelta = 5.0,
+        inline: bool = True,
     ) -> None:
         if not isinstance(path, str | os.PathLike):
             raise TypeError(f"path must be a str or os.PathLike (got {path!r}).")
+        if not isinstance(inline, bool):
+            raise TypeError(f"inline must be True or False (got {inline!r}).")
         path = _sqlite_file(path, "path")
         self.path = Path(path)
         self.busy_timeout = seconds_to_ns(busy_timeout, "busy_timeout") / NS_PER_SECOND
-        self._executor: ThreadPoolExecutor | None = None
-        self._connection: sqlite3.Connection | None = None  # used on the executor's thread only
-        self._lock = threading.Lock()
+        self.inline = inline
+        # One connection, used by whichever thread holds _connection_lock: the calling thread
+        # takes it without blocking (finding it held, it hands the operation to a worker
+        # thread), a worker thread waits for it.
+        self._connection: sqlite3.Connection | None = None
+        self._connection_lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None  # not inline: the store's own thread
+        self._executor_lock = threading.Lock()
+        self._writes = 0
 
     @property
     def name(self) -> str:
@@ -264,7 +300,7 @@ class SQLiteStore(_Closing):
     async def claim_slot(self, loop: str, slot_ns: int, lease: Lease | None = None) -> bool:
         """See :meth:`Store.claim_slot`."""
         if lease is None:
-            return await self._call(lambda db: db.execute(_CLAIM, (loop, slot_ns)).rowcount == 1)
+            return await self._write(lambda db: db.execute(_CLAIM, (loop, slot_ns)).rowcount == 1)
         expires_ns = lease.now_ns + lease.ttl_ns
 
         def claim_with_lease(db: sqlite3.Connection) -> bool:
@@ -280,7 +316,7 @@ class SQLiteStore(_Closing):
                 raise
             return won
 
-        return await self._call(claim_with_lease)
+        return await self._write(claim_with_lease)
 
     async def last_slot(self, loop: str) -> int | None:
         """See :meth:`Store.last_slot`."""
@@ -295,7 +331,7 @@ class SQLiteStore(_Closing):
 
     async def release_lease(self, loop: str, holder: str) -> None:
         """See :meth:`Store.release_lease`."""
-        await self._call(
+        await self._write(
             lambda db: db.execute(
                 "DELETE FROM looptime_leases WHERE loop = ? AND holder = ?", (loop, holder)
             )
@@ -303,33 +339,98 @@ class SQLiteStore(_Closing):
 
     async def close(self) -> None:
         """Close the connection and stop the worker thread; the store reopens on next use."""
-        with self._lock:
+        with self._executor_lock:
             executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
-        executor.shutdown(wait=False)
+        if executor is not None or self._connection is not None:
+            # Closing the last connection to the file checkpoints it: a worker thread's job.
+            await self._off_thread(self._disconnect, executor)
+        if executor is not None:
+            executor.shutdown(wait=False)
+
+    async def _write(self, operation: Callable[[sqlite3.Connection], _T]) -> _T:
+        if not self.inline:
+            return await self._call(operation)  # the connection checkpoints as SQLite does
+        # Inline, the connection never checkpoints (a checkpoint fsyncs): every so many writes,
+        # one goes to a worker thread, which checkpoints after it, keeping the WAL small.
+        self._writes += 1
+        if self._writes < _INLINE_WRITES_PER_CHECKPOINT:
+            return await self._call(operation)
+        self._writes = 0
+
+        def then_checkpoint(db: sqlite3.Connection) -> _T:
+            result = operation(db)
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            return result
+
+        return await self._off_thread(functools.partial(self._run, then_checkpoint))
 
     async def _call(self, operation: Callable[[sqlite3.Connection], _T]) -> _T:
-        with self._lock:
+        if (
+            self.inline
+            and self._connection is not None
+            and self._connection_lock.acquire(blocking=False)
+        ):
+            try:
+                db = self._connection
+                if db is not None:
+                    return operation(db)
+            except sqlite3.Error:
+                # Busy or locked: another connection writes, and a worker thread waits for it.
+                # Anything else: the worker thread meets it too, and reports it.
+                pass
+            finally:
+                self._connection_lock.release()
+        if self.inline:
+            return await self._off_thread(functools.partial(self._run, operation))
+        with self._executor_lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="looptime-sqlite")
             executor = self._executor
-        return await asyncio.get_running_loop().run_in_executor(executor, self._run, operation)
+        return await self._off_thread(functools.partial(self._run, operation), executor)
+
+    @staticmethod
+    async def _off_thread(job: Callable[[], _T], executor: ThreadPoolExecutor | None = None) -> _T:
+        """Run ``job`` on ``executor``, or else on a thread of its own: an inline store needs a
+        thread now and then, and a thread idling between its jobs would cost a
+        `VirtualEventLoop` a check before every jump of time."""
+        event_loop = asyncio.get_running_loop()
+        if executor is not None:
+            return await event_loop.run_in_executor(executor, job)
+        executor = ThreadPoolExecutor(1, thread_name_prefix="looptime-sqlite")
+        try:
+            return await event_loop.run_in_executor(executor, job)
+        finally:
+            executor.shutdown(wait=False)
 
     def _run(self, operation: Callable[[sqlite3.Connection], _T]) -> _T:
-        """On the worker thread: run ``operation``; database errors become StoreError."""
-        try:
-            if self._connection is None:
-                self._connection = self._connect()
-            return operation(self._connection)
-        except sqlite3.Error as error:
-            self._disconnect()  # a corrupt or replaced file: start afresh next time
-            raise StoreError(self.name, f"{type(error).__name__}: {error}") from error
+        """On a worker thread: run ``operation``, waiting up to ``busy_timeout`` for locks;
+        database errors become StoreError."""
+        with self._connection_lock:
+            try:
+                db = self._connection
+                if db is None:
+                    db = self._connection = self._connect()
+                elif self.inline:
+                    db.execute(f"PRAGMA busy_timeout = {round(self.busy_timeout * 1000)}")
+                try:
+                    return operation(db)
+                finally:
+                    if self.inline:
+                        db.execute("PRAGMA busy_timeout = 0")  # back to never waiting
+            except sqlite3.Error as error:
+                self._close_connection()  # a corrupt or replaced file: start afresh next time
+                raise StoreError(self.name, f"{type(error).__name__}: {error}") from error
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: every statement commits on its own (ours are single upserts).
-        db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        # check_same_thread=False: the connection serves the calling and the worker threads,
+        # one at a time (_connection_lock).
+        db = sqlite3.connect(
+            self.path,
+            timeout=self.busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
         try:
             db.execute(f"PRAGMA busy_timeout = {round(self.busy_timeout * 1000)}")
             deadline = time.monotonic() + self.busy_timeout
@@ -343,6 +444,8 @@ class SQLiteStore(_Closing):
                     if "locked" not in str(error) or time.monotonic() > deadline:
                         raise
                     time.sleep(0.005)
+            if self.inline:
+                db.execute("PRAGMA wal_autocheckpoint = 0")
         except BaseException:
             db.close()
             raise
@@ -352,15 +455,21 @@ class SQLiteStore(_Closing):
     def _set_up(db: sqlite3.Connection) -> None:
         """WAL journaling and the tables (each statement does nothing the second time)."""
         db.execute("PRAGMA journal_mode = WAL")
-        # In WAL mode NORMAL never corrupts the file; a power cut may lose the last writes.
+        # In WAL mode NORMAL never corrupts the file (a power cut may lose the last writes),
+        # and a commit does not fsync.
         db.execute("PRAGMA synchronous = NORMAL")
         for statement in _SQLITE_SCHEMA:
             db.execute(statement)
 
-    def _disconnect(self) -> None:
+    def _close_connection(self) -> None:
+        """With ``_connection_lock`` held."""
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()
+
+    def _disconnect(self) -> None:
+        with self._connection_lock:
+            self._close_connection()
 
 
 _POSTGRES_SCHEMA = (
