@@ -280,6 +280,7 @@ class SQLiteStore(_Closing):
         self.path = Path(path)
         self.busy_timeout = seconds_to_ns(busy_timeout, "busy_timeout") / NS_PER_SECOND
         self.inline = inline
+        self._busy_timeout_pragma = f"PRAGMA busy_timeout = {round(self.busy_timeout * 1000)}"
         # One connection, used by whichever thread holds _connection_lock: the calling thread
         # takes it without blocking (finding it held, it hands the operation to a worker
         # thread), a worker thread waits for it.
@@ -365,11 +366,13 @@ class SQLiteStore(_Closing):
         return await self._off_thread(functools.partial(self._run, then_checkpoint))
 
     async def _call(self, operation: Callable[[sqlite3.Connection], _T]) -> _T:
-        if (
-            self.inline
-            and self._connection is not None
-            and self._connection_lock.acquire(blocking=False)
-        ):
+        if not self.inline:
+            with self._executor_lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(1, thread_name_prefix="looptime-sqlite")
+                executor = self._executor
+            return await self._off_thread(functools.partial(self._run, operation), executor)
+        if self._connection is not None and self._connection_lock.acquire(blocking=False):
             try:
                 db = self._connection
                 if db is not None:
@@ -380,13 +383,7 @@ class SQLiteStore(_Closing):
                 pass
             finally:
                 self._connection_lock.release()
-        if self.inline:
-            return await self._off_thread(functools.partial(self._run, operation))
-        with self._executor_lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="looptime-sqlite")
-            executor = self._executor
-        return await self._off_thread(functools.partial(self._run, operation), executor)
+        return await self._off_thread(functools.partial(self._run, operation))
 
     @staticmethod
     async def _off_thread(job: Callable[[], _T], executor: ThreadPoolExecutor | None = None) -> _T:
@@ -411,7 +408,7 @@ class SQLiteStore(_Closing):
                 if db is None:
                     db = self._connection = self._connect()
                 elif self.inline:
-                    db.execute(f"PRAGMA busy_timeout = {round(self.busy_timeout * 1000)}")
+                    db.execute(self._busy_timeout_pragma)
                 try:
                     return operation(db)
                 finally:
@@ -432,7 +429,7 @@ class SQLiteStore(_Closing):
             check_same_thread=False,
         )
         try:
-            db.execute(f"PRAGMA busy_timeout = {round(self.busy_timeout * 1000)}")
+            db.execute(self._busy_timeout_pragma)
             deadline = time.monotonic() + self.busy_timeout
             while True:
                 try:
